@@ -1,0 +1,350 @@
+"""Configuration: typed sections with a default for every key, YAML in and out.
+
+A config is plain data (nested dataclasses). `load_config` reads an optional YAML
+file, applies `--set dotted.key=value` overrides and validates every value, so
+the rest of the program can trust what it is given. Every field carries its
+help text and constraints in `metadata`, which is also what the README's config
+reference is generated from (`python -m dcgan.config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from dcgan.errors import ConfigError
+
+UPSAMPLING_MODES = ("transpose", "upsample", "subpixel")
+LOSSES = ("bce", "hinge", "lsgan")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "folder")
+
+
+def _f(default, help, **rules):
+    """A config field: its default, one line of help, and validation rules."""
+    kwargs = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    return field(metadata={"help": help, **rules}, **kwargs)
+
+
+@dataclass
+class DataConfig:
+    name: str = _f("fashion_mnist", "dataset", choices=DATASETS)
+    path: Union[str, None] = _f(None, "local files: mnist.npz or IDX folder, cifar-10-batches-py or its tar.gz, image folder")
+    split: str = _f("train", "which split to train on", choices=("train", "test"))
+    image_size: int = _f(28, "output side in pixels; must be s*2^k with 4 <= s <= 8", min=8, max=1024)
+    channels: int = _f(1, "1 (grayscale) or 3 (RGB)", choices=(1, 3))
+    batch_size: int = _f(64, "global batch size", min=1, max=65536)
+    limit: Union[int, None] = _f(None, "use only the first N images (null = all)", min=1)
+
+
+@dataclass
+class GeneratorConfig:
+    latent_dim: int = _f(100, "size of the latent vector z", min=1, max=4096)
+    base_channels: int = _f(64, "channels of the last upsampling block; doubled per earlier block", min=1, max=4096)
+    max_channels: int = _f(512, "cap on channels of any block", min=1, max=8192)
+    upsampling: Union[str, list] = _f(
+        "upsample",
+        "transpose | upsample | subpixel, or a list with one mode per x2 block",
+        choices=UPSAMPLING_MODES,
+    )
+    interpolation: str = _f("nearest", "resize used by `upsample` blocks", choices=("nearest", "bilinear"))
+    kernel_size: int = _f(3, "kernel of each block's convolution", min=1, max=9)
+    transpose_kernel_size: Union[int, None] = _f(
+        None, "kernel of `transpose` blocks (null = kernel_size; 4 avoids uneven overlap)", min=1, max=9
+    )
+    norm: str = _f("batch", "normalisation after each block", choices=("batch", "none"))
+
+
+@dataclass
+class DiscriminatorConfig:
+    base_channels: int = _f(64, "channels of the first block; doubled per later block", min=1, max=4096)
+    max_channels: int = _f(512, "cap on channels of any block", min=1, max=8192)
+    kernel_size: int = _f(4, "kernel of each strided convolution", min=1, max=9)
+    dropout: float = _f(0.0, "dropout after each block", min=0.0, max=0.95)
+    norm: str = _f("none", "normalisation after each block but the first", choices=("batch", "layer", "none"))
+    spectral_norm: bool = _f(False, "wrap every conv and dense layer in SpectralNormalization")
+
+
+@dataclass
+class ModelConfig:
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+
+@dataclass
+class TrainConfig:
+    steps: Union[int, None] = _f(2000, "generator steps to train for (null: use epochs)", min=1)
+    epochs: Union[int, None] = _f(None, "epochs to train for, used when steps is null", min=1)
+    lr_g: float = _f(2e-4, "generator Adam learning rate", min=0.0, max=1.0)
+    lr_d: float = _f(2e-4, "discriminator Adam learning rate", min=0.0, max=1.0)
+    beta1: float = _f(0.5, "Adam beta1", min=0.0, max=0.999999)
+    beta2: float = _f(0.999, "Adam beta2", min=0.0, max=0.999999)
+    loss: str = _f("bce", "bce (non-saturating) | hinge | lsgan", choices=LOSSES)
+    label_smoothing: float = _f(0.0, "one-sided: real targets become 1 - s (bce, lsgan)", min=0.0, max=0.5)
+    d_steps: int = _f(1, "discriminator updates per generator update", min=1, max=20)
+    ema_decay: float = _f(0.0, "decay of the generator's moving average copy (0 = off)", min=0.0, max=0.99999)
+    ema_warmup: int = _f(0, "steps over which the EMA decay ramps up from 0", min=0)
+    seed: int = _f(0, "seed for weights, data order and noise", min=0, max=2**31 - 1)
+    deterministic: bool = _f(False, "enable TensorFlow op determinism (bitwise-reproducible, slower)")
+    log_every: int = _f(50, "steps between metrics.jsonl lines", min=1)
+    sample_every: int = _f(500, "steps between fixed-noise sample grids", min=1)
+    checkpoint_every: int = _f(500, "steps between checkpoints", min=1)
+    keep_checkpoints: int = _f(3, "how many recent checkpoints to keep", min=1, max=1000)
+    sample_grid: int = _f(8, "the fixed-noise grid is N x N", min=1, max=32)
+    on_nan: str = _f("stop", "stop | skip_step when a loss is not finite", choices=("stop", "skip_step"))
+
+
+@dataclass
+class RunConfig:
+    dir: str = _f("runs", "parent directory of run directories")
+    name: Union[str, None] = _f(None, "run directory name (null = <dataset>-<upsampling>, numbered if taken)")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: Any, cls=Config, prefix: str = "") -> Any:
+    """Build and validate a (nested) config dataclass from plain data."""
+    where = prefix.rstrip(".") or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_show(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise ConfigError(_unknown_key(prefix, key, fields))
+    values = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = from_dict(data[name], tp, f"{prefix}{name}.")
+        else:
+            values[name] = _check_value(f"{prefix}{name}", data[name], tp, f.metadata)
+    cfg = cls(**values)
+    if cls is Config:
+        _check_cross_fields(cfg)
+    return cfg
+
+
+def _unknown_key(prefix: str, key: Any, fields: dict) -> str:
+    close = difflib.get_close_matches(str(key), list(fields), n=1)
+    hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
+    return f"unknown config key '{prefix}{key}'{hint}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_value(key: str, value: Any, tp: Any, rules: dict) -> Any:
+    """Coerce and validate one scalar (or mode list) against its type and rules."""
+    args = typing.get_args(tp)
+    optional = type(None) in args
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: null is not allowed")
+    kinds = [a for a in args if a is not type(None)] or [tp]
+    if list in kinds and isinstance(value, (list, tuple)):
+        if not value:
+            raise ConfigError(f"{key}: the list must not be empty")
+        return [_check_value(f"{key}[{i}]", v, str, rules) for i, v in enumerate(value)]
+    kind = next(k for k in kinds if k is not list)
+    value = _coerce(key, value, kind)
+    if "choices" in rules and value not in rules["choices"]:
+        allowed = " | ".join(str(c) for c in rules["choices"])
+        raise ConfigError(f"{key}: {_show(value)} is not allowed; choose one of {allowed}")
+    if "min" in rules and value < rules["min"]:
+        raise ConfigError(f"{key}: {_show(value)} is below the minimum {rules['min']}")
+    if "max" in rules and value > rules["max"]:
+        raise ConfigError(f"{key}: {_show(value)} is above the maximum {rules['max']}")
+    return value
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(f"{key}: {_show(value)} is not a finite number")
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str) and value:
+            return value
+    raise ConfigError(f"{key}: {_show(value)} is not a valid {kind.__name__}")
+
+
+def _check_cross_fields(cfg: Config) -> None:
+    if cfg.train.steps is None and cfg.train.epochs is None:
+        raise ConfigError("train.steps and train.epochs are both null; set one of them")
+    if cfg.data.name == "folder" and not cfg.data.path:
+        raise ConfigError("data.path: the folder dataset needs a path to a directory of images")
+    if cfg.data.name in ("mnist", "fashion_mnist") and cfg.data.channels != 1:
+        raise ConfigError(f"data.channels: {cfg.data.name} is grayscale; set data.channels=1")
+    if cfg.data.name == "cifar10" and cfg.data.channels != 3:
+        raise ConfigError("data.channels: cifar10 is RGB; set data.channels=3")
+    if cfg.run.name is not None and ("/" in cfg.run.name or cfg.run.name in (".", "..")):
+        raise ConfigError(f"run.name: {cfg.run.name!r} must be a plain directory name")
+    start_size, blocks = upsampling_plan(cfg.data.image_size)
+    modes = cfg.model.generator.upsampling
+    if isinstance(modes, list) and len(modes) != blocks:
+        raise ConfigError(
+            f"model.generator.upsampling: {len(modes)} modes given but image_size "
+            f"{cfg.data.image_size} needs {blocks} x2 blocks (from {start_size}x{start_size})"
+        )
+
+
+def upsampling_plan(image_size: int) -> tuple[int, int]:
+    """(start size s, number of x2 blocks k) with image_size = s * 2^k, 4 <= s <= 8, k >= 1."""
+    size, blocks = image_size, 0
+    while size % 2 == 0 and size // 2 >= 4:
+        size //= 2
+        blocks += 1
+    if blocks == 0 or size > 8:
+        raise ConfigError(
+            f"data.image_size: {image_size} is not supported; use s*2^k with 4 <= s <= 8 and k >= 1 "
+            "(e.g. 28, 32, 64, 128)"
+        )
+    return size, blocks
+
+
+def block_modes(gen: GeneratorConfig, blocks: int) -> list[str]:
+    """The upsampling mode of each block."""
+    if isinstance(gen.upsampling, list):
+        return list(gen.upsampling)
+    return [gen.upsampling] * blocks
+
+
+# ---------------------------------------------------------------- YAML and overrides
+
+
+def read_yaml(path: str | Path) -> Any:
+    """safe_load a YAML file; any problem becomes one ConfigError line naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"invalid YAML in {path}{where}: {problem}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'train.steps=200' -> (['train', 'steps'], 200); the value is a YAML scalar or list."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r}") from None
+    # "transpose,upsample" is a convenient way to give a list of modes on the command line
+    if isinstance(value, str) and "," in value and key.endswith("upsampling"):
+        value = [v.strip() for v in value.split(",")]
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Write each dotted override into the nested dict (validated later by from_dict)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    data = read_yaml(path) if path else {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return from_dict(apply_overrides(data, list(overrides)))
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += diff_keys(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+# ---------------------------------------------------------------- reference
+
+
+def reference_markdown(cls=Config, prefix: str = "") -> str:
+    """Every key with its default and meaning, as a Markdown table (for the README)."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.append(reference_markdown(hints[f.name], f"{prefix}{f.name}.").strip())
+            continue
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        rows.append(f"| `{prefix}{f.name}` | `{yaml.safe_dump(default).strip().removesuffix('...').strip()}` | {f.metadata['help']} |")
+    body = "\n".join(rows)
+    if prefix:
+        return body
+    return "| key | default | meaning |\n|---|---|---|\n" + body + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown())

@@ -1,0 +1,329 @@
+"""Datasets: real file formats in, uint8 NHWC arrays out, then a tf.data pipeline.
+
+Loaders return `uint8` arrays of shape (N, H, W, C) at the dataset's native size;
+`load_images` brings them to the configured size and channels, and
+`make_dataset` turns them into batches in [-1, 1] whose order is a pure function
+of (seed, epoch), so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from dcgan.errors import DcganError
+
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class DataError(DcganError):
+    """A dataset that is missing, truncated, corrupt or hostile."""
+
+
+# ---------------------------------------------------------------- MNIST-style (IDX / npz)
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), checking its header against its size."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"corrupt or truncated file {path}: {e}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated (incomplete IDX header)")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(f"{path} is truncated or corrupt: header says {expected} data bytes, file has {len(raw) - header}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find_idx(folder: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem, stem.replace("-idx", ".idx")):
+        if (folder / name).exists():
+            return folder / name
+    raise DataError(f"missing {stem}(.gz) in {folder}")
+
+
+def load_idx_folder(folder: str | Path, split: str) -> np.ndarray:
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(_find_idx(Path(folder), f"{prefix}-images-idx3-ubyte"))
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DataError(f"{folder}: {prefix} images must be a 3-d uint8 IDX array, got shape {images.shape}")
+    return images[..., None]
+
+
+def load_mnist_npz(path: str | Path, split: str) -> np.ndarray:
+    key = "x_train" if split == "train" else "x_test"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            images = f[key]
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except KeyError:
+        raise DataError(f"{path} has no '{key}' array (expected keras' mnist.npz layout)") from None
+    except (OSError, ValueError, EOFError, Exception) as e:  # zipfile.BadZipFile, zlib.error, ...
+        raise DataError(f"corrupt or truncated file {path}: {type(e).__name__}: {e}") from None
+    if images.ndim != 3:
+        raise DataError(f"{path}: '{key}' must have shape (N, H, W), got {images.shape}")
+    return images.astype(np.uint8)[..., None]
+
+
+def load_mnist_like(name: str, path: str | None, split: str) -> np.ndarray:
+    """MNIST or Fashion-MNIST: data.path (npz or IDX folder), system files, or the Keras download."""
+    if path:
+        p = Path(path)
+        if not p.exists():
+            raise DataError(f"data.path: {p} does not exist")
+        return load_idx_folder(p, split) if p.is_dir() else load_mnist_npz(p, split)
+    if name == "fashion_mnist" and FASHION_MNIST_SYSTEM_DIR.is_dir():
+        return load_idx_folder(FASHION_MNIST_SYSTEM_DIR, split)
+    import keras
+
+    loader = keras.datasets.fashion_mnist if name == "fashion_mnist" else keras.datasets.mnist
+    try:
+        (x_train, _), (x_test, _) = loader.load_data()
+    except Exception as e:
+        raise DataError(
+            f"cannot load {name}: download failed ({type(e).__name__}); "
+            f"set data.path to local files" + (" or install dataset-fashion-mnist" if name == "fashion_mnist" else "")
+        ) from None
+    return (x_train if split == "train" else x_test)[..., None]
+
+
+# ---------------------------------------------------------------- CIFAR-10 (python pickles)
+
+
+_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles builtin containers and numpy arrays, and refuses every other global.
+
+    CIFAR-10's python batches are pickles; a plain `pickle.load` of a file from the
+    internet can run arbitrary code. Only the globals numpy needs to rebuild an
+    array are admitted.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return getattr(_multiarray, name) if module.endswith("multiarray") else getattr(np, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle global {module}.{name}")
+
+
+def restricted_loads(data: bytes, source: str) -> object:
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        raise DataError(f"{source}: {e}") from None
+    except Exception as e:  # truncated or garbled pickle streams raise many types
+        raise DataError(f"corrupt or truncated pickle {source}: {type(e).__name__}: {e}") from None
+
+
+def _cifar_batch_images(batch: object, source: str) -> np.ndarray:
+    if not isinstance(batch, dict):
+        raise DataError(f"{source}: not a CIFAR-10 batch (expected a dict)")
+    data = batch.get(b"data", batch.get("data"))
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{source}: not a CIFAR-10 batch ('data' must be an N x 3072 array)")
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+
+def _cifar_names(split: str) -> list[str]:
+    return [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+
+
+def load_cifar10_path(path: str | Path, split: str) -> np.ndarray:
+    """From a `cifar-10-batches-py` folder or `cifar-10-python.tar.gz`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data.path: {path} does not exist")
+    blobs = {}
+    if path.is_dir():
+        for name in _cifar_names(split):
+            f = path / name
+            if not f.exists():
+                raise DataError(f"missing CIFAR-10 batch {f}")
+            blobs[name] = f.read_bytes()
+    else:
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+                for name in _cifar_names(split):
+                    if name not in members:
+                        raise DataError(f"{path} has no CIFAR-10 batch '{name}'")
+                    blobs[name] = tar.extractfile(members[name]).read()
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DataError(f"corrupt or truncated archive {path}: {e}") from None
+    parts = [_cifar_batch_images(restricted_loads(b, f"{path}:{n}"), f"{path}:{n}") for n, b in blobs.items()]
+    return np.concatenate(parts)
+
+
+def load_cifar10(path: str | None, split: str) -> np.ndarray:
+    if path:
+        return load_cifar10_path(path, split)
+    import keras
+
+    try:  # the same archive keras.datasets.cifar10 uses, read without plain pickle
+        archive = keras.utils.get_file(fname="cifar-10-python.tar.gz", origin=CIFAR10_URL)
+    except Exception as e:
+        raise DataError(f"cannot load cifar10: download failed ({type(e).__name__}); set data.path to local files") from None
+    return load_cifar10_path(archive, split)
+
+
+# ---------------------------------------------------------------- image folders
+
+
+def load_folder(path: str | Path, image_size: int, channels: int, limit: int | None = None) -> np.ndarray:
+    """Every PNG/JPEG under path, shorter side resized to image_size, centre-cropped."""
+    import tensorflow as tf
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data.path: {root} is not a directory")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images, skipped = [], 0
+    for f in files:
+        try:
+            img = tf.io.decode_image(f.read_bytes(), channels=channels, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, OSError):
+            skipped += 1
+            continue
+        images.append(_resize_crop(img, image_size).numpy())
+        if limit and len(images) >= limit:
+            break
+    others = sum(1 for p in root.rglob("*") if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+    if skipped or others:
+        print(f"data: {root}: skipped {skipped} unreadable image(s) and {others} non-image file(s)")
+    if not images:
+        raise DataError(f"data.path: no readable PNG/JPEG images under {root}")
+    return np.stack(images)
+
+
+def _resize_crop(img, size: int):
+    import tensorflow as tf
+
+    h, w = tf.shape(img)[0], tf.shape(img)[1]
+    scale = size / tf.cast(tf.minimum(h, w), tf.float32)
+    new_hw = tf.cast(tf.math.ceil(tf.cast(tf.stack([h, w]), tf.float32) * scale), tf.int32)
+    img = tf.image.resize(img, new_hw, method="area", antialias=True)
+    img = tf.image.resize_with_crop_or_pad(img, size, size)
+    return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+
+
+# ---------------------------------------------------------------- config -> arrays -> tf.data
+
+
+def load_images(data_cfg, split: str | None = None) -> np.ndarray:
+    """uint8 (N, image_size, image_size, channels) for a DataConfig."""
+    split = split or data_cfg.split
+    name = data_cfg.name
+    if name in ("mnist", "fashion_mnist"):
+        images = load_mnist_like(name, data_cfg.path, split)
+    elif name == "cifar10":
+        images = load_cifar10(data_cfg.path, split)
+    elif name == "folder":
+        images = load_folder(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit)
+    else:  # config validation makes this unreachable
+        raise DataError(f"data.name: unknown dataset {name!r}")
+    if data_cfg.limit:
+        images = images[: data_cfg.limit]
+    return conform(images, data_cfg.image_size, data_cfg.channels)
+
+
+def conform(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """Resize (area) and convert channels so every image is size x size x channels."""
+    if images.shape[-1] != channels:
+        if channels == 3:
+            images = np.repeat(images, 3, axis=-1)
+        else:
+            images = np.round(images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+            images = images.clip(0, 255).astype(np.uint8)
+    if images.shape[1:3] != (size, size):
+        import tensorflow as tf
+
+        resized = tf.image.resize(images, (size, size), method="area", antialias=True)
+        images = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
+    return np.ascontiguousarray(images)
+
+
+def to_float(images):
+    """uint8 [0, 255] -> float32 [-1, 1] (works on numpy arrays and tensors)."""
+    return images / 127.5 - 1.0 if isinstance(images, np.ndarray) else _tf_to_float(images)
+
+
+def _tf_to_float(images):
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images) -> np.ndarray:
+    """float [-1, 1] -> uint8 [0, 255]."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def batches_per_epoch(n_images: int, batch_size: int) -> int:
+    if n_images < batch_size:
+        raise DataError(f"data.batch_size: {batch_size} is larger than the dataset ({n_images} images)")
+    return n_images // batch_size
+
+
+def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: int = 0, group: int = 1):
+    """An endless tf.data pipeline of float batches, shaped (batch, group, H, W, C).
+
+    Epoch e is a stateless shuffle keyed by (seed, e), batched with drop_remainder;
+    `start_batch` skips batches already consumed, so resuming reproduces the order.
+    """
+    import tensorflow as tf
+
+    n = len(images)
+    per_epoch = batches_per_epoch(n, batch_size)
+    pixels = tf.constant(images)
+    start_epoch, skip = divmod(start_batch, per_epoch)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
+
+    ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_batches).skip(skip)
+    ds = ds.map(lambda idx: _tf_to_float(tf.gather(pixels, idx)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # (group, batch, ...) -> (batch, group, ...): tf.distribute splits the first axis across replicas
+    ds = ds.batch(group, drop_remainder=True).map(lambda x: tf.transpose(x, [1, 0, 2, 3, 4]))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def cache_dir() -> Path:
+    """Where derived data (feature networks, statistics) is kept."""
+    return Path(os.environ.get("DCGAN_CACHE", Path.home() / ".cache" / "dcgan"))

@@ -1,0 +1,172 @@
+"""Generator and discriminator (Radford et al. 2015), with swappable upsampling.
+
+The generator projects z to an s x s feature map, then doubles the resolution
+once per block until it reaches the image size, then draws the image with a tanh
+convolution. Each block upsamples in one of three ways:
+
+    transpose  Conv2DTranspose, stride 2 (can leave checkerboard artifacts when
+               the kernel is not divisible by the stride: Odena et al. 2016)
+    upsample   UpSampling2D (nearest or bilinear) then Conv2D at the higher
+               resolution: resize-convolution, artifact-free, ~4x the conv cost
+    subpixel   Conv2D to 4x channels then depth-to-space (Shi et al. 2016),
+               ICNR-initialised so it starts as nearest-neighbour upsampling
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from dcgan.config import Config, block_modes, upsampling_plan
+
+
+def weight_init(seed=None):
+    return keras.initializers.RandomNormal(0.0, 0.02, seed=seed)
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class ICNR(keras.initializers.Initializer):
+    """Sub-pixel kernel init whose 4 sub-kernels are equal (Aitken et al. 2017).
+
+    With equal sub-kernels, conv + depth-to-space equals nearest upsampling
+    followed by that conv, so the block starts free of checkerboard patterns.
+    """
+
+    def __init__(self, scale: int = 2, stddev: float = 0.02, seed=None):
+        self.scale, self.stddev, self.seed = scale, stddev, seed
+
+    def __call__(self, shape, dtype=None):
+        *kernel, out = shape
+        sub = keras.initializers.RandomNormal(0.0, self.stddev, seed=self.seed)(
+            (*kernel, out // self.scale**2), dtype=dtype
+        )
+        # depth_to_space reads channel (dy * scale + dx) * C + c: repeat the whole block
+        return ops.tile(sub, [1] * len(kernel) + [self.scale**2])
+
+    def get_config(self):
+        return {"scale": self.scale, "stddev": self.stddev, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class DepthToSpace(layers.Layer):
+    """(B, H, W, s*s*C) -> (B, s*H, s*W, C), the same layout as tf.nn.depth_to_space."""
+
+    def __init__(self, block_size: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = block_size
+
+    def call(self, x):
+        s = self.block_size
+        _, h, w, c = x.shape
+        x = ops.reshape(x, (-1, h, w, s, s, c // (s * s)))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, h * s, w * s, c // (s * s)))
+
+    def compute_output_shape(self, shape):
+        b, h, w, c = shape
+        s = self.block_size
+        return (b, h * s, w * s, c // (s * s))
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+def channel_plan(base: int, cap: int, blocks: int) -> list[int]:
+    """Channels of the projection and each generator block: base*2^k ... base."""
+    return [min(base * 2 ** (blocks - i), cap) for i in range(blocks + 1)]
+
+
+def upsampling_block(x, mode: str, channels: int, gcfg, name: str):
+    k = gcfg.kernel_size
+    bias = gcfg.norm == "none"
+    if mode == "transpose":
+        kt = gcfg.transpose_kernel_size or k
+        x = layers.Conv2DTranspose(channels, kt, 2, "same", use_bias=bias, kernel_initializer=weight_init(), name=f"{name}_deconv")(x)
+    elif mode == "upsample":
+        x = layers.UpSampling2D(2, interpolation=gcfg.interpolation, name=f"{name}_resize")(x)
+        x = layers.Conv2D(channels, k, padding="same", use_bias=bias, kernel_initializer=weight_init(), name=f"{name}_conv")(x)
+    elif mode == "subpixel":
+        x = layers.Conv2D(4 * channels, k, padding="same", use_bias=bias, kernel_initializer=ICNR(), name=f"{name}_conv")(x)
+        x = DepthToSpace(2, name=f"{name}_shuffle")(x)
+    else:
+        raise ValueError(f"unknown upsampling mode {mode!r}")
+    return _norm_relu(x, gcfg.norm, name)
+
+
+def _norm_relu(x, norm: str, name: str):
+    if norm == "batch":
+        x = layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_generator(cfg: Config) -> keras.Model:
+    gcfg, size = cfg.model.generator, cfg.data.image_size
+    start, blocks = upsampling_plan(size)
+    channels = channel_plan(gcfg.base_channels, gcfg.max_channels, blocks)
+    z = keras.Input((gcfg.latent_dim,), name="z")
+    x = layers.Dense(start * start * channels[0], use_bias=gcfg.norm == "none", kernel_initializer=weight_init(), name="project")(z)
+    x = layers.Reshape((start, start, channels[0]), name="project_reshape")(x)
+    x = _norm_relu(x, gcfg.norm, "project")
+    for i, mode in enumerate(block_modes(gcfg, blocks)):
+        x = upsampling_block(x, mode, channels[i + 1], gcfg, name=f"block{i}")
+    # float32 output so images stay exact under a mixed-precision policy
+    image = layers.Conv2D(cfg.data.channels, gcfg.kernel_size, padding="same", activation="tanh",
+                          kernel_initializer=weight_init(), dtype="float32", name="to_image")(x)
+    return keras.Model(z, image, name="generator")
+
+
+def build_discriminator(cfg: Config) -> keras.Model:
+    dcfg, size = cfg.model.discriminator, cfg.data.image_size
+    _, blocks = upsampling_plan(size)
+    image = keras.Input((size, size, cfg.data.channels), name="image")
+    x = image
+    for i in range(blocks):
+        channels = min(dcfg.base_channels * 2**i, dcfg.max_channels)
+        conv = layers.Conv2D(channels, dcfg.kernel_size, 2, "same", kernel_initializer=weight_init(), name=f"block{i}_conv")
+        x = _spectral(conv, dcfg.spectral_norm)(x)
+        if i > 0 and dcfg.norm == "batch":
+            x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        elif i > 0 and dcfg.norm == "layer":
+            x = layers.LayerNormalization(name=f"block{i}_ln")(x)
+        x = layers.LeakyReLU(0.2, name=f"block{i}_lrelu")(x)
+        if dcfg.dropout > 0:
+            x = layers.Dropout(dcfg.dropout, name=f"block{i}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    logit = _spectral(layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="logit"), dcfg.spectral_norm)(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+def _spectral(layer, enabled: bool):
+    return layers.SpectralNormalization(layer, name=f"{layer.name}_sn") if enabled else layer
+
+
+def clone_generator(generator: keras.Model) -> keras.Model:
+    """A copy with the same architecture and weights (for the EMA generator)."""
+    copy = keras.models.clone_model(generator)
+    copy.set_weights(generator.get_weights())
+    return copy
+
+
+def recalibrate_batchnorm(model: keras.Model, latents) -> None:
+    """Set every BatchNorm's moving statistics to the batch statistics of `latents`.
+
+    The EMA generator's weights are an average, so the moving statistics that the
+    raw generator accumulated don't match them; one large forward pass in training
+    mode with momentum 0 measures the right ones.
+    """
+    bns = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    if not bns:
+        return
+    momenta = [bn.momentum for bn in bns]
+    try:
+        for bn in bns:
+            bn.momentum = 0.0
+        model(latents, training=True)
+    finally:
+        for bn, m in zip(bns, momenta):
+            bn.momentum = m
+
+
+def count_params(model: keras.Model) -> int:
+    return int(sum(np.prod(v.shape) for v in model.trainable_variables))

@@ -1,0 +1,317 @@
+"""The training loop: a hand-written GAN step in one compiled tf.function.
+
+`GAN` holds the models, optimizers and all state a checkpoint needs (weights,
+optimizer moments, step, RNG state, fixed noise). `train` wires it to the data,
+the run directory and the logs. The step for d_steps = 1 is the classic
+simultaneous update (one generator forward pass feeds both tapes, as in the
+TensorFlow DCGAN tutorial); for d_steps > 1 the extra discriminator updates
+come first.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from dcgan import data as datalib
+from dcgan import viz
+from dcgan.config import Config
+from dcgan.errors import DcganError
+from dcgan.losses import discriminator_loss, generator_loss
+from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
+from dcgan.rundir import MetricsLog, new_run_dir, read_metrics, write_config
+
+CHECKPOINT_DIR = "checkpoints"
+RECALIBRATION_BATCH = 512
+
+
+class GAN(tf.Module):
+    """Models, optimizers and training state, checkpointable as one object."""
+
+    def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None):
+        super().__init__(name="gan")
+        self.cfg = cfg
+        self.strategy = strategy or tf.distribute.get_strategy()
+        t = cfg.train
+        keras.utils.set_random_seed(t.seed)  # weights are initialised from it
+        with self.strategy.scope():
+            self.generator = build_generator(cfg)
+            self.discriminator = build_discriminator(cfg)
+            self.ema_generator = clone_generator(self.generator) if t.ema_decay > 0 else None
+            self.g_optimizer = keras.optimizers.Adam(t.lr_g, beta_1=t.beta1, beta_2=t.beta2)
+            self.d_optimizer = keras.optimizers.Adam(t.lr_d, beta_1=t.beta1, beta_2=t.beta2)
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+            self.first_nonfinite_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+            self.rng = tf.random.Generator.from_seed(t.seed)
+        n_fixed = t.sample_grid**2
+        self.fixed_noise = tf.Variable(
+            tf.random.stateless_normal([n_fixed, cfg.model.generator.latent_dim], seed=[t.seed, 1]), trainable=False, name="fixed_noise"
+        )
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
+            d_optimizer=self.d_optimizer, step=self.step, epoch=self.epoch, rng=self.rng,
+            fixed_noise=self.fixed_noise, skipped_steps=self.skipped_steps,
+            **({"ema_generator": self.ema_generator} if self.ema_generator is not None else {}),
+        )
+        self.train_step = tf.function(self._train_step, jit_compile=False, reduce_retracing=False)
+
+    # ------------------------------------------------------------ the step
+
+    @property
+    def sampler(self):
+        """The generator used for pictures: the EMA copy when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def _train_step(self, real):
+        """real: (global_batch, d_steps, H, W, C). Returns the step's mean losses."""
+        logs = self.strategy.run(self._replica_step, args=(real,))
+        logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in logs.items()}
+        if self.ema_generator is not None:
+            self._update_ema()
+        self.step.assign_add(1)
+        return logs
+
+    def _replica_step(self, real):
+        t, gen, disc = self.cfg.train, self.generator, self.discriminator
+        global_batch = self.cfg.data.batch_size
+        batch = tf.shape(real)[0]
+        real_target = 1.0 - t.label_smoothing
+
+        def average(per_example):
+            return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+
+        def latent():
+            return self.rng.normal([batch, self.cfg.model.generator.latent_dim])
+
+        for i in range(t.d_steps - 1):  # extra discriminator updates (unrolled: d_steps is static)
+            fake = gen(latent(), training=True)
+            with tf.GradientTape() as tape:
+                d_loss = average(discriminator_loss(t.loss, disc(real[:, i], training=True), disc(fake, training=True), real_target))
+            self._apply(self.d_optimizer, tape.gradient(d_loss, disc.trainable_variables), disc.trainable_variables, d_loss)
+
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = gen(latent(), training=True)
+            real_logits = disc(real[:, -1], training=True)
+            fake_logits = disc(fake, training=True)
+            d_loss = average(discriminator_loss(t.loss, real_logits, fake_logits, real_target))
+            g_loss = average(generator_loss(t.loss, fake_logits))
+        d_grads = d_tape.gradient(d_loss, disc.trainable_variables)
+        g_grads = g_tape.gradient(g_loss, gen.trainable_variables)
+        self._apply(self.d_optimizer, d_grads, disc.trainable_variables, d_loss + g_loss)
+        self._apply(self.g_optimizer, g_grads, gen.trainable_variables, d_loss + g_loss)
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_real": average(tf.sigmoid(tf.reshape(tf.cast(real_logits, tf.float32), [-1]))),
+            "d_fake": average(tf.sigmoid(tf.reshape(tf.cast(fake_logits, tf.float32), [-1]))),
+        }
+
+    def _apply(self, optimizer, grads, variables, loss):
+        """Apply gradients only when the (all-replica) loss is finite; remember the first bad step."""
+        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, loss)
+        finite = tf.math.is_finite(total)
+
+        def apply():
+            optimizer.apply_gradients(zip(grads, variables))
+            return tf.constant(True)
+
+        def skip():
+            if optimizer is self.g_optimizer:  # count each bad step once
+                self.skipped_steps.assign_add(1)
+                self.first_nonfinite_step.assign(
+                    tf.where(self.first_nonfinite_step < 0, self.step + 1, self.first_nonfinite_step)
+                )
+            return tf.constant(False)
+
+        tf.cond(finite, apply, skip)
+
+    def _update_ema(self):
+        t = self.cfg.train
+        decay = tf.constant(t.ema_decay, tf.float32)
+        if t.ema_warmup > 0:  # average over a window that grows from nothing: early weights are noise
+            ramp = tf.minimum(tf.cast(self.step, tf.float32) / t.ema_warmup, 1.0)
+            decay = decay * ramp
+        for ema_var, var in zip(self.ema_generator.trainable_variables, self.generator.trainable_variables):
+            ema_var.assign(decay * ema_var + (1.0 - decay) * var)
+
+    # ------------------------------------------------------------ pictures
+
+    def generate(self, latents, use_ema: bool = True, batch_size: int = 500) -> np.ndarray:
+        """uint8 images for a (N, latent_dim) array, BatchNorm in inference mode."""
+        model = self.sampler if use_ema else self.generator
+        return generate_images(model, latents, batch_size)
+
+    def recalibrate_ema(self) -> None:
+        if self.ema_generator is not None:
+            z = tf.random.stateless_normal([RECALIBRATION_BATCH, self.cfg.model.generator.latent_dim], seed=[self.cfg.train.seed, 2])
+            recalibrate_batchnorm(self.ema_generator, z)
+
+
+def generate_images(model, latents, batch_size: int = 500) -> np.ndarray:
+    latents = np.asarray(latents, np.float32)
+    predict = _compiled_predict(model)
+    outs = [predict(tf.constant(latents[i : i + batch_size])).numpy() for i in range(0, len(latents), batch_size)]
+    return datalib.to_uint8(np.concatenate(outs) if outs else np.zeros((0, *model.output_shape[1:]), np.float32))
+
+
+def _compiled_predict(model):
+    fn = getattr(model, "_dcgan_predict", None)
+    if fn is None:
+        fn = tf.function(lambda z: model(z, training=False), reduce_retracing=True)
+        model._dcgan_predict = fn
+    return fn
+
+
+# ---------------------------------------------------------------- schedule
+
+
+def total_steps(cfg: Config, n_images: int) -> int:
+    if cfg.train.steps is not None:
+        return cfg.train.steps
+    per_epoch = datalib.batches_per_epoch(n_images, cfg.data.batch_size)
+    return max(1, cfg.train.epochs * per_epoch // cfg.train.d_steps)
+
+
+def checkpoint_manager(gan: GAN, run_dir: Path) -> tf.train.CheckpointManager:
+    return tf.train.CheckpointManager(
+        gan.checkpoint, str(run_dir / CHECKPOINT_DIR), max_to_keep=gan.cfg.train.keep_checkpoints,
+        step_counter=gan.step, checkpoint_name="ckpt",
+    )
+
+
+def restore(gan: GAN, path: str) -> None:
+    """Restore a checkpoint, insisting that every variable of the run is in it."""
+    try:
+        gan.checkpoint.restore(path).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DcganError(f"cannot restore checkpoint {path}: {first}") from None
+
+
+# ---------------------------------------------------------------- the run
+
+
+def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, strategy=None) -> Path:
+    """Train to cfg.train.steps, writing everything into a run directory; returns it."""
+    t = cfg.train
+    if t.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    images = datalib.load_images(cfg.data)
+    steps = total_steps(cfg, len(images))
+    per_epoch = datalib.batches_per_epoch(len(images), cfg.data.batch_size)
+    gan = GAN(cfg, strategy)
+
+    run_dir = resume_dir if resume_dir is not None else new_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manager = checkpoint_manager(gan, run_dir)
+    if resume_dir is not None and manager.latest_checkpoint:
+        restore(gan, manager.latest_checkpoint)
+    start = int(gan.step.numpy())
+    write_config(run_dir, cfg)
+    if start >= steps:
+        _log(f"{run_dir}: already at step {start} of {steps}; nothing to do")
+        finish(gan, run_dir)
+        return run_dir
+
+    dataset = datalib.make_dataset(images, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
+    dataset = gan.strategy.experimental_distribute_dataset(dataset)
+    batches = iter(dataset)
+    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start)
+    writer = tf.summary.create_file_writer(str(run_dir / "tb"))
+    (run_dir / "samples").mkdir(exist_ok=True)
+    _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
+
+    bar = tqdm(total=steps, initial=start, disable=quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
+    window_start, window_steps, wall_start = time.perf_counter(), 0, time.perf_counter()
+    try:
+        for step in range(start + 1, steps + 1):
+            logs = gan.train_step(next(batches))
+            window_steps += 1
+            bar.update(1)
+            is_last = step == steps
+            if step % t.log_every == 0 or is_last:
+                record = {k: float(v) for k, v in logs.items()}
+                _check_finite(gan, manager)
+                now = time.perf_counter()
+                images_per_s = window_steps * cfg.data.batch_size * t.d_steps / max(now - window_start, 1e-9)
+                epoch = (step * t.d_steps) // per_epoch
+                gan.epoch.assign(epoch)
+                record = {"step": step, "epoch": epoch, **record, "images_per_s": round(images_per_s, 1),
+                          "wall_s": round(now - wall_start, 2)}
+                if t.on_nan == "skip_step":
+                    record["skipped_steps"] = int(gan.skipped_steps.numpy())
+                metrics.write(record)
+                with writer.as_default(step=step):
+                    for k in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s"):
+                        tf.summary.scalar(k, record[k])
+                bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", ips=f"{images_per_s:.0f}")
+                if quiet:
+                    _log(f"step {step}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
+                               f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} {images_per_s:.0f} img/s")
+                window_start, window_steps = time.perf_counter(), 0
+            if step % t.sample_every == 0 or is_last:
+                _check_finite(gan, manager)
+                gan.recalibrate_ema()
+                grid = write_sample_grid(gan, run_dir, step)
+                with writer.as_default(step=step):
+                    tf.summary.image("samples", grid[None], step=step)
+            if step % t.checkpoint_every == 0 or is_last:
+                _check_finite(gan, manager)
+                gan.recalibrate_ema()
+                manager.save(checkpoint_number=step)
+    finally:
+        bar.close()
+        writer.flush()
+    finish(gan, run_dir)
+    return run_dir
+
+
+def _check_finite(gan: GAN, manager) -> None:
+    bad = int(gan.first_nonfinite_step.numpy())
+    if bad >= 0 and gan.cfg.train.on_nan == "stop":
+        last = manager.latest_checkpoint
+        kept = f"the last good checkpoint {Path(last).name} is intact" if last else "no checkpoint had been written"
+        raise DcganError(f"non-finite loss at step {bad}; training stopped ({kept})")
+
+
+def write_sample_grid(gan: GAN, run_dir: Path, step: int) -> np.ndarray:
+    n = gan.cfg.train.sample_grid
+    images = gan.generate(gan.fixed_noise.numpy())
+    grid = viz.image_grid(images, n, n)
+    viz.save_png(run_dir / "samples" / f"step_{step:07d}.png", viz.upscale(grid, 2 if images.shape[1] < 48 else 1))
+    return grid
+
+
+def finish(gan: GAN, run_dir: Path) -> None:
+    """The end-of-run artifacts: loss plot, progress GIF, the sampling generator as .keras."""
+    records = read_metrics(run_dir / "metrics.jsonl")
+    if records:
+        viz.plot_losses(run_dir / "losses.png", records)
+    frames = [viz.read_png(p) for p in sorted((run_dir / "samples").glob("step_*.png"))]
+    if frames:
+        viz.save_gif(run_dir / "progress.gif", frames, duration_ms=300)
+    save_generator(gan.sampler, run_dir / "generator.keras")
+
+
+def save_generator(model, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    try:
+        model.save(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _log(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
