@@ -60,10 +60,16 @@ class GAN(tf.Module):
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
             d_optimizer=self.d_optimizer, step=self.step, epoch=self.epoch, rng=self.rng,
-            fixed_noise=self.fixed_noise, skipped_steps=self.skipped_steps,
+            fixed_noise=self.fixed_noise, skipped_steps=self.skipped_steps, layer_seeds=self._layer_seeds(),
             **({"ema_generator": self.ema_generator} if self.ema_generator is not None else {}),
         )
         self.train_step = tf.function(self._train_step, jit_compile=False, reduce_retracing=False)
+
+    def _layer_seeds(self) -> dict:
+        """Dropout's seed-generator states: Keras tracks them, tf.train.Checkpoint does not."""
+        models = [m for m in (self.generator, self.discriminator) if m is not None]
+        return {f"{m.name}/{layer.name}": layer.seed_generator.state
+                for m in models for layer in m.layers if getattr(layer, "seed_generator", None) is not None}
 
     # ------------------------------------------------------------ the step
 
@@ -143,6 +149,14 @@ class GAN(tf.Module):
             decay = decay * ramp
         for ema_var, var in zip(self.ema_generator.trainable_variables, self.generator.trainable_variables):
             ema_var.assign(decay * ema_var + (1.0 - decay) * var)
+
+    def state_arrays(self) -> list[np.ndarray]:
+        """Every value a checkpoint holds, in a fixed order (for equality checks)."""
+        models = [m for m in (self.generator, self.discriminator, self.ema_generator) if m is not None]
+        variables = [v for m in models for v in m.variables]
+        variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
+        variables += [self.step, self.rng.state, self.fixed_noise]
+        return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
     # ------------------------------------------------------------ pictures
 

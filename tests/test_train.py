@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan.errors import DcganError
+from dcgan.rundir import read_metrics, resume_config
+from dcgan.train import CHECKPOINT_DIR, GAN, checkpoint_manager, restore, train
+
+
+def test_end_to_end_run_writes_every_artifact(tiny_config):
+    cfg = tiny_config("train.ema_decay=0.9")
+    run = train(cfg, quiet=True)
+    for name in ("config.yaml", "metrics.jsonl", "losses.png", "progress.gif", "generator.keras"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert {p.name for p in (run / CHECKPOINT_DIR).glob("*.index")} == {"ckpt-3.index", "ckpt-6.index"}
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [2, 4, 6]
+    for key in ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "wall_s"):
+        assert np.isfinite(records[-1][key]), key
+    assert resume_config(run) == cfg  # the resolved config round-trips through config.yaml
+
+
+def test_step_is_traced_once(tiny_config):
+    cfg = tiny_config("train.d_steps=2", "train.ema_decay=0.5")
+    gan_holder = {}
+    import dcgan.train as T
+
+    original = T.GAN
+
+    class Spy(original):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            gan_holder["gan"] = self
+
+    T.GAN = Spy
+    try:
+        train(cfg, quiet=True)
+    finally:
+        T.GAN = original
+    assert gan_holder["gan"].train_step.experimental_get_tracing_count() == 1
+
+
+def test_resume_matches_uninterrupted_run(tiny_config):
+    common = ("model.discriminator.dropout=0.3", "train.ema_decay=0.8")
+    full = train(tiny_config(*common, "run.name=full"), quiet=True)
+    part_cfg = tiny_config(*common, "run.name=part", "train.steps=3")
+    part = train(part_cfg, quiet=True)
+    resumed_cfg = resume_config(part, overrides=["train.steps=6"])
+    train(resumed_cfg, resume_dir=part, quiet=True)
+    a, b = GAN(tiny_config(*common)), GAN(tiny_config(*common))
+    restore(a, str(full / CHECKPOINT_DIR / "ckpt-6"))
+    restore(b, str(part / CHECKPOINT_DIR / "ckpt-6"))
+    for x, y in zip(a.state_arrays(), b.state_arrays()):
+        np.testing.assert_array_equal(x, y)
+    # the log holds each step once, in order (the interrupted run also logged its last step, 3)
+    steps = [r["step"] for r in read_metrics(part / "metrics.jsonl")]
+    assert steps == [2, 3, 4, 6]
+
+
+def test_same_seed_same_weights_other_seed_differs(tiny_config):
+    runs = [train(tiny_config(f"run.name=r{i}", f"train.seed={s}", "train.steps=2"), quiet=True) for i, s in enumerate((1, 1, 2))]
+    ws = []
+    for run, s in zip(runs, (1, 1, 2)):
+        g = GAN(tiny_config(f"train.seed={s}"))
+        restore(g, str(run / CHECKPOINT_DIR / "ckpt-2"))
+        ws.append(g.state_arrays())
+    assert all(np.array_equal(x, y) for x, y in zip(ws[0], ws[1]))
+    assert not all(np.array_equal(x, y) for x, y in zip(ws[0], ws[2]) if x.shape == y.shape)
+
+
+def test_resume_refuses_changed_model(tiny_config):
+    run = train(tiny_config("train.steps=2"), quiet=True)
+    with pytest.raises(DcganError, match="model.generator.upsampling"):
+        resume_config(run, overrides=["model.generator.upsampling=transpose"])
+
+
+@pytest.mark.parametrize("loss", ["bce", "hinge", "lsgan"])
+def test_losses_train_finite(tiny_config, loss):
+    run = train(tiny_config(f"train.loss={loss}", "train.steps=2", "train.label_smoothing=0.1"), quiet=True)
+    assert all(np.isfinite(r["g_loss"]) for r in read_metrics(run / "metrics.jsonl"))
+
+
+def _poison_latest_checkpoint(run, cfg):
+    """Overwrite the run's latest checkpoint with one whose discriminator has a NaN weight."""
+    gan = GAN(cfg)
+    manager = checkpoint_manager(gan, run)
+    restore(gan, manager.latest_checkpoint)
+    kernel = gan.discriminator.get_layer("logit").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    manager.save(checkpoint_number=int(gan.step.numpy()))
+    return manager.latest_checkpoint
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config):
+    cfg = tiny_config("train.steps=3")
+    run = train(cfg, quiet=True)
+    poisoned = _poison_latest_checkpoint(run, cfg)
+    with pytest.raises(DcganError, match=r"non-finite loss at step 4; training stopped \(the last good checkpoint ckpt-3"):
+        train(resume_config(run, overrides=["train.steps=6"]), resume_dir=run, quiet=True)
+    assert tf.train.latest_checkpoint(str(run / CHECKPOINT_DIR)) == poisoned  # nothing newer was saved
+
+
+def test_skip_step_discards_non_finite_updates(tiny_config):
+    cfg = tiny_config("train.steps=3", "train.on_nan=skip_step")
+    run = train(cfg, quiet=True)
+    _poison_latest_checkpoint(run, cfg)
+    train(resume_config(run, overrides=["train.steps=6"]), resume_dir=run, quiet=True)
+    gan = GAN(cfg)
+    restore(gan, str(run / CHECKPOINT_DIR / "ckpt-6"))
+    assert int(gan.skipped_steps.numpy()) == 3
+    assert all(np.isfinite(w).all() for w in gan.generator.get_weights())
+    assert read_metrics(run / "metrics.jsonl")[-1]["skipped_steps"] == 3
