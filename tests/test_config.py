@@ -1,0 +1,101 @@
+import pytest
+import yaml
+
+from dcgan.config import (
+    Config, ConfigError, apply_overrides, block_modes, diff_keys, dump_config, from_dict, load_config,
+    reference_markdown, to_dict, upsampling_plan,
+)
+
+
+def test_defaults_cover_every_key_and_round_trip():
+    cfg = load_config()
+    assert cfg == Config()
+    assert from_dict(yaml.safe_load(dump_config(cfg))) == cfg
+
+
+def test_yaml_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {name: mnist, batch_size: 32}\ntrain: {steps: 100, lr_g: 1e-4}\n")
+    cfg = load_config(path, ["train.steps=7", "model.generator.upsampling=subpixel", "data.limit=null"])
+    assert (cfg.data.name, cfg.data.batch_size, cfg.train.steps) == ("mnist", 32, 7)
+    assert cfg.train.lr_g == pytest.approx(1e-4)  # YAML 1.1 reads 1e-4 as a string; it is coerced
+    assert cfg.model.generator.upsampling == "subpixel"
+    assert cfg.data.limit is None
+
+
+def test_mode_list_from_command_line():
+    cfg = load_config(None, ["model.generator.upsampling=transpose,upsample"])
+    assert cfg.model.generator.upsampling == ["transpose", "upsample"]
+    assert block_modes(cfg.model.generator, 2) == ["transpose", "upsample"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.stesp=3", "unknown config key 'train.stesp'; did you mean 'train.steps'?"),
+        ("modle.generator.latent_dim=3", "unknown config key 'modle'; did you mean 'model'?"),
+        ("train.lr_g=fast", "train.lr_g: 'fast' is not a valid float"),
+        ("train.steps=0", "train.steps: 0 is below the minimum 1"),
+        ("train.steps=2.5", "train.steps: 2.5 is not a valid int"),
+        ("data.name=imagenet", "data.name: 'imagenet' is not allowed; choose one of mnist | fashion_mnist | cifar10 | folder"),
+        ("model.generator.upsampling=pixelshuffle", "model.generator.upsampling: 'pixelshuffle' is not allowed"),
+        ("model.generator.upsampling=transpose,upsample,subpixel", "3 modes given but image_size 28 needs 2"),
+        ("data.image_size=30", "data.image_size: 30 is not supported"),
+        ("data.channels=3", "data.channels: fashion_mnist is grayscale"),
+        ("train.label_smoothing=0.9", "train.label_smoothing: 0.9 is above the maximum 0.5"),
+        ("train.deterministic=maybe", "train.deterministic: 'maybe' is not a valid bool"),
+        ("train.ema_decay=.nan", "train.ema_decay: nan is not a finite number"),
+        ("train.steps", "expected dotted.key=value"),
+        ("train=3", "train: expected a mapping"),
+        ("train.steps.x=1", "train.steps: {'x': 1} is not a valid int"),
+    ],
+)
+def test_errors_name_key_value_and_what_is_allowed(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_steps_and_epochs_cannot_both_be_null():
+    with pytest.raises(ConfigError, match="train.steps and train.epochs are both null"):
+        load_config(None, ["train.steps=null"])
+    assert load_config(None, ["train.steps=null", "train.epochs=2"]).train.epochs == 2
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {steps: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"invalid YAML in .*bad.yaml \(line \d+, column \d+\)"):
+        load_config(bad)
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text("train: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(hostile)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(listy)
+
+
+@pytest.mark.parametrize("size, plan", [(28, (7, 2)), (32, (4, 3)), (64, (4, 4)), (48, (6, 3)), (128, (4, 5))])
+def test_upsampling_plan(size, plan):
+    assert upsampling_plan(size) == plan
+
+
+def test_diff_keys_and_reference():
+    a, b = to_dict(Config()), apply_overrides(to_dict(Config()), ["model.generator.norm=none", "train.steps=5"])
+    assert diff_keys(a, b) == ["model.generator.norm", "train.steps"]
+    ref = reference_markdown()
+    for key in ("data.name", "model.generator.upsampling", "model.discriminator.spectral_norm", "train.ema_decay", "run.dir"):
+        assert f"`{key}`" in ref
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10", "smoke"])
+def test_shipped_configs_load(name):
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
+    assert cfg.data.channels == (3 if name == "cifar10" else 1)
