@@ -1,0 +1,106 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan.config import load_config
+from dcgan.models import ICNR, DepthToSpace, build_discriminator, build_generator, channel_plan, recalibrate_batchnorm
+
+SHAPES = [(28, 1), (32, 3), (64, 3)]
+LAYER_OF_MODE = {"transpose": keras.layers.Conv2DTranspose, "upsample": keras.layers.UpSampling2D, "subpixel": DepthToSpace}
+
+
+def cfg_for(size, channels, *overrides):
+    name = "cifar10" if channels == 3 else "mnist"
+    return load_config(None, [f"data.name={name}", f"data.image_size={size}", f"data.channels={channels}",
+                              "model.generator.base_channels=8", "model.discriminator.base_channels=8", *overrides])
+
+
+@pytest.mark.parametrize("size, channels", SHAPES)
+@pytest.mark.parametrize("mode", ["transpose", "upsample", "subpixel"])
+def test_generator_mode_builds_expected_layers_and_shape(size, channels, mode):
+    cfg = cfg_for(size, channels, f"model.generator.upsampling={mode}")
+    gen = build_generator(cfg)
+    blocks = {28: 2, 32: 3, 64: 4}[size]
+    assert gen.output_shape == (None, size, size, channels)
+    assert sum(isinstance(l, LAYER_OF_MODE[mode]) for l in gen.layers) == blocks
+    others = set(LAYER_OF_MODE) - {mode}
+    assert not any(isinstance(l, LAYER_OF_MODE[o]) for o in others for l in gen.layers)
+    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in gen.layers) == blocks + 1
+    out = gen(np.random.default_rng(0).standard_normal((2, 100)).astype("float32"), training=False)
+    assert out.shape == (2, size, size, channels)
+    assert np.all(np.abs(out) <= 1.0)
+
+
+def test_mixed_modes_and_kernel_sizes():
+    cfg = cfg_for(32, 3, "model.generator.upsampling=transpose,subpixel,upsample",
+                  "model.generator.transpose_kernel_size=4", "model.generator.interpolation=bilinear")
+    gen = build_generator(cfg)
+    assert gen.get_layer("block0_deconv").kernel_size == (4, 4)
+    assert isinstance(gen.get_layer("block1_shuffle"), DepthToSpace)
+    assert gen.get_layer("block2_resize").interpolation == "bilinear"
+    assert gen.get_layer("block2_conv").kernel_size == (3, 3)
+
+
+def test_channel_plan_doubles_toward_the_start_and_caps():
+    assert channel_plan(64, 512, 2) == [256, 128, 64]
+    assert channel_plan(64, 256, 4) == [256, 256, 256, 128, 64]
+
+
+def test_weights_are_normal_with_std_002():
+    gen = build_generator(cfg_for(64, 3, "model.generator.base_channels=32"))
+    kernel = gen.get_layer("block1_conv").kernel.numpy()
+    assert abs(kernel.mean()) < 2e-3 and abs(kernel.std() - 0.02) < 2e-3
+
+
+def test_depth_to_space_matches_tensorflow():
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 12)).astype("float32")
+    np.testing.assert_array_equal(DepthToSpace(2)(x), tf.nn.depth_to_space(x, 2))
+
+
+def test_icnr_subpixel_starts_as_nearest_upsampling():
+    """With ICNR, conv + depth-to-space equals nearest upsampling of the conv's output: no checkerboard."""
+    kernel = ICNR(seed=1)((3, 3, 4, 8 * 4)).numpy()
+    x = np.random.default_rng(0).standard_normal((1, 6, 6, 4)).astype("float32")
+    conv = tf.nn.conv2d(x, kernel, 1, "SAME")
+    sub = tf.nn.depth_to_space(conv, 2).numpy()
+    nearest = np.repeat(np.repeat(tf.nn.conv2d(x, kernel[..., :8], 1, "SAME").numpy(), 2, 1), 2, 2)
+    np.testing.assert_allclose(sub, nearest, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, channels", SHAPES)
+def test_discriminator_mirrors_generator(size, channels):
+    cfg = cfg_for(size, channels, "model.discriminator.dropout=0.3", "model.discriminator.norm=layer")
+    disc = build_discriminator(cfg)
+    convs = [l for l in disc.layers if isinstance(l, keras.layers.Conv2D)]
+    assert len(convs) == {28: 2, 32: 3, 64: 4}[size] and all(c.strides == (2, 2) for c in convs)
+    assert [c.filters for c in convs] == [8 * 2**i for i in range(len(convs))]
+    assert any(isinstance(l, keras.layers.LeakyReLU) and abs(l.negative_slope - 0.2) < 1e-9 for l in disc.layers)
+    assert sum(isinstance(l, keras.layers.Dropout) for l in disc.layers) == len(convs)
+    assert disc.output_shape == (None, 1)
+
+
+def test_spectral_norm_wraps_every_layer_with_weights():
+    disc = build_discriminator(cfg_for(28, 1, "model.discriminator.spectral_norm=true"))
+    wrapped = [l for l in disc.layers if isinstance(l, keras.layers.SpectralNormalization)]
+    assert len(wrapped) == 3  # two convolutions and the logit
+    x = np.random.default_rng(0).standard_normal((4, 28, 28, 1)).astype("float32")
+    assert disc(x, training=True).shape == (4, 1)
+
+
+def test_recalibrate_batchnorm_sets_batch_statistics():
+    gen = build_generator(cfg_for(28, 1))
+    z = np.random.default_rng(0).standard_normal((256, 100)).astype("float32")
+    bn = gen.get_layer("project_bn")
+    recalibrate_batchnorm(gen, z)
+    feats = keras.Model(gen.input, gen.get_layer("project_reshape").output)(z).numpy()
+    np.testing.assert_allclose(bn.moving_mean.numpy(), feats.mean(axis=(0, 1, 2)), atol=1e-5)
+    assert bn.momentum == 0.99  # restored
+
+
+def test_generator_round_trips_through_keras_file_in_safe_mode(tmp_path):
+    gen = build_generator(cfg_for(28, 1, "model.generator.upsampling=subpixel"))
+    gen.save(tmp_path / "g.keras")
+    loaded = keras.saving.load_model(tmp_path / "g.keras", safe_mode=True)
+    z = np.ones((1, 100), "float32")
+    np.testing.assert_allclose(loaded(z, training=False), gen(z, training=False), atol=1e-6)
