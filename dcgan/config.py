@@ -97,6 +97,9 @@ class TrainConfig:
     keep_checkpoints: int = _f(3, "how many recent checkpoints to keep", min=1, max=1000)
     sample_grid: int = _f(8, "the fixed-noise grid is N x N", min=1, max=32)
     on_nan: str = _f("stop", "stop | skip_step when a loss is not finite", choices=("stop", "skip_step"))
+    mixed_precision: str = _f("none", "none | bfloat16 | float16 (GPU/TPU; float16 uses loss scaling)",
+                              choices=("none", "bfloat16", "float16"))
+    jit_compile: bool = _f(False, "compile the train step with XLA")
 
 
 @dataclass

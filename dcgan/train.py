@@ -10,6 +10,7 @@ come first.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -40,12 +41,13 @@ class GAN(tf.Module):
         self.strategy = strategy or tf.distribute.get_strategy()
         t = cfg.train
         keras.utils.set_random_seed(t.seed)  # weights are initialised from it
-        with self.strategy.scope():
+        with self.strategy.scope(), dtype_policy(t.mixed_precision):
             self.generator = build_generator(cfg)
             self.discriminator = build_discriminator(cfg)
             self.ema_generator = clone_generator(self.generator) if t.ema_decay > 0 else None
-            self.g_optimizer = keras.optimizers.Adam(t.lr_g, beta_1=t.beta1, beta_2=t.beta2)
-            self.d_optimizer = keras.optimizers.Adam(t.lr_d, beta_1=t.beta1, beta_2=t.beta2)
+        with self.strategy.scope():
+            self.g_optimizer = make_optimizer(t.lr_g, t)
+            self.d_optimizer = make_optimizer(t.lr_d, t)
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -63,7 +65,7 @@ class GAN(tf.Module):
             fixed_noise=self.fixed_noise, skipped_steps=self.skipped_steps, layer_seeds=self._layer_seeds(),
             **({"ema_generator": self.ema_generator} if self.ema_generator is not None else {}),
         )
-        self.train_step = tf.function(self._train_step, jit_compile=False, reduce_retracing=False)
+        self.train_step = tf.function(self._train_step, jit_compile=t.jit_compile)
 
     def _layer_seeds(self) -> dict:
         """Dropout's seed-generator states: Keras tracks them, tf.train.Checkpoint does not."""
@@ -103,7 +105,8 @@ class GAN(tf.Module):
             fake = gen(latent(), training=True)
             with tf.GradientTape() as tape:
                 d_loss = average(discriminator_loss(t.loss, disc(real[:, i], training=True), disc(fake, training=True), real_target))
-            self._apply(self.d_optimizer, tape.gradient(d_loss, disc.trainable_variables), disc.trainable_variables, d_loss)
+                scaled = self._scale(self.d_optimizer, d_loss)
+            self._apply(self.d_optimizer, tape.gradient(scaled, disc.trainable_variables), disc.trainable_variables, d_loss)
 
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = gen(latent(), training=True)
@@ -111,8 +114,9 @@ class GAN(tf.Module):
             fake_logits = disc(fake, training=True)
             d_loss = average(discriminator_loss(t.loss, real_logits, fake_logits, real_target))
             g_loss = average(generator_loss(t.loss, fake_logits))
-        d_grads = d_tape.gradient(d_loss, disc.trainable_variables)
-        g_grads = g_tape.gradient(g_loss, gen.trainable_variables)
+            d_scaled, g_scaled = self._scale(self.d_optimizer, d_loss), self._scale(self.g_optimizer, g_loss)
+        d_grads = d_tape.gradient(d_scaled, disc.trainable_variables)
+        g_grads = g_tape.gradient(g_scaled, gen.trainable_variables)
         self._apply(self.d_optimizer, d_grads, disc.trainable_variables, d_loss + g_loss)
         self._apply(self.g_optimizer, g_grads, gen.trainable_variables, d_loss + g_loss)
         return {
@@ -121,6 +125,11 @@ class GAN(tf.Module):
             "d_real": average(tf.sigmoid(tf.reshape(tf.cast(real_logits, tf.float32), [-1]))),
             "d_fake": average(tf.sigmoid(tf.reshape(tf.cast(fake_logits, tf.float32), [-1]))),
         }
+
+    @staticmethod
+    def _scale(optimizer, loss):
+        """float16 needs loss scaling; the LossScaleOptimizer unscales in apply_gradients."""
+        return optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
 
     def _apply(self, optimizer, grads, variables, loss):
         """Apply gradients only when the (all-replica) loss is finite; remember the first bad step."""
@@ -169,6 +178,25 @@ class GAN(tf.Module):
         if self.ema_generator is not None:
             z = tf.random.stateless_normal([RECALIBRATION_BATCH, self.cfg.model.generator.latent_dim], seed=[self.cfg.train.seed, 2])
             recalibrate_batchnorm(self.ema_generator, z)
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision: str):
+    """Build layers under a mixed-precision policy, then restore the global one."""
+    previous = keras.mixed_precision.dtype_policy()
+    if mixed_precision != "none":
+        keras.mixed_precision.set_dtype_policy(f"mixed_{mixed_precision}")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def make_optimizer(learning_rate: float, t) -> keras.optimizers.Optimizer:
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=t.beta1, beta_2=t.beta2)
+    if t.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def generate_images(model, latents, batch_size: int = 500) -> np.ndarray:

@@ -112,3 +112,27 @@ def test_skip_step_discards_non_finite_updates(tiny_config):
     assert int(gan.skipped_steps.numpy()) == 3
     assert all(np.isfinite(w).all() for w in gan.generator.get_weights())
     assert read_metrics(run / "metrics.jsonl")[-1]["skipped_steps"] == 3
+
+
+@pytest.mark.parametrize("policy", ["bfloat16", "float16"])
+def test_mixed_precision_trains_finite_and_restores_policy(tiny_config, policy):
+    import keras
+
+    before = keras.mixed_precision.dtype_policy().name
+    cfg = tiny_config(f"train.mixed_precision={policy}", "train.steps=2", "train.ema_decay=0.5")
+    gan = GAN(cfg)
+    assert keras.mixed_precision.dtype_policy().name == before
+    assert gan.generator.get_layer("block0_conv").compute_dtype == policy
+    assert gan.generator.output.dtype == "float32" and gan.discriminator.output.dtype == "float32"
+    assert all(v.dtype == "float32" for v in gan.generator.trainable_variables)
+    if policy == "float16":
+        assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    run = train(cfg, quiet=True)
+    records = read_metrics(run / "metrics.jsonl")
+    assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in records)
+    assert keras.mixed_precision.dtype_policy().name == before
+
+
+def test_xla_step_matches_shapes_and_is_finite(tiny_config):
+    run = train(tiny_config("train.jit_compile=true", "train.steps=2"), quiet=True)
+    assert all(np.isfinite(r["g_loss"]) for r in read_metrics(run / "metrics.jsonl"))
