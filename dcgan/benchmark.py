@@ -1,0 +1,188 @@
+"""Throughput benchmark: the app's train step against a minimal reference loop.
+
+In one process and on identical models, it times in interleaved windows
+(so drift in machine load hits every variant alike):
+
+    reference       reference.reference_step on an in-memory batch
+    app_synthetic   GAN.train_step (EMA, finite checks, metrics) on an in-memory batch
+    app_pipeline    GAN.train_step fed by the real tf.data pipeline, logs read every log_every steps
+
+and prints images/s (median of the windows), the ratios to the reference, FLOPs
+per training image counted from the layers, achieved GFLOP/s and the machine's
+float32 matmul peak. Optional: sampling images/s and FID evaluation time.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan import data as datalib
+from dcgan.config import Config
+from dcgan.flops import forward_flops, training_flops_per_image
+from dcgan.models import build_discriminator, build_generator
+from dcgan.reference import reference_step
+from dcgan.train import GAN, generate_images
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """float32 GFLOP/s of a large matmul: the practical peak of this machine for TensorFlow."""
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    mm = tf.function(lambda x, y: tf.matmul(x, y))
+    mm(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        mm(a, b).numpy()
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def _reference_runner(cfg: Config, batch):
+    keras.utils.set_random_seed(cfg.train.seed)
+    gen, disc = build_generator(cfg), build_discriminator(cfg)
+    t = cfg.train
+    step = reference_step(gen, disc, keras.optimizers.Adam(t.lr_g, beta_1=t.beta1), keras.optimizers.Adam(t.lr_d, beta_1=t.beta1),
+                          cfg.model.generator.latent_dim)
+    images = batch[:, -1]
+
+    def run(n):
+        for _ in range(n):
+            out = step(images)
+        out[0].numpy()
+
+    return run
+
+
+def _app_runner(cfg: Config, batch=None, images=None):
+    gan = GAN(cfg)
+    log_every = cfg.train.log_every
+    if images is not None:
+        it = iter(datalib.make_dataset(images, cfg.data.batch_size, cfg.train.seed, group=cfg.train.d_steps))
+        next_batch = lambda: next(it)  # noqa: E731
+    else:
+        next_batch = lambda: batch  # noqa: E731
+    counter = [0]
+
+    def run(n):
+        for _ in range(n):
+            logs = gan.train_step(next_batch())
+            counter[0] += 1
+            if counter[0] % log_every == 0:
+                {k: float(v) for k, v in logs.items()}  # the loop's per-log host sync
+        float(logs["g_loss"])
+
+    return run
+
+
+def time_variants(runners: dict, window_steps: int, windows: int, warmup_steps: int) -> dict:
+    """Interleaved windows; returns each variant's per-window seconds."""
+    for run in runners.values():
+        run(warmup_steps)  # trace, build, fill the pipeline
+    seconds = {name: [] for name in runners}
+    for _ in range(windows):
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            run(window_steps)
+            seconds[name].append(time.perf_counter() - t0)
+    return seconds
+
+
+def load_or_synthesize(cfg: Config, synthetic: bool) -> np.ndarray:
+    """The config's dataset, or random uint8 images of its shape (throughput ignores content)."""
+    if not synthetic:
+        return datalib.load_images(cfg.data)
+    size, channels = cfg.data.image_size, cfg.data.channels
+    return np.random.default_rng(0).integers(0, 256, (cfg.data.limit or 10000, size, size, channels), dtype=np.uint8)
+
+
+def benchmark_training(cfg: Config, images: np.ndarray, window_steps: int = 20, windows: int = 5, warmup_steps: int = 5) -> dict:
+    b, d = cfg.data.batch_size, cfg.train.d_steps
+    batch = tf.constant(datalib.to_float(images[: b * d].astype(np.float32)).reshape(d, b, *images.shape[1:]).swapaxes(0, 1))
+    runners = {
+        "reference": _reference_runner(cfg, batch),
+        "app_synthetic": _app_runner(cfg, batch=batch),
+        "app_pipeline": _app_runner(cfg, images=images),
+    }
+    seconds = time_variants(runners, window_steps, windows, warmup_steps)
+    images_per_step = b * d
+    result = {name: images_per_step * window_steps / statistics.median(s) for name, s in seconds.items()}
+    gen, disc = build_generator(cfg), build_discriminator(cfg)
+    flops = training_flops_per_image(gen, disc)
+    return {
+        "images_per_s": {k: round(v, 1) for k, v in result.items()},
+        "ratio_app_synthetic": round(result["app_synthetic"] / result["reference"], 3),
+        "ratio_app_pipeline": round(result["app_pipeline"] / result["reference"], 3),
+        "generator_gflops_per_image": round(forward_flops(gen) / 1e9, 4),
+        "train_gflops_per_image": round(flops / 1e9, 4),
+        "achieved_gflops_per_s": round(flops * result["app_pipeline"] / 1e9, 1),
+        "window_seconds": {k: [round(x, 3) for x in v] for k, v in seconds.items()},
+    }
+
+
+def benchmark_sampling(cfg: Config, n: int = 10000) -> float:
+    gen = build_generator(cfg)
+    z = np.random.default_rng(0).standard_normal((n, cfg.model.generator.latent_dim)).astype(np.float32)
+    generate_images(gen, z[:500])  # trace
+    t0 = time.perf_counter()
+    generate_images(gen, z)
+    return n / (time.perf_counter() - t0)
+
+
+def benchmark_startup() -> dict:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dcgan", "--help"], check=True, capture_output=True)
+    return {"help_s": round(time.perf_counter() - t0, 3)}
+
+
+def format_report(cfg: Config, res: dict, peak: float) -> str:
+    ips = res["images_per_s"]
+    lines = [
+        f"config: {cfg.data.name} {cfg.data.image_size}x{cfg.data.image_size}x{cfg.data.channels}, "
+        f"upsampling={cfg.model.generator.upsampling}, batch {cfg.data.batch_size}, EMA {cfg.train.ema_decay}",
+        f"reference loop      {ips['reference']:8.1f} images/s",
+        f"app (in-memory)     {ips['app_synthetic']:8.1f} images/s   ratio {res['ratio_app_synthetic']:.3f}",
+        f"app (tf.data)       {ips['app_pipeline']:8.1f} images/s   ratio {res['ratio_app_pipeline']:.3f}",
+        f"FLOPs: generator {res['generator_gflops_per_image']:.4f} GFLOP/image forward, "
+        f"training {res['train_gflops_per_image']:.4f} GFLOP/image",
+        f"achieved {res['achieved_gflops_per_s']:.1f} GFLOP/s of a {peak:.1f} GFLOP/s matmul peak "
+        f"({100 * res['achieved_gflops_per_s'] / peak:.0f}%)",
+    ]
+    return "\n".join(lines)
+
+
+def run(cfg: Config, windows: int, window_steps: int, sampling: bool, fid: bool, synthetic: bool, as_json: str | None) -> dict:
+    peak = matmul_peak_gflops()
+    res = benchmark_training(cfg, load_or_synthesize(cfg, synthetic), window_steps=window_steps, windows=windows)
+    report = {"peak_gflops_per_s": round(peak, 1), **res}
+    print(format_report(cfg, res, peak))
+    if sampling:
+        report["sampling_images_per_s"] = round(benchmark_sampling(cfg), 1)
+        print(f"sampling            {report['sampling_images_per_s']:8.1f} images/s (10,000 images, batch 500)")
+    if fid:
+        report["fid_10k_seconds"] = round(benchmark_fid(cfg), 1)
+        print(f"FID, 10,000 images  {report['fid_10k_seconds']:8.1f} s (features + statistics, real stats cached)")
+    report.update(benchmark_startup())
+    print(f"dcgan --help        {report['help_s']:8.3f} s")
+    if as_json:
+        from dcgan.rundir import atomic_write
+
+        atomic_write(as_json, json.dumps(report, indent=2))
+    return report
+
+
+def benchmark_fid(cfg: Config, n: int = 10000) -> float:
+    """Seconds to compute FID for n generated images (feature network and real stats warmed)."""
+    from dcgan import evaluate
+
+    gen = build_generator(cfg)
+    z = np.random.default_rng(0).standard_normal((n, cfg.model.generator.latent_dim)).astype(np.float32)
+    return evaluate.time_fid(cfg, gen, z)
