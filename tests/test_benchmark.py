@@ -1,0 +1,21 @@
+import numpy as np
+
+from dcgan import benchmark
+
+
+def test_benchmark_reports_every_variant_and_ratio(tiny_config):
+    cfg = tiny_config("train.ema_decay=0.9")
+    images = benchmark.load_or_synthesize(cfg, synthetic=True)
+    assert images.shape[1:] == (28, 28, 1) and images.dtype == np.uint8
+    res = benchmark.benchmark_training(cfg, images, window_steps=2, windows=2, warmup_steps=1)
+    assert set(res["images_per_s"]) == {"reference", "app_synthetic", "app_pipeline"}
+    assert all(v > 0 for v in res["images_per_s"].values())
+    assert res["ratio_app_pipeline"] == round(res["images_per_s"]["app_pipeline"] / res["images_per_s"]["reference"], 3)
+    assert all(len(w) == 2 for w in res["window_seconds"].values())
+    assert res["train_gflops_per_image"] > res["generator_gflops_per_image"] > 0
+    report = benchmark.format_report(cfg, res, peak=100.0)
+    assert "reference loop" in report and "% " not in report.split("\n")[0]
+
+
+def test_matmul_peak_is_positive():
+    assert benchmark.matmul_peak_gflops(n=256, repeats=2) > 0.1
