@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from dcgan.errors import ConfigError
 UPSAMPLING_MODES = ("transpose", "upsample", "subpixel")
 LOSSES = ("bce", "hinge", "lsgan")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "folder")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 def _f(default, help, **rules):
@@ -97,9 +99,14 @@ class TrainConfig:
     keep_checkpoints: int = _f(3, "how many recent checkpoints to keep", min=1, max=1000)
     sample_grid: int = _f(8, "the fixed-noise grid is N x N", min=1, max=32)
     on_nan: str = _f("stop", "stop | skip_step when a loss is not finite", choices=("stop", "skip_step"))
+    eval_every: Union[int, None] = _f(
+        None, "steps between evaluations (FID, KID, checkerboard) of the EMA generator; keeps the best checkpoint by FID (null = off)", min=1
+    )
+    eval_samples: int = _f(2000, "generated images per evaluation during training", min=16, max=100000)
     mixed_precision: str = _f("none", "none | bfloat16 | float16 (GPU/TPU; float16 uses loss scaling)",
                               choices=("none", "bfloat16", "float16"))
     jit_compile: bool = _f(False, "compile the train step with XLA")
+    time_budget_s: Union[float, None] = _f(None, "stop after this many seconds of training (null = no limit)", min=1.0)
 
 
 @dataclass
@@ -109,11 +116,21 @@ class RunConfig:
 
 
 @dataclass
+class DistributeConfig:
+    strategy: str = _f("default", "default (one device) | mirrored (local GPUs) | multi_worker (TF_CONFIG) | tpu",
+                       choices=STRATEGIES)
+    devices: Union[list, None] = _f(None, "mirrored: devices to use, e.g. [/gpu:0, /gpu:1] (null = all local GPUs)")
+    sync_batchnorm: bool = _f(True, "BatchNorm statistics over the global batch (true) or each replica's share (false)")
+    tpu: Union[str, None] = _f(None, "tpu: TPU name or grpc:// address (null = $TPU_NAME, else the TPU VM's local TPU)")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    distribute: DistributeConfig = field(default_factory=DistributeConfig)
 
 
 # ---------------------------------------------------------------- conversion
@@ -153,7 +170,8 @@ def from_dict(data: Any, cls=Config, prefix: str = "") -> Any:
 def _unknown_key(prefix: str, key: Any, fields: dict) -> str:
     close = difflib.get_close_matches(str(key), list(fields), n=1)
     hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
-    return f"unknown config key '{prefix}{key}'{hint}"
+    name = f"{prefix}{key}"
+    return f"unknown config key '{name if name.isprintable() else ascii(name)[1:-1]}'{hint}"  # one line, always
 
 
 def _show(value: Any) -> str:
@@ -174,8 +192,10 @@ def _check_value(key: str, value: Any, tp: Any, rules: dict) -> Any:
         if not value:
             raise ConfigError(f"{key}: the list must not be empty")
         return [_check_value(f"{key}[{i}]", v, str, rules) for i, v in enumerate(value)]
-    kind = next(k for k in kinds if k is not list)
-    value = _coerce(key, value, kind)
+    scalar_kinds = [k for k in kinds if k is not list]
+    if not scalar_kinds:  # a list-only field given a scalar
+        raise ConfigError(f"{key}: expected a list, got {_show(value)}")
+    value = _coerce(key, value, scalar_kinds[0])
     if "choices" in rules and value not in rules["choices"]:
         allowed = " | ".join(str(c) for c in rules["choices"])
         raise ConfigError(f"{key}: {_show(value)} is not allowed; choose one of {allowed}")
@@ -202,10 +222,12 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
             except ValueError:
                 pass
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value != value or value in (float("inf"), float("-inf")):
+            if value != value or abs(value) > sys.float_info.max:  # nan, inf, or an int float() overflows on
                 raise ConfigError(f"{key}: {_show(value)} is not a finite number")
             return float(value)
     elif kind is str:
+        if isinstance(value, str) and "\x00" in value:  # every file call would fail on it later
+            raise ConfigError(f"{key}: {_show(value)} contains a NUL character")
         if isinstance(value, str) and value:
             return value
     raise ConfigError(f"{key}: {_show(value)} is not a valid {kind.__name__}")
@@ -277,14 +299,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """'train.steps=200' -> (['train', 'steps'], 200); the value is a YAML scalar or list."""
     key, sep, raw = text.partition("=")
     key = key.strip()
-    if not sep or not key:
+    if not sep or not key or not key.isprintable():
         raise ConfigError(f"--set {text!r}: expected dotted.key=value")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r}") from None
-    # "transpose,upsample" is a convenient way to give a list of modes on the command line
-    if isinstance(value, str) and "," in value and key.endswith("upsampling"):
+    # "transpose,upsample" (or "/gpu:0,/gpu:1") is a convenient way to give a list on the command line
+    if isinstance(value, str) and "," in value and key.endswith(("upsampling", "devices")):
         value = [v.strip() for v in value.split(",")]
     return key.split("."), value
 

@@ -271,6 +271,11 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start)
     writer = tf.summary.create_file_writer(str(run_dir / "tb"))
     (run_dir / "samples").mkdir(exist_ok=True)
+    periodic_eval = None
+    if t.eval_every:
+        from dcgan.evaluate import TrainingEval  # imported here: dcgan.evaluate imports this module
+
+        periodic_eval = TrainingEval(gan, run_dir)
     _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
 
     bar = tqdm(total=steps, initial=start, disable=quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -280,7 +285,8 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
             logs = gan.train_step(next(batches))
             window_steps += 1
             bar.update(1)
-            is_last = step == steps
+            out_of_time = t.time_budget_s is not None and time.perf_counter() - wall_start >= t.time_budget_s
+            is_last = step == steps or out_of_time
             if step % t.log_every == 0 or is_last:
                 record = {k: float(v) for k, v in logs.items()}
                 _check_finite(gan, manager)
@@ -311,6 +317,17 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
                 _check_finite(gan, manager)
                 gan.recalibrate_ema()
                 manager.save(checkpoint_number=step)
+            if periodic_eval is not None and (step % t.eval_every == 0 or is_last):
+                _check_finite(gan, manager)
+                gan.recalibrate_ema()
+                scores = periodic_eval(gan, step, metrics)
+                with writer.as_default(step=step):
+                    for k, v in scores.items():
+                        tf.summary.scalar(f"eval/{k}", v)
+                _log(f"eval step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+            if out_of_time:
+                _log(f"time budget of {t.time_budget_s:g} s reached at step {step}")
+                break
     finally:
         bar.close()
         writer.flush()

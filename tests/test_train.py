@@ -136,3 +136,12 @@ def test_mixed_precision_trains_finite_and_restores_policy(tiny_config, policy):
 def test_xla_step_matches_shapes_and_is_finite(tiny_config):
     run = train(tiny_config("train.jit_compile=true", "train.steps=2"), quiet=True)
     assert all(np.isfinite(r["g_loss"]) for r in read_metrics(run / "metrics.jsonl"))
+
+
+def test_time_budget_stops_cleanly_with_final_artifacts(tiny_config):
+    run = train(tiny_config("train.steps=100000", "train.time_budget_s=1", "train.checkpoint_every=100000",
+                            "train.sample_every=100000", "train.log_every=100000"), quiet=True)
+    last = read_metrics(run / "metrics.jsonl")[-1]["step"]
+    assert 1 <= last < 100000
+    assert tf.train.latest_checkpoint(str(run / CHECKPOINT_DIR)).endswith(f"ckpt-{last}")
+    assert (run / "samples" / f"step_{last:07d}.png").is_file() and (run / "generator.keras").is_file()
