@@ -58,3 +58,26 @@ def reference_step(generator, discriminator, g_optimizer, d_optimizer, latent_di
         return g_loss, d_loss
 
     return step
+
+
+def train_reference(images, seconds: float, seed: int = 0, latent_dim: int = 100) -> tuple[keras.Model, int]:
+    """The tutorial's model and hyper-parameters, trained by reference_step for a wall-clock budget.
+
+    Returns (generator, steps). Data order comes from the app's own pipeline, so
+    the two differ only in model, hyper-parameters and loop.
+    """
+    import time
+
+    from dcgan.data import make_dataset
+
+    keras.utils.set_random_seed(seed)
+    gen, disc = tutorial_generator(latent_dim), tutorial_discriminator()
+    hp = TUTORIAL_HPARAMS
+    step = reference_step(gen, disc, keras.optimizers.Adam(hp["lr"], beta_1=hp["beta1"]),
+                          keras.optimizers.Adam(hp["lr"], beta_1=hp["beta1"]), latent_dim)
+    batches = iter(make_dataset(images, hp["batch_size"], seed))
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        step(next(batches)[:, 0])
+        steps += 1
+    return gen, steps
