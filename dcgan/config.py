@@ -293,6 +293,8 @@ def read_yaml(path: str | Path) -> Any:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"invalid YAML in {path}{where}: {problem}") from None
+    except RecursionError:  # PyYAML recurses once per nesting level
+        raise ConfigError(f"invalid YAML in {path}: nested too deeply") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -303,8 +305,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: expected dotted.key=value")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: cannot parse value {raw!r}") from None
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"--set {key}: cannot parse value {_show(raw)}") from None
     # "transpose,upsample" (or "/gpu:0,/gpu:1") is a convenient way to give a list on the command line
     if isinstance(value, str) and "," in value and key.endswith(("upsampling", "devices")):
         value = [v.strip() for v in value.split(",")]
