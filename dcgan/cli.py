@@ -31,6 +31,24 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    _quiet_tensorflow()
+    from dcgan.sample import sample
+
+    print(sample(args.run, step=args.step, seeds=args.seeds, n=args.n, grid=args.grid, out=args.out,
+                 interpolate=args.interpolate, frames=args.frames, truncation=args.truncation,
+                 use_ema=not args.no_ema, batch_size=args.batch_size))
+    return 0
+
+
+def cmd_export(args) -> int:
+    _quiet_tensorflow()
+    from dcgan.export import export
+
+    print(export(args.run, fmt=args.format, out=args.out, step=args.step, use_ema=not args.no_ema, force=args.force))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcgan", description="Train, sample, evaluate and compare DCGANs.")
     parser.add_argument("--version", action="version", version=f"dcgan {__version__}")
@@ -42,6 +60,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar; one log line per logged step")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="images from a checkpoint: grid, PNG per seed, npz, or a latent walk")
+    p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (latest checkpoint) or a checkpoint path like RUN/checkpoints/ckpt-400")
+    p.add_argument("--step", type=int, help="use the run's checkpoint of this step instead of the latest")
+    p.add_argument("--seeds", help="seeds as a list with ranges, e.g. 0-15,42 (one image per seed, always the same)")
+    p.add_argument("--n", type=int, help="seeds 0..N-1")
+    p.add_argument("--grid", metavar="ROWSxCOLS", help="grid layout of the PNG (default 8x8)")
+    p.add_argument("--out", help="FILE.png grid, DIR/ one PNG per seed, FILE.npz uint8 images, FILE.gif/.png walk (default RUN/sample_grid.png)")
+    p.add_argument("--interpolate", type=int, metavar="K", help="spherical walk through K+1 seeds (--seeds, default 0..K)")
+    p.add_argument("--frames", type=int, help="frames per walk segment (default 16)")
+    p.add_argument("--truncation", type=float, default=1.0, help="scale latent vectors by this factor (<1: typical, less varied images)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator even when the run has an EMA copy")
+    p.add_argument("--batch-size", type=int, default=500, help="images per generator call")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("export", help="the generator as a .keras file or a TensorFlow SavedModel")
+    p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (latest checkpoint) or a checkpoint path")
+    p.add_argument("--format", default="keras", help="keras (default) or savedmodel")
+    p.add_argument("--out", help="keras: FILE.keras or DIR (DIR/generator.keras); savedmodel: the SavedModel directory (default RUN/export/...)")
+    p.add_argument("--step", type=int, help="use the run's checkpoint of this step instead of the latest")
+    p.add_argument("--no-ema", action="store_true", help="export the raw generator even when the run has an EMA copy")
+    p.add_argument("--force", action="store_true", help="replace an existing export")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -1,0 +1,316 @@
+"""Sampling: images from a run's checkpoint by seed, as a grid, PNG files, an npz or a latent walk.
+
+A seed names one latent vector (numpy's default_rng(seed)), so an image can be
+asked for again by its seed, alone or among any others. Arguments and output
+paths are checked before TensorFlow is imported, so a typo fails at once rather
+than after a model has been built.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcgan import viz
+from dcgan.errors import DcganError
+from dcgan.rundir import atomic_write
+
+DEFAULT_GRID = (8, 8)
+GRID_FILE = "sample_grid.png"
+WALK_FILE = "interpolation.gif"
+DEFAULT_FRAMES = 16
+MAX_SEEDS = 1_000_000  # a typo like 0-1000000000 should fail, not fill the memory
+GIF_FRAME_MS = 100
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-15,42' -> [0, 1, ..., 15, 42]; ranges are inclusive, order and repeats are kept."""
+    seeds: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", item)
+        if not m:
+            raise DcganError(f"--seeds {text!r}: {item!r} is not a seed or a range like 0-15 (seeds are integers >= 0)")
+        lo, hi = int(m[1]), int(m[2] if m[2] is not None else m[1])
+        if hi < lo:
+            raise DcganError(f"--seeds {text!r}: range {item!r} runs backwards")
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise DcganError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds")
+        seeds.extend(range(lo, hi + 1))
+    return seeds
+
+
+def parse_grid(text: str) -> tuple[int, int]:
+    """'8x4' -> (8 rows, 4 columns)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m or int(m[1]) < 1 or int(m[2]) < 1:
+        raise DcganError(f"--grid {text!r}: expected ROWSxCOLS with positive integers, e.g. 8x8")
+    return int(m[1]), int(m[2])
+
+
+def latents(seeds, latent_dim: int, truncation: float = 1.0) -> np.ndarray:
+    """One standard normal vector per seed, each from its own generator, scaled by truncation."""
+    z = np.empty((len(seeds), latent_dim), np.float32)
+    for i, seed in enumerate(seeds):
+        z[i] = np.random.default_rng(seed).standard_normal(latent_dim)
+    return z * np.float32(truncation) if truncation != 1.0 else z
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation: Gaussian latents live near a sphere, a straight line cuts inside it.
+
+    t = 0 and t = 1 give a and b exactly, so a walk's endpoints are its seeds' images.
+    """
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    cos = np.dot(a64, b64) / max(np.linalg.norm(a64) * np.linalg.norm(b64), 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:  # (anti)parallel: the great circle is undefined, a line is as good
+        out = (1.0 - t) * a64 + t * b64
+    else:
+        out = (np.sin((1.0 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)
+    return out.astype(np.float32)
+
+
+def walk(endpoints: np.ndarray, frames: int) -> np.ndarray:
+    """K+1 endpoints -> K*frames+1 latents: `frames` steps per segment, then the last endpoint."""
+    steps = [slerp(a, b, i / frames) for a, b in zip(endpoints[:-1], endpoints[1:]) for i in range(frames)]
+    return np.stack(steps + [endpoints[-1]])
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class Checkpoint:
+    run_dir: Path
+    path: str  # the prefix tf.train.Checkpoint.restore takes: .../checkpoints/ckpt-<step>
+    step: int
+
+
+def checkpoint_steps(folder: Path) -> list[int]:
+    """Steps of the complete checkpoints in a folder (the .index file is written last)."""
+    return sorted(int(m[1]) for p in folder.glob("ckpt-*.index") if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name)))
+
+
+def find_checkpoint(target: str | Path, step: int | None = None) -> Checkpoint:
+    """A run directory (latest checkpoint, or --step) or an explicit checkpoint path."""
+    from dcgan.train import CHECKPOINT_DIR
+
+    path = Path(target)
+    if path.is_dir():
+        folder = path / CHECKPOINT_DIR
+        steps = checkpoint_steps(folder)
+        if not steps:
+            raise DcganError(f"no checkpoint in {folder}: train the run first (dcgan train) or check the path")
+        if step is None:
+            step = steps[-1]
+        elif step not in steps:
+            raise DcganError(f"no checkpoint for step {step} in {folder}; available steps: {', '.join(map(str, steps))}")
+        return Checkpoint(path, str(folder / f"ckpt-{step}"), step)
+    m = re.fullmatch(r"(ckpt-(\d+))(\.index|\.data-\d+-of-\d+)?", path.name)
+    if m and path.with_name(f"{m[1]}.index").is_file():
+        if step is not None:
+            raise DcganError(f"--step picks a checkpoint of a run directory; {target} already names one")
+        prefix = path.with_name(m[1])
+        return Checkpoint(prefix.parent.parent, str(prefix), int(m[2]))
+    raise DcganError(f"run directory or checkpoint not found: {target}")
+
+
+@dataclass
+class Generator:
+    model: object  # keras.Model
+    cfg: object  # dcgan.config.Config of the run
+    checkpoint: Checkpoint
+    ema: bool
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.model.generator.latent_dim
+
+    def describe(self) -> str:
+        return f"ckpt-{self.checkpoint.step} ({'EMA' if self.ema else 'raw'} generator)"
+
+
+def load_generator(checkpoint: Checkpoint, use_ema: bool = True) -> Generator:
+    """Rebuild the run's GAN from its config.yaml and restore the checkpoint into it."""
+    from dcgan.rundir import read_run_config
+    from dcgan.train import GAN, restore
+
+    cfg = read_run_config(checkpoint.run_dir)
+    gan = GAN(cfg)
+    restore(gan, checkpoint.path)
+    ema = use_ema and gan.ema_generator is not None
+    return Generator(gan.ema_generator if ema else gan.generator, cfg, checkpoint, ema)
+
+
+def generate(gen: Generator, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """uint8 images, BatchNorm in inference mode, in batches of one compiled function."""
+    from dcgan.train import generate_images
+
+    return generate_images(gen.model, z, batch_size)
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def output_kind(out: str | None, interpolate: int | None) -> str:
+    """grid | strip | gif | npz | dir, from the output path's suffix."""
+    suffix = Path(out).suffix.lower() if out and not out.endswith(("/", os.sep)) and not Path(out).is_dir() else ""
+    if interpolate is not None:
+        if out is None or suffix == ".gif":
+            return "gif"
+        if suffix == ".png":
+            return "strip"
+        raise DcganError(f"--out {out}: an interpolation is written as a .gif animation or a .png strip")
+    if out is None or suffix == ".png":
+        return "grid"
+    if suffix == ".npz":
+        return "npz"
+    if suffix == ".gif":
+        raise DcganError(f"--out {out}: a .gif is written for --interpolate only")
+    if suffix:
+        raise DcganError(f"--out {out}: unsupported file type {suffix}; use a directory, .png, .npz or .gif")
+    return "dir"
+
+
+def check_writable(path: Path, is_dir: bool) -> None:
+    """Fail before generating anything when the output cannot be written."""
+    folder = path if is_dir else path.parent
+    try:
+        if not is_dir and path.is_dir():
+            raise DcganError(f"cannot write {path}: it is a directory")
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DcganError(f"cannot write {path}: permission denied")
+
+
+def npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def grid_layout(n: int) -> tuple[int, int]:
+    """A near-square layout for n images (columns >= rows)."""
+    cols = math.ceil(math.sqrt(n))
+    return math.ceil(n / cols), cols
+
+
+def fill_grid(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The grid picture; cells past the last image stay black."""
+    blank = np.zeros((rows * cols - len(images), *images.shape[1:]), np.uint8)
+    return viz.image_grid(np.concatenate([images, blank]), rows, cols)
+
+
+# ---------------------------------------------------------------- the command
+
+
+@dataclass
+class Request:
+    """What to sample and where to write it, validated."""
+
+    kind: str
+    seeds: list[int]
+    out: Path | None  # None: the default file inside the run directory
+    grid: tuple[int, int] | None = None
+    frames: int = DEFAULT_FRAMES
+
+
+def plan(seeds: str | None = None, n: int | None = None, grid: str | None = None, out: str | None = None,
+         interpolate: int | None = None, frames: int | None = None, truncation: float = 1.0) -> Request:
+    """Check every argument (no TensorFlow needed) and decide the seeds and the layout."""
+    if seeds is not None and n is not None:
+        raise DcganError("give --seeds or --n, not both")
+    if n is not None and not 1 <= n <= MAX_SEEDS:
+        raise DcganError(f"--n {n}: must be between 1 and {MAX_SEEDS}")
+    if not truncation > 0 or not math.isfinite(truncation):
+        raise DcganError(f"--truncation {truncation}: must be a positive number (1 = no truncation)")
+    if frames is not None and interpolate is None:
+        raise DcganError("--frames applies to --interpolate only")
+    kind = output_kind(out, interpolate)
+    chosen = parse_seeds(seeds) if seeds is not None else (list(range(n)) if n is not None else None)
+    layout = parse_grid(grid) if grid is not None else None
+    if layout and kind != "grid":
+        raise DcganError("--grid applies to a grid PNG only (no --out, or --out FILE.png)")
+    if kind in ("gif", "strip"):
+        if interpolate < 1:
+            raise DcganError(f"--interpolate {interpolate}: must be at least 1 (the number of segments)")
+        frames = DEFAULT_FRAMES if frames is None else frames
+        if frames < 1:
+            raise DcganError(f"--frames {frames}: must be at least 1")
+        chosen = list(range(interpolate + 1)) if chosen is None else chosen
+        if len(chosen) != interpolate + 1:
+            raise DcganError(f"--interpolate {interpolate} walks between {interpolate + 1} seeds, got {len(chosen)}")
+        return Request(kind, chosen, Path(out) if out else None, frames=frames)
+    if kind == "grid":
+        if chosen is None:
+            layout = layout or DEFAULT_GRID
+            chosen = list(range(layout[0] * layout[1]))
+        elif layout is None:
+            layout = grid_layout(len(chosen))
+        elif len(chosen) != layout[0] * layout[1]:
+            raise DcganError(f"--grid {grid} has {layout[0] * layout[1]} cells but {len(chosen)} seeds were given")
+    elif chosen is None:
+        chosen = list(range(DEFAULT_GRID[0] * DEFAULT_GRID[1]))
+    return Request(kind, chosen, Path(out) if out else None, grid=layout)
+
+
+def default_output(request: Request, run_dir: Path) -> Path:
+    if request.out is not None:
+        return request.out
+    return run_dir / (WALK_FILE if request.kind == "gif" else GRID_FILE)
+
+
+def sample(target: str | Path, step: int | None = None, seeds: str | None = None, n: int | None = None,
+           grid: str | None = None, out: str | None = None, interpolate: int | None = None,
+           frames: int | None = None, truncation: float = 1.0, use_ema: bool = True, batch_size: int = 500) -> str:
+    """`dcgan sample`: write the requested images; returns a one-line summary."""
+    request = plan(seeds, n, grid, out, interpolate, frames, truncation)
+    if batch_size < 1:
+        raise DcganError(f"--batch-size {batch_size}: must be at least 1")
+    if request.out is not None:
+        check_writable(request.out, request.kind == "dir")
+    checkpoint = find_checkpoint(target, step)
+    gen = load_generator(checkpoint, use_ema)
+    path = default_output(request, checkpoint.run_dir)
+    z = latents(request.seeds, gen.latent_dim, truncation)
+    if request.kind in ("gif", "strip"):
+        z = walk(z, request.frames)
+    start = time.perf_counter()
+    images = generate(gen, z, batch_size)
+    seconds = time.perf_counter() - start
+    try:
+        write(request, path, images, gen, truncation)
+    except OSError as e:
+        raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
+    return f"{path}: {len(images)} images from {gen.describe()} in {seconds:.2f} s ({len(images) / max(seconds, 1e-9):.0f} images/s)"
+
+
+def write(request: Request, path: Path, images: np.ndarray, gen: Generator, truncation: float) -> None:
+    if request.kind == "grid":
+        viz.save_png(path, fill_grid(images, *request.grid))
+    elif request.kind == "dir":
+        for seed, image in zip(request.seeds, images):
+            viz.save_png(path / f"seed_{seed:04d}.png", image)
+    elif request.kind == "npz":
+        atomic_write(path, npz_bytes(images=images, seeds=np.asarray(request.seeds, np.int64),
+                                     step=np.int64(gen.checkpoint.step), ema=np.bool_(gen.ema),
+                                     truncation=np.float32(truncation)))
+    elif request.kind == "gif":
+        viz.save_gif(path, list(images), duration_ms=GIF_FRAME_MS)
+    else:  # strip: one row per segment, both endpoints shown
+        f = request.frames
+        rows = [images[k * f : k * f + f + 1] for k in range(len(request.seeds) - 1)]
+        viz.save_png(path, viz.image_grid(np.concatenate(rows), len(rows), f + 1))

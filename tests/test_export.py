@@ -1,0 +1,116 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dcgan.cli import main
+from dcgan.sample import latents
+from test_sample import make_run
+
+# Loads the SavedModel with TensorFlow alone and converts to uint8 the way dcgan.data.to_uint8 does.
+SERVE = """
+import sys
+import numpy as np
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+z = np.load(sys.argv[2])["z"]
+floats = model.signatures["serving_default"](z=tf.constant(z))["output_0"].numpy()
+images = np.clip(np.round((floats + 1.0) * 127.5), 0, 255).astype(np.uint8)
+assert not any(name == "dcgan" or name.startswith("dcgan.") for name in sys.modules), "dcgan was imported"
+np.savez(sys.argv[3], floats=floats, images=images)
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    # sub-pixel blocks: the generator holds the project's custom layer and initializer
+    return make_run(tmp_path_factory, "train.ema_decay=0.9", "model.generator.upsampling=subpixel,transpose")
+
+
+@pytest.fixture(scope="module")
+def gan(run):
+    from dcgan.train import GAN, restore
+
+    run_dir, cfg = run
+    g = GAN(cfg)
+    restore(g, str(run_dir / "checkpoints" / "ckpt-6"))
+    return g
+
+
+def export(*args) -> int:
+    return main(["export", *map(str, args)])
+
+
+def test_keras_file_loads_in_safe_mode_and_matches_the_ema_generator(run, gan, tmp_path):
+    import keras
+
+    import dcgan.models  # noqa: F401  registers DepthToSpace and ICNR for the loader
+
+    run_dir, cfg = run
+    assert export(run_dir) == 0
+    path = run_dir / "export" / "generator.keras"
+    model = keras.saving.load_model(path, safe_mode=True)
+    z = latents(range(6), cfg.model.generator.latent_dim)
+    np.testing.assert_array_equal(model(z, training=False).numpy(), gan.ema_generator(z, training=False).numpy())
+    assert export(run_dir, "--no-ema", "--out", tmp_path / "raw.keras") == 0
+    raw = keras.saving.load_model(tmp_path / "raw.keras", safe_mode=True)
+    np.testing.assert_array_equal(raw(z, training=False).numpy(), gan.generator(z, training=False).numpy())
+    assert not np.array_equal(raw(z, training=False).numpy(), model(z, training=False).numpy())
+
+
+def test_savedmodel_reproduces_dcgan_sample_without_dcgan(run, gan, tmp_path):
+    run_dir, cfg = run
+    saved = tmp_path / "gen"
+    assert export(run_dir, "--format", "savedmodel", "--out", saved) == 0
+    assert (saved / "saved_model.pb").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    assert main(["sample", str(run_dir), "--seeds", "0-9,77", "--out", str(tmp_path / "s.npz")]) == 0
+    with np.load(tmp_path / "s.npz") as f:
+        sampled = f["images"]
+    z = latents([*range(10), 77], cfg.model.generator.latent_dim)
+    np.savez(tmp_path / "z.npz", z=z)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", SERVE, str(saved), str(tmp_path / "z.npz"), str(tmp_path / "out.npz")],
+                          cwd=tmp_path, env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with np.load(tmp_path / "out.npz") as f:
+        floats, images = f["floats"], f["images"]
+    np.testing.assert_array_equal(images, sampled)
+    np.testing.assert_allclose(floats, gan.ema_generator(z, training=False).numpy(), atol=1e-5)
+    assert floats.min() >= -1.0 and floats.max() <= 1.0
+
+
+def test_existing_export_needs_force(run, tmp_path, capsys):
+    run_dir, _ = run
+    saved = tmp_path / "sm"
+    saved.mkdir()
+    (saved / "mine.txt").write_text("earlier work")
+    capsys.readouterr()
+    assert export(run_dir, "--format", "savedmodel", "--out", saved) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert (saved / "mine.txt").read_text() == "earlier work"
+    assert export(run_dir, "--format", "savedmodel", "--out", saved, "--force") == 0
+    assert (saved / "saved_model.pb").is_file() and not (saved / "mine.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]
+
+
+def error_of(capsys, *args) -> str:
+    capsys.readouterr()
+    assert export(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("dcgan export: error: "), err
+    return err
+
+
+def test_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
+    run_dir, _ = run
+    assert "run directory or checkpoint not found" in error_of(capsys, tmp_path / "nope")
+    assert "available steps: 3, 6" in error_of(capsys, run_dir, "--step", 4)
+    assert "--format 'onnx'" in error_of(capsys, run_dir, "--format", "onnx")
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    assert "cannot write" in error_of(capsys, run_dir, "--out", blocker / "gen.keras")
+    (tmp_path / "taken.keras").write_text("earlier work")
+    assert "already exists" in error_of(capsys, run_dir, "--out", tmp_path / "taken.keras")

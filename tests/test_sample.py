@@ -1,0 +1,217 @@
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from conftest import TINY, blob_images, write_idx
+from dcgan import viz
+from dcgan.cli import main
+from dcgan.config import load_config
+from dcgan.errors import DcganError
+from dcgan.sample import latents, parse_grid, parse_seeds, slerp
+
+SIZE = 28
+
+
+def make_run(tmp_path_factory, *overrides):
+    """Train one tiny run (6 steps, checkpoints at 3 and 6) for a whole test module."""
+    root = tmp_path_factory.mktemp("run")
+    mnist = root / "mnist"
+    mnist.mkdir()
+    write_idx(mnist / "train-images-idx3-ubyte.gz", blob_images(256, seed=1)[..., 0])
+    write_idx(mnist / "train-labels-idx1-ubyte.gz", np.zeros(256, np.uint8))
+    cfg = load_config(None, ["data.name=mnist", f"data.path={mnist}", f"run.dir={root / 'runs'}", "run.name=tiny", *TINY, *overrides])
+    from dcgan.train import train
+
+    return train(cfg, quiet=True), cfg
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return make_run(tmp_path_factory, "train.ema_decay=0.9")
+
+
+@pytest.fixture(scope="module")
+def gan(run):
+    from dcgan.train import GAN, restore
+
+    run_dir, cfg = run
+    g = GAN(cfg)
+    restore(g, str(run_dir / "checkpoints" / "ckpt-6"))
+    return g
+
+
+@pytest.fixture(scope="module")
+def reference(run, tmp_path_factory) -> dict:
+    """Seeds 0..63 from the latest checkpoint's EMA generator, sampled once for the module."""
+    return npz(run[0], tmp_path_factory.mktemp("ref"), "--n", 64)
+
+
+def sample(*args) -> int:
+    return main(["sample", *map(str, args)])
+
+
+def npz(run_dir, tmp_path, *args) -> dict:
+    out = tmp_path / f"s{len(list(tmp_path.glob('*.npz')))}.npz"
+    assert sample(run_dir, "--out", out, *args) == 0
+    with np.load(out) as f:
+        return dict(f)
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def test_parse_seeds_lists_and_ranges():
+    assert parse_seeds("0-3,42") == [0, 1, 2, 3, 42]
+    assert parse_seeds(" 7 , 2-2, 5 ") == [7, 2, 5]
+
+
+@pytest.mark.parametrize("text", ["", "a", "1,,2", "3-1", "-2", "1-", "1.5", "0-15;42"])
+def test_parse_seeds_rejects_bad_syntax(text):
+    with pytest.raises(DcganError, match="--seeds"):
+        parse_seeds(text)
+
+
+def test_parse_grid():
+    assert parse_grid("8x4") == (8, 4)
+    for bad in ("8", "0x3", "8x", "axb", "2x-1"):
+        with pytest.raises(DcganError, match="--grid"):
+            parse_grid(bad)
+
+
+def test_latents_are_per_seed_and_truncation_scales():
+    z = latents([3, 9, 3], 16)
+    assert z.dtype == np.float32 and z.shape == (3, 16)
+    np.testing.assert_array_equal(z[0], z[2])
+    np.testing.assert_array_equal(latents([9], 16)[0], z[1])
+    assert not np.array_equal(z[0], z[1])
+    np.testing.assert_allclose(latents([3], 16, truncation=0.5)[0], 0.5 * z[0])
+
+
+def test_slerp_stays_on_the_sphere_and_hits_endpoints():
+    a, b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    mid = slerp(a, b, 0.5)
+    np.testing.assert_allclose(mid, [np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-6)  # a line would give norm 0.71
+    np.testing.assert_array_equal(slerp(a, b, 0.0), a)
+    np.testing.assert_array_equal(slerp(a, b, 1.0), b)
+
+
+# ---------------------------------------------------------------- images
+
+
+def test_same_seed_same_pixels_whatever_else_is_asked(run, reference, tmp_path):
+    run_dir, _ = run
+    other = npz(run_dir, tmp_path, "--seeds", "7,70-75,5")
+    np.testing.assert_array_equal(other["seeds"], [7, 70, 71, 72, 73, 74, 75, 5])
+    np.testing.assert_array_equal(other["images"][[0, -1]], reference["images"][[7, 5]])
+    assert not np.array_equal(other["images"][0], other["images"][1])
+    assert sample(run_dir, "--seeds", "0,7", "--out", tmp_path / "picks") == 0
+    assert sorted(p.name for p in (tmp_path / "picks").iterdir()) == ["seed_0000.png", "seed_0007.png"]
+    for seed in (0, 7):
+        np.testing.assert_array_equal(viz.read_png(tmp_path / "picks" / f"seed_{seed:04d}.png"), reference["images"][seed])
+
+
+def test_npz_contents_match_the_ema_generator(run, gan, reference, tmp_path):
+    from dcgan.train import generate_images
+
+    run_dir, cfg = run
+    images = reference["images"]
+    assert images.shape == (64, SIZE, SIZE, 1) and images.dtype == np.uint8
+    assert images.std() > 0 and images.max() > images.min()
+    np.testing.assert_array_equal(reference["seeds"], np.arange(64))
+    assert int(reference["step"]) == 6 and bool(reference["ema"])
+    z = latents(range(10), cfg.model.generator.latent_dim)
+    np.testing.assert_array_equal(images[:10], generate_images(gan.ema_generator, z))
+    truncated = npz(run_dir, tmp_path, "--n", 10, "--truncation", 0.5)["images"]
+    np.testing.assert_array_equal(truncated, generate_images(gan.ema_generator, 0.5 * z))
+    assert not np.array_equal(truncated, images[:10])
+
+
+def test_no_ema_uses_the_raw_generator(run, gan, reference, tmp_path):
+    from dcgan.train import generate_images
+
+    run_dir, cfg = run
+    raw = npz(run_dir, tmp_path, "--n", 8, "--no-ema")
+    z = latents(range(8), cfg.model.generator.latent_dim)
+    np.testing.assert_array_equal(raw["images"], generate_images(gan.generator, z))
+    assert not bool(raw["ema"])
+    assert not np.array_equal(raw["images"], reference["images"][:8])
+
+
+def test_grid_geometry_and_cells(run, reference, tmp_path):
+    run_dir, _ = run
+    assert sample(run_dir) == 0  # default: 8x8 of seeds 0..63 in the run directory
+    default = viz.read_png(run_dir / "sample_grid.png")
+    assert default.shape == (8 * (SIZE + 2) + 2, 8 * (SIZE + 2) + 2, 1)
+    np.testing.assert_array_equal(default, viz.image_grid(reference["images"], 8, 8))
+    assert sample(run_dir, "--grid", "2x3", "--out", tmp_path / "g.png") == 0
+    grid = viz.read_png(tmp_path / "g.png")
+    assert grid.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2, 1)
+    np.testing.assert_array_equal(grid, viz.image_grid(reference["images"][:6], 2, 3))
+
+
+def test_interpolation_endpoints_are_the_seeds_images(run, reference, tmp_path):
+    run_dir, _ = run
+    ends = reference["images"][[3, 9, 4]]
+    assert sample(run_dir, "--seeds", "3,9,4", "--interpolate", 2, "--frames", 3, "--out", tmp_path / "w.gif") == 0
+    with Image.open(tmp_path / "w.gif") as gif:
+        frames = [np.asarray(f.convert("L"))[..., None] for f in ImageSequence.Iterator(gif)]
+    assert len(frames) == 2 * 3 + 1
+    for frame, end in zip((frames[0], frames[3], frames[6]), ends):
+        np.testing.assert_array_equal(frame, end)
+    assert not np.array_equal(frames[1], frames[0]) and not np.array_equal(frames[1], frames[3])
+    assert sample(run_dir, "--seeds", "3,9,4", "--interpolate", 2, "--frames", 3, "--out", tmp_path / "w.png") == 0
+    strip = viz.read_png(tmp_path / "w.png")  # one row per segment, both endpoints shown
+    walk = np.stack(frames)
+    np.testing.assert_array_equal(strip, viz.image_grid(np.concatenate([walk[0:4], walk[3:7]]), 2, 4))
+
+
+def test_checkpoint_path_and_step_pick_the_same_checkpoint(run, reference, tmp_path):
+    run_dir, _ = run
+    by_step = npz(run_dir, tmp_path, "--step", 3, "--n", 4)
+    by_path = npz(run_dir / "checkpoints" / "ckpt-3", tmp_path, "--n", 4)
+    np.testing.assert_array_equal(by_step["images"], by_path["images"])
+    assert int(by_path["step"]) == 3
+    assert not np.array_equal(by_step["images"], reference["images"][:4])
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_of(capsys, *args) -> str:
+    capsys.readouterr()
+    assert sample(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("dcgan sample: error: "), err
+    return err
+
+
+def test_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
+    run_dir, _ = run
+    assert "run directory or checkpoint not found" in error_of(capsys, tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(run_dir / "config.yaml", empty / "config.yaml")
+    assert "no checkpoint in" in error_of(capsys, empty)
+    assert "available steps: 3, 6" in error_of(capsys, run_dir, "--step", 5)
+    assert "--seeds '0-x'" in error_of(capsys, run_dir, "--seeds", "0-x")
+    assert "--grid '8by8'" in error_of(capsys, run_dir, "--grid", "8by8")
+    assert "--grid 2x2 has 4 cells but 3 seeds" in error_of(capsys, run_dir, "--grid", "2x2", "--seeds", "0-2")
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    assert f"cannot write {blocker / 'out.npz'}" in error_of(capsys, run_dir, "--out", blocker / "out.npz")
+    assert "cannot write" in error_of(capsys, run_dir, "--out", blocker / "pngs")
+    assert "--truncation" in error_of(capsys, run_dir, "--truncation", 0)
+    assert ".gif is written for --interpolate only" in error_of(capsys, run_dir, "--out", tmp_path / "x.gif")
+    assert "walks between 3 seeds, got 2" in error_of(capsys, run_dir, "--interpolate", 2, "--seeds", "1,2")
+
+
+def test_incompatible_checkpoint_is_one_clear_line(run, tmp_path, capsys):
+    run_dir, _ = run
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    text = (other / "config.yaml").read_text()
+    (other / "config.yaml").write_text(text.replace("latent_dim: 8", "latent_dim: 9"))
+    err = error_of(capsys, other)
+    assert "cannot restore checkpoint" in err and "ckpt-6" in err
