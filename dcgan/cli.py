@@ -49,6 +49,34 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    _quiet_tensorflow()
+    from dcgan.evaluate import evaluate
+
+    evaluate(args.run, n=args.n, metrics=args.metrics, step=args.step, use_ema=not args.no_ema,
+             feature_model=args.feature_model, feature_layer=args.feature_layer)
+    return 0
+
+
+def cmd_features(args) -> int:
+    _quiet_tensorflow()
+    from dcgan.features import train_classifier
+
+    path, info = train_classifier(args.data, args.path, epochs=args.epochs)
+    how = "cached, not retrained" if info["cached"] else f"trained in {info['train_seconds']} s"
+    print(f"{path}\n{args.data} feature classifier ({how}): test accuracy {info['test_accuracy']:.4f} after {info['epochs']} epoch(s)")
+    return 0
+
+
+def _step_or_best(text: str):
+    if text == "best":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step number or 'best', got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcgan", description="Train, sample, evaluate and compare DCGANs.")
     parser.add_argument("--version", action="version", version=f"dcgan {__version__}")
@@ -83,6 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true", help="export the raw generator even when the run has an EMA copy")
     p.add_argument("--force", action="store_true", help="replace an existing export")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="FID, KID, precision/recall and checkerboard score -> table + RUN/eval.json")
+    p.add_argument("run", metavar="RUN_DIR", help="a run directory")
+    p.add_argument("--n", type=int, default=10000, help="generated images to score (default 10000)")
+    p.add_argument("--metrics", default="fid,kid,precision,recall,checkerboard", help="comma-separated subset (default: all)")
+    p.add_argument("--step", type=_step_or_best, help="the checkpoint of this step, or 'best' (by FID), instead of the latest")
+    p.add_argument("--no-ema", action="store_true", help="score the raw generator even when the run has an EMA copy")
+    p.add_argument("--feature-model", metavar="FILE.keras", help="your own feature network instead of the default")
+    p.add_argument("--feature-layer", metavar="NAME", help="the layer of --feature-model whose output is the features (default: its output)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("features", help="feature networks for evaluation")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = actions.add_parser("train", help="train (or reuse) the dataset's feature classifier (mnist, fashion_mnist)")
+    q.add_argument("--data", required=True, metavar="NAME", help="mnist or fashion_mnist")
+    q.add_argument("--path", help="local dataset files (as data.path): mnist.npz or an IDX folder")
+    q.add_argument("--epochs", type=int, help="training epochs (default 3; a cached classifier with other epochs is retrained)")
+    q.set_defaults(func=cmd_features)
     return parser
 
 

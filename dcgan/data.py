@@ -66,50 +66,74 @@ def _find_idx(folder: Path, stem: str) -> Path:
     raise DataError(f"missing {stem}(.gz) in {folder}")
 
 
-def load_idx_folder(folder: str | Path, split: str) -> np.ndarray:
+def load_idx_folder(folder: str | Path, split: str, with_labels: bool = False):
+    """Images (N, H, W, 1), or (images, labels) when with_labels."""
     prefix = "train" if split == "train" else "t10k"
     images = read_idx(_find_idx(Path(folder), f"{prefix}-images-idx3-ubyte"))
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(f"{folder}: {prefix} images must be a 3-d uint8 IDX array, got shape {images.shape}")
-    return images[..., None]
+    if not with_labels:
+        return images[..., None]
+    labels = read_idx(_find_idx(Path(folder), f"{prefix}-labels-idx1-ubyte"))
+    return images[..., None], check_labels(labels, len(images), f"{folder}: {prefix} labels")
 
 
-def load_mnist_npz(path: str | Path, split: str) -> np.ndarray:
-    key = "x_train" if split == "train" else "x_test"
+def check_labels(labels, n: int, source: str) -> np.ndarray:
+    """Class labels as int64, one per image."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != n or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{source}: expected {n} integer labels, got shape {labels.shape} ({labels.dtype})")
+    return labels.astype(np.int64)
+
+
+def load_mnist_npz(path: str | Path, split: str, with_labels: bool = False):
+    """Images (N, H, W, 1) from keras' mnist.npz layout, or (images, labels) when with_labels."""
+    x_key, y_key = ("x_train", "y_train") if split == "train" else ("x_test", "y_test")
+    images = _npz_array(path, x_key)
+    if images.ndim != 3:
+        raise DataError(f"{path}: '{x_key}' must have shape (N, H, W), got {images.shape}")
+    images = images.astype(np.uint8)[..., None]
+    if not with_labels:
+        return images
+    return images, check_labels(_npz_array(path, y_key), len(images), f"{path}: '{y_key}'")
+
+
+def _npz_array(path: str | Path, key: str) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as f:
-            images = f[key]
+            return f[key]
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
     except KeyError:
         raise DataError(f"{path} has no '{key}' array (expected keras' mnist.npz layout)") from None
     except (OSError, ValueError, EOFError, Exception) as e:  # zipfile.BadZipFile, zlib.error, ...
         raise DataError(f"corrupt or truncated file {path}: {type(e).__name__}: {e}") from None
-    if images.ndim != 3:
-        raise DataError(f"{path}: '{key}' must have shape (N, H, W), got {images.shape}")
-    return images.astype(np.uint8)[..., None]
 
 
-def load_mnist_like(name: str, path: str | None, split: str) -> np.ndarray:
-    """MNIST or Fashion-MNIST: data.path (npz or IDX folder), system files, or the Keras download."""
+def load_mnist_like(name: str, path: str | None, split: str, with_labels: bool = False):
+    """MNIST or Fashion-MNIST: data.path (npz or IDX folder), system files, or the Keras download.
+
+    Returns images, or (images, labels) when with_labels.
+    """
     if path:
         p = Path(path)
         if not p.exists():
             raise DataError(f"data.path: {p} does not exist")
-        return load_idx_folder(p, split) if p.is_dir() else load_mnist_npz(p, split)
+        return load_idx_folder(p, split, with_labels) if p.is_dir() else load_mnist_npz(p, split, with_labels)
     if name == "fashion_mnist" and FASHION_MNIST_SYSTEM_DIR.is_dir():
-        return load_idx_folder(FASHION_MNIST_SYSTEM_DIR, split)
+        return load_idx_folder(FASHION_MNIST_SYSTEM_DIR, split, with_labels)
     import keras
 
     loader = keras.datasets.fashion_mnist if name == "fashion_mnist" else keras.datasets.mnist
     try:
-        (x_train, _), (x_test, _) = loader.load_data()
+        train, test = loader.load_data()
     except Exception as e:
         raise DataError(
             f"cannot load {name}: download failed ({type(e).__name__}); "
             f"set data.path to local files" + (" or install dataset-fashion-mnist" if name == "fashion_mnist" else "")
         ) from None
-    return (x_train if split == "train" else x_test)[..., None]
+    x, y = train if split == "train" else test
+    return (x[..., None], check_labels(y, len(x), name)) if with_labels else x[..., None]
 
 
 # ---------------------------------------------------------------- CIFAR-10 (python pickles)
@@ -168,8 +192,15 @@ def _cifar_names(split: str) -> list[str]:
     return [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
 
 
-def load_cifar10_path(path: str | Path, split: str) -> np.ndarray:
-    """From a `cifar-10-batches-py` folder or `cifar-10-python.tar.gz`."""
+def _cifar_batch_labels(batch: dict, n: int, source: str) -> np.ndarray:
+    labels = batch.get(b"labels", batch.get("labels"))
+    if labels is None:
+        raise DataError(f"{source}: CIFAR-10 batch has no 'labels'")
+    return check_labels(labels, n, source)
+
+
+def load_cifar10_path(path: str | Path, split: str, with_labels: bool = False):
+    """From a `cifar-10-batches-py` folder or `cifar-10-python.tar.gz`; (images, labels) when with_labels."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data.path: {path} does not exist")
@@ -190,20 +221,34 @@ def load_cifar10_path(path: str | Path, split: str) -> np.ndarray:
                     blobs[name] = tar.extractfile(members[name]).read()
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DataError(f"corrupt or truncated archive {path}: {e}") from None
-    parts = [_cifar_batch_images(restricted_loads(b, f"{path}:{n}"), f"{path}:{n}") for n, b in blobs.items()]
-    return np.concatenate(parts)
+    batches = {f"{path}:{n}": restricted_loads(b, f"{path}:{n}") for n, b in blobs.items()}
+    parts = [_cifar_batch_images(batch, source) for source, batch in batches.items()]
+    images = np.concatenate(parts)
+    if not with_labels:
+        return images
+    labels = [_cifar_batch_labels(batch, len(part), source) for (source, batch), part in zip(batches.items(), parts)]
+    return images, np.concatenate(labels)
 
 
-def load_cifar10(path: str | None, split: str) -> np.ndarray:
+def load_cifar10(path: str | None, split: str, with_labels: bool = False):
     if path:
-        return load_cifar10_path(path, split)
+        return load_cifar10_path(path, split, with_labels)
     import keras
 
     try:  # the same archive keras.datasets.cifar10 uses, read without plain pickle
         archive = keras.utils.get_file(fname="cifar-10-python.tar.gz", origin=CIFAR10_URL)
     except Exception as e:
         raise DataError(f"cannot load cifar10: download failed ({type(e).__name__}); set data.path to local files") from None
-    return load_cifar10_path(archive, split)
+    return load_cifar10_path(archive, split, with_labels)
+
+
+def load_labelled(name: str, path: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Native-size uint8 images and their int64 class labels (to train a feature classifier)."""
+    if name in ("mnist", "fashion_mnist"):
+        return load_mnist_like(name, path, split, with_labels=True)
+    if name == "cifar10":
+        return load_cifar10(path, split, with_labels=True)
+    raise DataError(f"data.name: {name} has no class labels (labelled datasets: mnist, fashion_mnist, cifar10)")
 
 
 # ---------------------------------------------------------------- image folders

@@ -1,0 +1,217 @@
+"""Evaluate a generator: FID, KID, precision/recall and the checkerboard score.
+
+`Evaluator` holds the real side once (test images, their spectrum, the feature
+network and the real features) and scores any generator in one call; `evaluate`
+does that for a run's checkpoint and writes eval.json and spectrum.png;
+`TrainingEval` is what the training loop calls every `train.eval_every` steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from dcgan import data as datalib
+from dcgan import metrics as M
+from dcgan import viz
+from dcgan.errors import DcganError
+from dcgan.features import feature_net_for, real_statistics
+from dcgan.rundir import atomic_write, read_run_config
+from dcgan.train import CHECKPOINT_DIR, GAN, generate_images, restore
+
+METRICS = ("fid", "kid", "precision", "recall", "checkerboard")
+FEATURE_METRICS = ("fid", "kid", "precision", "recall")
+TRAINING_METRICS = ("fid", "kid", "checkerboard")
+EVAL_FILE = "eval.json"
+SPECTRUM_FILE = "spectrum.png"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
+
+
+def parse_metrics(metrics) -> tuple[str, ...]:
+    """'fid,kid' or an iterable of names -> validated names, in the order given."""
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    names = [m for m in names if m]
+    for m in names:
+        if m not in METRICS:
+            raise DcganError(f"unknown metric {m!r}; valid metrics: {', '.join(METRICS)}")
+    if not names:
+        raise DcganError(f"no metric given; valid metrics: {', '.join(METRICS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def sample_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
+    """The same latents for every evaluation with this seed, so scores compare across checkpoints."""
+    return np.random.default_rng(seed).standard_normal((n, latent_dim), dtype=np.float32)
+
+
+class Evaluator:
+    """The real side of every metric, computed once; `score` / `evaluate_model` many times."""
+
+    def __init__(self, data_cfg, metrics=METRICS, split: str = "test", feature_model: str | None = None,
+                 feature_layer: str | None = None, quiet: bool = False):
+        self.metrics = parse_metrics(metrics)
+        self.split = "all" if data_cfg.name == "folder" else split  # an image folder has no splits
+        # data.limit trims the training set; the reference set is always the whole split
+        self.real_images = datalib.load_images(dataclasses.replace(data_cfg, limit=None), split=split)
+        self.real_spectrum = M.power_spectrum(self.real_images)
+        self.net = self.real = None
+        if any(m in FEATURE_METRICS for m in self.metrics):
+            self.net = feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet)
+            self.real = real_statistics(self.net, self.real_images, data_cfg.name, split)
+
+    @property
+    def feature_network(self) -> str | None:
+        return self.net.key if self.net is not None else None
+
+    def score(self, images: np.ndarray, seed: int = 0) -> dict[str, float]:
+        """Every requested metric for uint8 images; KID adds 'kid_std'."""
+        if len(images) < 2:
+            raise DcganError(f"evaluation needs at least 2 generated images, got {len(images)}")
+        out = {}
+        feats = self.net(images) if self.net is not None else None
+        if "fid" in self.metrics:
+            out["fid"] = M.fid(*M.feature_stats(feats), self.real["mu"], self.real["sigma"])
+        if "kid" in self.metrics:
+            out["kid"], out["kid_std"] = M.kid(feats, self.real["features"], seed=seed)
+        if "precision" in self.metrics or "recall" in self.metrics:
+            precision, recall = M.precision_recall(self._real_subset(len(feats), seed), feats)
+            out.update({k: v for k, v in (("precision", precision), ("recall", recall)) if k in self.metrics})
+        if "checkerboard" in self.metrics:
+            out["checkerboard"] = M.spectrum_ratio(M.power_spectrum(images), self.real_spectrum)
+        return out
+
+    def _real_subset(self, n: int, seed: int) -> np.ndarray:
+        """As many real features as generated ones: k-NN radii depend on the sample size."""
+        real = self.real["features"]
+        if n >= len(real):
+            return real
+        return real[np.sort(np.random.default_rng(seed).choice(len(real), n, replace=False))]
+
+    def evaluate_model(self, model, n: int, seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
+        """Generate n images from a generator model and score them: (scores, images)."""
+        images = generate_images(model, sample_latents(n, model.input_shape[-1], seed))
+        return self.score(images, seed), images
+
+
+# ---------------------------------------------------------------- a run's checkpoint
+
+
+def checkpoint_path(run_dir: Path, step: int | str | None = None) -> str:
+    """The latest checkpoint, the one saved at `step`, or the best by FID (step='best')."""
+    folder = run_dir / CHECKPOINT_DIR
+    if step == "best":
+        path = tf.train.latest_checkpoint(str(folder / BEST_DIR))
+        if not path:
+            raise DcganError(f"{run_dir}: no best checkpoint in {folder / BEST_DIR} (train with train.eval_every set)")
+        return path
+    if step is None:
+        path = tf.train.latest_checkpoint(str(folder))
+        if not path:
+            raise DcganError(f"{run_dir}: no checkpoint in {folder}; train the run first")
+        return path
+    path = folder / f"ckpt-{step}"
+    if not Path(f"{path}.index").is_file():
+        steps = sorted(int(p.name[5:-6]) for p in folder.glob("ckpt-*.index") if p.name[5:-6].isdigit())
+        have = ", ".join(map(str, steps)) or "none"
+        raise DcganError(f"--step {step}: no checkpoint ckpt-{step} in {folder} (available steps: {have})")
+    return str(path)
+
+
+def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = None, use_ema: bool = True,
+             feature_model: str | None = None, feature_layer: str | None = None, seed: int = 0,
+             quiet: bool = False) -> list[dict]:
+    """Score a run's checkpoint against its dataset's test split; write eval.json (+ spectrum.png)."""
+    run_dir = Path(run_dir)
+    metrics = parse_metrics(metrics)
+    if n < 2:
+        raise DcganError(f"--n: {n} is too small; evaluation needs at least 2 generated images")
+    cfg = read_run_config(run_dir)
+    path = checkpoint_path(run_dir, step)
+    gan = GAN(cfg)
+    restore(gan, path)
+    evaluator = Evaluator(cfg.data, metrics, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
+    start = time.perf_counter()
+    model = gan.sampler if use_ema else gan.generator
+    scores, images = evaluator.evaluate_model(model, n, seed)
+    seconds = time.perf_counter() - start
+    base = {"n": n, "feature_network": evaluator.feature_network, "dataset_split": f"{cfg.data.name}:{evaluator.split}",
+            "checkpoint_step": int(gan.step.numpy()), "ema": use_ema and gan.ema_generator is not None}
+    records = []
+    for m in metrics:
+        record = {"metric": m, "value": scores[m], **base}
+        if m == "kid":
+            record["std"] = scores["kid_std"]
+        if m == "checkerboard":
+            record["feature_network"] = None  # a pixel-space measure
+        records.append(record)
+    atomic_write(run_dir / EVAL_FILE, json.dumps(records, indent=2) + "\n")
+    if "checkerboard" in metrics:
+        plot_spectra(run_dir / SPECTRUM_FILE, images, evaluator.real_images, scores["checkerboard"])
+    if not quiet:
+        print(format_table(records))
+        print(f"{n} samples scored in {seconds:.1f} s -> {run_dir / EVAL_FILE}")
+    return records
+
+
+def format_table(records: list[dict]) -> str:
+    rows = [("metric", "value", "n", "feature network", "split", "step")]
+    for r in records:
+        value = f"{r['value']:.4f}" + (f" ± {r['std']:.4f}" if "std" in r else "")
+        rows.append((r["metric"], value, str(r["n"]), r["feature_network"] or "-", r["dataset_split"], str(r["checkpoint_step"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def plot_spectra(path: Path, fake: np.ndarray, real: np.ndarray, score: float) -> Path:
+    """Azimuthally averaged power spectra of generated and real images, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    for images, label in ((real, "real"), (fake, "generated")):
+        profile = M.radial_profile(M.power_spectrum(images))
+        ax.semilogy(np.arange(1, len(profile)), profile[1:], label=label)  # radius 0 (DC) is removed
+    size = real.shape[1]
+    for f in (size / 4, size / 2):
+        ax.axvline(f, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("spatial frequency (cycles per image)")
+    ax.set_ylabel("mean power")
+    ax.set_title(f"azimuthal power spectrum (checkerboard score {score:.3f}; dashed: N/4, N/2)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return viz.save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- during training
+
+
+class TrainingEval:
+    """Called by train() every eval_every steps: score the sampler, log it, keep the best checkpoint by FID."""
+
+    def __init__(self, gan: GAN, run_dir: Path):
+        self.n = gan.cfg.train.eval_samples
+        self.seed = gan.cfg.train.seed
+        self.evaluator = Evaluator(gan.cfg.data, TRAINING_METRICS)  # says so when it trains the classifier
+        best_dir = Path(run_dir) / CHECKPOINT_DIR / BEST_DIR
+        self.best_file = best_dir / BEST_FILE
+        self.manager = tf.train.CheckpointManager(gan.checkpoint, str(best_dir), max_to_keep=1,
+                                                  step_counter=gan.step, checkpoint_name="ckpt")
+        self.best = json.loads(self.best_file.read_text()) if self.best_file.is_file() else None
+
+    def __call__(self, gan: GAN, step: int, metrics_log) -> dict[str, float]:
+        scores, _ = self.evaluator.evaluate_model(gan.sampler, self.n, self.seed)
+        metrics_log.write({"step": step, "eval": scores})
+        if self.best is None or scores["fid"] < self.best["fid"]:
+            self.manager.save(checkpoint_number=step)
+            self.best = {"step": step, "fid": scores["fid"], "checkpoint": Path(self.manager.latest_checkpoint).name}
+            atomic_write(self.best_file, json.dumps(self.best, indent=2) + "\n")
+        return scores

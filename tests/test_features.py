@@ -1,0 +1,125 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import blob_images, write_idx
+from dcgan import features
+from dcgan.cli import main
+from dcgan.config import load_config
+from dcgan.errors import DcganError
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def labelled_dir(tmp_path):
+    """IDX files of two easy classes: bright discs (0) and their negatives (1)."""
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    for prefix, n, seed in (("train", 384, 1), ("t10k", 128, 2)):
+        discs = blob_images(n, seed=seed)[..., 0]
+        labels = np.arange(n) % 2
+        images = np.where(labels[:, None, None] == 1, 255 - discs, discs)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+def test_classifier_trains_records_accuracy_and_is_reused(labelled_dir, cache, monkeypatch, capsys):
+    path, info = features.train_classifier("mnist", str(labelled_dir), epochs=4, quiet=True)
+    assert path.is_file() and path.parent.parent == cache / "features"
+    assert path.parent.name == f"mnist-{info['hash']}"
+    saved = json.loads((path.parent / "info.json").read_text())
+    assert saved["epochs"] == 4 and saved["train_images"] == 384 and saved["test_images"] == 128
+    assert saved["test_accuracy"] > 0.9  # the two classes are easy: it really learned them
+    assert info["cached"] is False
+    mtime = path.stat().st_mtime_ns
+
+    def no_training(*a, **k):
+        raise AssertionError("the classifier was retrained")
+
+    monkeypatch.setattr(features, "build_classifier", no_training)
+    again, info2 = features.train_classifier("mnist", str(labelled_dir), quiet=True)
+    assert again == path and path.stat().st_mtime_ns == mtime and info2["cached"] is True
+    assert main(["features", "train", "--data", "mnist", "--path", str(labelled_dir), "--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert str(path) in out and f"cached, not retrained): test accuracy {saved['test_accuracy']:.4f} after 4 epoch(s)" in out
+    # its penultimate layer is the feature space
+    net = features.classifier_net("mnist", str(labelled_dir), quiet=True)
+    assert net.key == f"classifier-mnist-{info['hash']}" and net.size == 28
+    feats = net(blob_images(10, seed=3))
+    assert feats.shape == (10, 128) and feats.dtype == np.float32
+
+
+def test_classifier_cache_is_keyed_by_content(labelled_dir, tmp_path):
+    a = features.classifier_dir("mnist", *_read(labelled_dir))
+    images, labels = _read(labelled_dir)
+    images = images.copy()
+    images[0, 0, 0, 0] ^= 1
+    assert features.classifier_dir("mnist", images, labels) != a
+    with pytest.raises(DcganError, match="no feature classifier for 'cifar10'"):
+        features.train_classifier("cifar10", None)
+
+
+def _read(folder):
+    from dcgan.data import load_labelled
+
+    return load_labelled("mnist", str(folder), "train")
+
+
+def test_offline_inception_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(features, "INCEPTION_URL", "http://127.0.0.1:9/inception_notop.h5")  # nothing listens there
+    cfg = load_config(None, ["data.name=cifar10", "data.channels=3", "data.image_size=32"])
+    with pytest.raises(DcganError) as e:
+        features.feature_net_for(cfg.data)
+    message = str(e.value)
+    assert "InceptionV3 ImageNet weights" in message and "\n" not in message
+    assert f"into {tmp_path / 'keras' / 'models'}/" in message and "--feature-model" in message
+
+
+def _user_model(path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(6, 3, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(2, name="head")(x)
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def test_user_feature_model(tmp_path):
+    path = _user_model(tmp_path / "mine.keras")
+    images = blob_images(5, seed=4)  # 28x28 grayscale: resized to 32 and repeated to 3 channels
+    net = features.user_net(path, "pool")
+    assert net.key.startswith("user-mine-pool-") and (net.size, net.channels) == (32, 3)
+    assert net(images).shape == (5, 6)
+    assert features.user_net(path, "conv")(images).shape == (5, 6)  # a feature map is averaged over space
+    assert features.user_net(path)(images).shape == (5, 2)  # default: the model's output
+    with pytest.raises(DcganError, match="has no layer 'nope'; its layers: .*conv, pool, head"):
+        features.user_net(path, "nope")
+    with pytest.raises(DcganError, match="does not exist"):
+        features.user_net(tmp_path / "missing.keras")
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    with pytest.raises(DcganError, match="cannot load --feature-model"):
+        features.user_net(tmp_path / "bad.keras")
+
+
+def test_real_statistics_are_cached(tmp_path, cache):
+    net = features.user_net(_user_model(tmp_path / "mine.keras"), "pool")
+    images = blob_images(40, seed=5)
+    stats = features.real_statistics(net, images, "mnist", "test")
+    files = list((cache / "stats" / net.key).glob("mnist-test-*.npz"))
+    assert len(files) == 1
+    assert stats["features"].shape == (40, 6) and stats["mu"].shape == (6,) and stats["sigma"].shape == (6, 6)
+    mtime = files[0].stat().st_mtime_ns
+    net.model = None  # a cache hit must not touch the network
+    again = features.real_statistics(net, images, "mnist", "test")
+    assert files[0].stat().st_mtime_ns == mtime
+    for k in stats:
+        np.testing.assert_array_equal(stats[k], again[k])
