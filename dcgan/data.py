@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import pickle
 import struct
@@ -53,7 +54,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path} is truncated (incomplete IDX header)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # exact: np.prod wraps around on a hostile header
     if len(raw) - header != expected:
         raise DataError(f"{path} is truncated or corrupt: header says {expected} data bytes, file has {len(raw) - header}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)

@@ -52,15 +52,20 @@ class _AtomicPath:
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            os.replace(self.tmp, self.final)
-        elif self.tmp.is_dir():
+        try:
+            if exc_type is None:
+                os.replace(self.tmp, self.final)
+        finally:  # the writer or the rename failed: no temporary is left behind
+            self._remove_tmp()
+        return False
+
+    def _remove_tmp(self):
+        if self.tmp.is_dir():
             import shutil
 
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
             self.tmp.unlink(missing_ok=True)
-        return False
 
 
 def default_run_name(cfg: Config) -> str:

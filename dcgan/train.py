@@ -11,6 +11,7 @@ come first.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -235,9 +236,39 @@ def restore(gan: GAN, path: str) -> None:
     """Restore a checkpoint, insisting that every variable of the run is in it."""
     try:
         gan.checkpoint.restore(path).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # IndexError: a truncated data file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DcganError(f"cannot restore checkpoint {path}: {first}") from None
+
+
+def check_checkpoint_state(manager: tf.train.CheckpointManager, run_dir: Path) -> None:
+    """Refuse to resume from step 0 when the checkpoint state file exists but cannot be read.
+
+    TensorFlow writes that file atomically, so a kill never leaves it torn; an
+    unreadable one was damaged afterwards, and ignoring it (as TensorFlow does)
+    would retrain from scratch over the run's checkpoints and metrics.
+    """
+    state = run_dir / CHECKPOINT_DIR / "checkpoint"
+    if state.exists() and not manager.latest_checkpoint:
+        raise DcganError(f"cannot resume {run_dir}: the checkpoint state file {state} is unreadable; "
+                         f"repair it or move {state.parent} away to start over")
+
+
+def remove_interrupted_writes(run_dir: Path) -> None:
+    """Delete what a killed run left half-written; it never holds data (the final names do).
+
+    TensorFlow writes a checkpoint's shards into <prefix>_temp/ and the state file
+    via checkpoint.tmp<id>; this package writes through .<name>.<id>.tmp names. A
+    kill leaves them behind, and a shard folder holding a stale file is never
+    removed by later saves, so each kill would leak up to a checkpoint's size.
+    """
+    ckpt = run_dir / CHECKPOINT_DIR
+    for path in [*ckpt.glob("ckpt-*_temp"), *ckpt.glob("checkpoint.tmp*"), *run_dir.glob(".*.tmp*"),
+                 *(run_dir / "samples").glob(".*.tmp*")]:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- the run
@@ -256,9 +287,13 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     run_dir = resume_dir if resume_dir is not None else new_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     manager = checkpoint_manager(gan, run_dir)
+    if resume_dir is not None:
+        check_checkpoint_state(manager, run_dir)
     if resume_dir is not None and manager.latest_checkpoint:
         restore(gan, manager.latest_checkpoint)
     start = int(gan.step.numpy())
+    if resume_dir is not None:
+        remove_interrupted_writes(run_dir)
     write_config(run_dir, cfg)
     if start >= steps:
         _log(f"{run_dir}: already at step {start} of {steps}; nothing to do")
