@@ -68,6 +68,16 @@ def cmd_features(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from dcgan.compare import compare, plan
+
+    p = plan(config=args.config, modes=args.modes, budget=args.budget, steps=args.steps, seconds=args.seconds,
+             seeds=args.seeds, name=args.name, overrides=args.set, eval_samples=args.eval_samples, eval_every=args.eval_every)
+    _quiet_tensorflow()
+    print(compare(p, quiet=args.quiet))
+    return 0
+
+
 def _step_or_best(text: str):
     if text == "best":
         return text
@@ -129,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--path", help="local dataset files (as data.path): mnist.npz or an IDX folder")
     q.add_argument("--epochs", type=int, help="training epochs (default 3; a cached classifier with other epochs is retrained)")
     q.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("compare", help="one run per upsampling mode under one budget -> report.md, report.json, figures")
+    p.add_argument("--config", "-c", help="YAML config file shared by every run")
+    p.add_argument("--modes", required=True, help="comma-separated: transpose[:kN], upsample[:nearest|bilinear], subpixel, "
+                   "or one mode per block joined by + (transpose+upsample[:kN])")
+    p.add_argument("--budget", choices=("steps", "seconds"), default="steps", help="same steps per run (default) or same wall-clock seconds")
+    p.add_argument("--steps", type=int, help="--budget steps: training steps per run (default: the config's train.steps)")
+    p.add_argument("--seconds", type=float, help="--budget seconds: training seconds per run")
+    p.add_argument("--seeds", help="train.seed values, each run for every mode, e.g. 0,1 (default: the config's seed); several give mean ± std")
+    p.add_argument("--name", help="runs/compare-NAME (default: <dataset>-<budget>); run it again to resume")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run (repeatable)")
+    p.add_argument("--eval-samples", type=int, default=10000, help="generated images for each run's final scores (default 10000)")
+    p.add_argument("--eval-every", type=float, help="steps (--budget steps) or seconds (--budget seconds) between FID-curve evaluations (default: budget/5)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
