@@ -72,7 +72,8 @@ def write_dataset(folder: Path, n: int = 256, size: int = 28, seed: int = 0) -> 
 
 
 def overrides(data_dir: Path, runs: Path, steps: int, seed: int) -> list[str]:
-    sets = [
+    """A tiny deterministic run that checkpoints often (every 5 steps, keeping 2) and logs every step."""
+    return [
         "data.name=mnist", f"data.path={data_dir}", "data.batch_size=16", f"run.dir={runs}",
         "model.generator.latent_dim=8", "model.generator.base_channels=4", "model.discriminator.base_channels=4",
         "model.discriminator.dropout=0.2",  # dropout's RNG state must survive the kills too
@@ -80,7 +81,6 @@ def overrides(data_dir: Path, runs: Path, steps: int, seed: int) -> list[str]:
         "train.log_every=1", "train.sample_every=20", f"train.checkpoint_every={CHECKPOINT_EVERY}", "train.keep_checkpoints=2",
         "train.sample_grid=2",
     ]
-    return sets
 
 
 def set_args(sets: list[str]) -> list[str]:
