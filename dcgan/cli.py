@@ -18,16 +18,27 @@ def cmd_train(args) -> int:
     from pathlib import Path
 
     from dcgan.config import load_config
+    from dcgan.distribute import make_strategy, tf_config_from_flags
     from dcgan.rundir import resume_config
 
+    overrides = args.set
+    if args.workers is not None or args.worker_index is not None:
+        if args.workers is None or args.worker_index is None:
+            raise DcganError("--workers and --worker-index go together")
+        os.environ["TF_CONFIG"] = tf_config_from_flags(args.workers, args.worker_index)
+        overrides = ["distribute.strategy=multi_worker", *overrides]
     if args.resume:
-        cfg, run_dir = resume_config(args.resume, args.config, args.set), Path(args.resume)
+        cfg, run_dir = resume_config(args.resume, args.config, overrides), Path(args.resume)
     else:
-        cfg, run_dir = load_config(args.config, args.set), None
+        cfg, run_dir = load_config(args.config, overrides), None
+    if args.workers is not None and cfg.distribute.strategy != "multi_worker":
+        raise DcganError(f"--workers needs distribute.strategy=multi_worker, not {cfg.distribute.strategy}")
     _quiet_tensorflow()
+    # before any other TensorFlow work: MultiWorkerMirroredStrategy must be created at program start
+    strategy = make_strategy(cfg.distribute)
     from dcgan.train import train
 
-    print(train(cfg, resume_dir=run_dir, quiet=args.quiet))
+    print(train(cfg, resume_dir=run_dir, quiet=args.quiet, strategy=strategy))
     return 0
 
 
@@ -97,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.steps=500 (repeatable)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar; one log line per logged step")
+    p.add_argument("--workers", metavar="HOST:PORT,...", help="multi-worker training: every worker's address, the same list "
+                   "on each machine (builds TF_CONFIG; worker 0 is the chief)")
+    p.add_argument("--worker-index", type=int, metavar="I", help="this machine's position in --workers")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="images from a checkpoint: grid, PNG per seed, npz, or a latent walk")

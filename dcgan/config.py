@@ -238,6 +238,9 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("train.steps and train.epochs are both null; set one of them")
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path: the folder dataset needs a path to a directory of images")
+    if cfg.distribute.devices is not None and cfg.distribute.strategy != "mirrored":
+        raise ConfigError(f"distribute.devices: only distribute.strategy=mirrored takes a device list "
+                          f"(strategy is {cfg.distribute.strategy})")
     if cfg.data.name in ("mnist", "fashion_mnist") and cfg.data.channels != 1:
         raise ConfigError(f"data.channels: {cfg.data.name} is grayscale; set data.channels=1")
     if cfg.data.name == "cifar10" and cfg.data.channels != 3:

@@ -77,7 +77,7 @@ def channel_plan(base: int, cap: int, blocks: int) -> list[int]:
     return [min(base * 2 ** (blocks - i), cap) for i in range(blocks + 1)]
 
 
-def upsampling_block(x, mode: str, channels: int, gcfg, name: str):
+def upsampling_block(x, mode: str, channels: int, gcfg, name: str, sync_batchnorm: bool = False):
     k = gcfg.kernel_size
     bias = gcfg.norm == "none"
     if mode == "transpose":
@@ -91,32 +91,34 @@ def upsampling_block(x, mode: str, channels: int, gcfg, name: str):
         x = DepthToSpace(2, name=f"{name}_shuffle")(x)
     else:
         raise ValueError(f"unknown upsampling mode {mode!r}")
-    return _norm_relu(x, gcfg.norm, name)
+    return _norm_relu(x, gcfg.norm, name, sync_batchnorm)
 
 
-def _norm_relu(x, norm: str, name: str):
+def _norm_relu(x, norm: str, name: str, sync_batchnorm: bool):
     if norm == "batch":
-        x = layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), synchronized=sync_batchnorm,
+                                      name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_generator(cfg: Config) -> keras.Model:
+def build_generator(cfg: Config, sync_batchnorm: bool = False) -> keras.Model:
+    """sync_batchnorm: BatchNorm statistics over all replicas' batches (only matters under a multi-replica strategy)."""
     gcfg, size = cfg.model.generator, cfg.data.image_size
     start, blocks = upsampling_plan(size)
     channels = channel_plan(gcfg.base_channels, gcfg.max_channels, blocks)
     z = keras.Input((gcfg.latent_dim,), name="z")
     x = layers.Dense(start * start * channels[0], use_bias=gcfg.norm == "none", kernel_initializer=weight_init(), name="project")(z)
     x = layers.Reshape((start, start, channels[0]), name="project_reshape")(x)
-    x = _norm_relu(x, gcfg.norm, "project")
+    x = _norm_relu(x, gcfg.norm, "project", sync_batchnorm)
     for i, mode in enumerate(block_modes(gcfg, blocks)):
-        x = upsampling_block(x, mode, channels[i + 1], gcfg, name=f"block{i}")
+        x = upsampling_block(x, mode, channels[i + 1], gcfg, name=f"block{i}", sync_batchnorm=sync_batchnorm)
     # float32 output so images stay exact under a mixed-precision policy
     image = layers.Conv2D(cfg.data.channels, gcfg.kernel_size, padding="same", activation="tanh",
                           kernel_initializer=weight_init(), dtype="float32", name="to_image")(x)
     return keras.Model(z, image, name="generator")
 
 
-def build_discriminator(cfg: Config) -> keras.Model:
+def build_discriminator(cfg: Config, sync_batchnorm: bool = False) -> keras.Model:
     dcfg, size = cfg.model.discriminator, cfg.data.image_size
     _, blocks = upsampling_plan(size)
     image = keras.Input((size, size, cfg.data.channels), name="image")
@@ -126,7 +128,7 @@ def build_discriminator(cfg: Config) -> keras.Model:
         conv = layers.Conv2D(channels, dcfg.kernel_size, 2, "same", kernel_initializer=weight_init(), name=f"block{i}_conv")
         x = _spectral(conv, dcfg.spectral_norm)(x)
         if i > 0 and dcfg.norm == "batch":
-            x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+            x = layers.BatchNormalization(synchronized=sync_batchnorm, name=f"block{i}_bn")(x)
         elif i > 0 and dcfg.norm == "layer":
             x = layers.LayerNormalization(name=f"block{i}_ln")(x)
         x = layers.LeakyReLU(0.2, name=f"block{i}_lrelu")(x)

@@ -120,7 +120,8 @@ def resume_config(run_dir: str | Path, config_path: str | None = None, overrides
     changed = diff_keys(a["model"], b["model"], "model.") + diff_keys(a["data"], b["data"], "data.")
     if changed:
         raise DcganError(f"cannot resume {run_dir}: the model/data config differs in {', '.join(changed)}")
-    return Config(data=saved.data, model=saved.model, train=wanted.train, run=saved.run)
+    # train and distribute may change: a run can continue on another number of devices
+    return Config(data=saved.data, model=saved.model, train=wanted.train, run=saved.run, distribute=wanted.distribute)
 
 
 class MetricsLog:

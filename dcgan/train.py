@@ -24,10 +24,12 @@ from tqdm import tqdm
 from dcgan import data as datalib
 from dcgan import viz
 from dcgan.config import Config
+from dcgan.distribute import (any_worker, check_same_step, check_strategy, distribute_dataset, is_chief,
+                              make_strategy, new_shared_run_dir, save_checkpoint, worker_checkpoint_dir)
 from dcgan.errors import DcganError
 from dcgan.losses import discriminator_loss, generator_loss
 from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
-from dcgan.rundir import MetricsLog, new_run_dir, read_metrics, write_config
+from dcgan.rundir import MetricsLog, read_metrics, write_config
 
 CHECKPOINT_DIR = "checkpoints"
 RECALIBRATION_BATCH = 512
@@ -40,11 +42,14 @@ class GAN(tf.Module):
         super().__init__(name="gan")
         self.cfg = cfg
         self.strategy = strategy or tf.distribute.get_strategy()
+        check_strategy(cfg, self.strategy)
         t = cfg.train
         keras.utils.set_random_seed(t.seed)  # weights are initialised from it
+        # one replica: plain BatchNorm (synchronising it would only change how the moments are computed)
+        sync_bn = cfg.distribute.sync_batchnorm and self.strategy.num_replicas_in_sync > 1
         with self.strategy.scope(), dtype_policy(t.mixed_precision):
-            self.generator = build_generator(cfg)
-            self.discriminator = build_discriminator(cfg)
+            self.generator = build_generator(cfg, sync_batchnorm=sync_bn)
+            self.discriminator = build_discriminator(cfg, sync_batchnorm=sync_bn)
             self.ema_generator = clone_generator(self.generator) if t.ema_decay > 0 else None
         with self.strategy.scope():
             self.g_optimizer = make_optimizer(t.lr_g, t)
@@ -83,34 +88,40 @@ class GAN(tf.Module):
 
     def _train_step(self, real):
         """real: (global_batch, d_steps, H, W, C). Returns the step's mean losses."""
-        logs = self.strategy.run(self._replica_step, args=(real,))
+        # The latents of the whole global batch are drawn here, in cross-replica context, and each replica
+        # takes its slice: inside strategy.run a tf.random.Generator gives every replica its own stream, so
+        # the noise (and with it every loss) would depend on the replica count. Drawn once per global batch,
+        # one device and N replicas see the same numbers for the same seed.
+        t = self.cfg.train
+        latents = self.rng.normal([self.cfg.data.batch_size, t.d_steps, self.cfg.model.generator.latent_dim])
+        logs = self.strategy.run(self._replica_step, args=(real, latents))
         logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in logs.items()}
         if self.ema_generator is not None:
             self._update_ema()
         self.step.assign_add(1)
         return logs
 
-    def _replica_step(self, real):
+    def _replica_step(self, real, latents):
         t, gen, disc = self.cfg.train, self.generator, self.discriminator
         global_batch = self.cfg.data.batch_size
         batch = tf.shape(real)[0]
         real_target = 1.0 - t.label_smoothing
+        # this replica's rows, in the order experimental_distribute_dataset splits the real batch
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
+        latents = latents[replica * batch : (replica + 1) * batch]
 
         def average(per_example):
             return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
 
-        def latent():
-            return self.rng.normal([batch, self.cfg.model.generator.latent_dim])
-
         for i in range(t.d_steps - 1):  # extra discriminator updates (unrolled: d_steps is static)
-            fake = gen(latent(), training=True)
+            fake = gen(latents[:, i], training=True)
             with tf.GradientTape() as tape:
                 d_loss = average(discriminator_loss(t.loss, disc(real[:, i], training=True), disc(fake, training=True), real_target))
                 scaled = self._scale(self.d_optimizer, d_loss)
             self._apply(self.d_optimizer, tape.gradient(scaled, disc.trainable_variables), disc.trainable_variables, d_loss)
 
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = gen(latent(), training=True)
+            fake = gen(latents[:, -1], training=True)
             real_logits = disc(real[:, -1], training=True)
             fake_logits = disc(fake, training=True)
             d_loss = average(discriminator_loss(t.loss, real_logits, fake_logits, real_target))
@@ -134,10 +145,10 @@ class GAN(tf.Module):
 
     def _apply(self, optimizer, grads, variables, loss):
         """Apply gradients only when the (all-replica) loss is finite; remember the first bad step."""
-        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, loss)
-        finite = tf.math.is_finite(total)
+        context = tf.distribute.get_replica_context()
+        finite = tf.math.is_finite(context.all_reduce(tf.distribute.ReduceOp.SUM, loss))
 
-        def apply():
+        def apply(grads):
             optimizer.apply_gradients(zip(grads, variables))
             return tf.constant(True)
 
@@ -149,7 +160,22 @@ class GAN(tf.Module):
                 )
             return tf.constant(False)
 
-        tf.cond(finite, apply, skip)
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(finite, lambda: apply(grads), skip)
+            return
+
+        # MirroredStrategy: a cond in replica context must not hold the optimizer's gradient all-reduce (a
+        # merge_call), so branch in cross-replica context and apply per replica there, as keras'
+        # LossScaleOptimizer does. `finite` is all-reduced: every replica holds the same value. The
+        # gradients travel through merge_call's args so that each replica applies its own.
+        def branch(distribution, finite, grads):
+            def apply_all():
+                distribution.extended.call_for_each_replica(apply, args=(grads,))
+                return tf.constant(True)
+
+            tf.cond(distribution.experimental_local_results(finite)[0], apply_all, skip)
+
+        context.merge_call(branch, args=(finite, grads))
 
     def _update_ema(self):
         t = self.cfg.train
@@ -225,9 +251,10 @@ def total_steps(cfg: Config, n_images: int) -> int:
     return max(1, cfg.train.epochs * per_epoch // cfg.train.d_steps)
 
 
-def checkpoint_manager(gan: GAN, run_dir: Path) -> tf.train.CheckpointManager:
+def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None) -> tf.train.CheckpointManager:
+    """The run's checkpoints (run_dir/checkpoints), or those in `directory` when given."""
     return tf.train.CheckpointManager(
-        gan.checkpoint, str(run_dir / CHECKPOINT_DIR), max_to_keep=gan.cfg.train.keep_checkpoints,
+        gan.checkpoint, str(directory or run_dir / CHECKPOINT_DIR), max_to_keep=gan.cfg.train.keep_checkpoints,
         step_counter=gan.step, checkpoint_name="ckpt",
     )
 
@@ -275,7 +302,13 @@ def remove_interrupted_writes(run_dir: Path) -> None:
 
 
 def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, strategy=None) -> Path:
-    """Train to cfg.train.steps, writing everything into a run directory; returns it."""
+    """Train to cfg.train.steps, writing everything into a run directory; returns it.
+
+    strategy: a tf.distribute strategy (None: made from cfg.distribute here; the CLI makes it first
+    because MultiWorkerMirroredStrategy must exist before TensorFlow runs anything).
+    """
+    if strategy is None:
+        strategy = make_strategy(cfg.distribute)
     t = cfg.train
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -283,44 +316,53 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     steps = total_steps(cfg, len(images))
     per_epoch = datalib.batches_per_epoch(len(images), cfg.data.batch_size)
     gan = GAN(cfg, strategy)
+    # only the chief writes the run's files; other workers (multi_worker) train and save throwaway checkpoints
+    chief = is_chief(gan.strategy)
 
-    run_dir = resume_dir if resume_dir is not None else new_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    manager = checkpoint_manager(gan, run_dir)
+    run_dir = resume_dir if resume_dir is not None else new_shared_run_dir(cfg, gan.strategy)
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    manager = checkpoint_manager(gan, run_dir)  # the chief's checkpoints: every worker resumes from them
+    saver = manager if chief else checkpoint_manager(gan, run_dir, worker_checkpoint_dir(run_dir / CHECKPOINT_DIR, gan.strategy))
     if resume_dir is not None:
         check_checkpoint_state(manager, run_dir)
     if resume_dir is not None and manager.latest_checkpoint:
         restore(gan, manager.latest_checkpoint)
     start = int(gan.step.numpy())
-    if resume_dir is not None:
+    check_same_step(gan.strategy, start)
+    if chief and resume_dir is not None:
         remove_interrupted_writes(run_dir)
-    write_config(run_dir, cfg)
+    if chief:
+        write_config(run_dir, cfg)
     if start >= steps:
         _log(f"{run_dir}: already at step {start} of {steps}; nothing to do")
-        finish(gan, run_dir)
+        if chief:
+            finish(gan, run_dir)
         return run_dir
 
     dataset = datalib.make_dataset(images, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
-    dataset = gan.strategy.experimental_distribute_dataset(dataset)
+    dataset = distribute_dataset(gan.strategy, dataset)
     batches = iter(dataset)
-    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start)
-    writer = tf.summary.create_file_writer(str(run_dir / "tb"))
-    (run_dir / "samples").mkdir(exist_ok=True)
+    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start) if chief else None
+    writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else tf.summary.create_noop_writer()
+    if chief:
+        (run_dir / "samples").mkdir(exist_ok=True)
     periodic_eval = None
-    if t.eval_every:
+    if t.eval_every and chief:
         from dcgan.evaluate import TrainingEval  # imported here: dcgan.evaluate imports this module
 
         periodic_eval = TrainingEval(gan, run_dir)
     _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
 
-    bar = tqdm(total=steps, initial=start, disable=quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(total=steps, initial=start, disable=quiet or not chief, unit="step", dynamic_ncols=True, file=sys.stderr)
     window_start, window_steps, wall_start = time.perf_counter(), 0, time.perf_counter()
     try:
         for step in range(start + 1, steps + 1):
             logs = gan.train_step(next(batches))
             window_steps += 1
             bar.update(1)
-            out_of_time = t.time_budget_s is not None and time.perf_counter() - wall_start >= t.time_budget_s
+            out_of_time = t.time_budget_s is not None and any_worker(
+                gan.strategy, time.perf_counter() - wall_start >= t.time_budget_s)  # workers must stop at the same step
             is_last = step == steps or out_of_time
             if step % t.log_every == 0 or is_last:
                 record = {k: float(v) for k, v in logs.items()}
@@ -333,25 +375,27 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
                           "wall_s": round(now - wall_start, 2)}
                 if t.on_nan == "skip_step":
                     record["skipped_steps"] = int(gan.skipped_steps.numpy())
-                metrics.write(record)
+                if chief:
+                    metrics.write(record)
                 with writer.as_default(step=step):
                     for k in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s"):
                         tf.summary.scalar(k, record[k])
                 bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", ips=f"{images_per_s:.0f}")
-                if quiet:
+                if quiet and chief:
                     _log(f"step {step}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
                                f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} {images_per_s:.0f} img/s")
                 window_start, window_steps = time.perf_counter(), 0
             if step % t.sample_every == 0 or is_last:
-                _check_finite(gan, manager)
-                gan.recalibrate_ema()
-                grid = write_sample_grid(gan, run_dir, step)
-                with writer.as_default(step=step):
-                    tf.summary.image("samples", grid[None], step=step)
+                _check_finite(gan, manager)  # on every worker, so that all of them stop at the same step
+                if chief:
+                    gan.recalibrate_ema()
+                    grid = write_sample_grid(gan, run_dir, step)
+                    with writer.as_default(step=step):
+                        tf.summary.image("samples", grid[None], step=step)
             if step % t.checkpoint_every == 0 or is_last:
                 _check_finite(gan, manager)
                 gan.recalibrate_ema()
-                manager.save(checkpoint_number=step)
+                save_checkpoint(saver, step, gan.strategy)
             if periodic_eval is not None and (step % t.eval_every == 0 or is_last):
                 _check_finite(gan, manager)
                 gan.recalibrate_ema()
@@ -366,7 +410,8 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     finally:
         bar.close()
         writer.flush()
-    finish(gan, run_dir)
+    if chief:
+        finish(gan, run_dir)
     return run_dir
 
 

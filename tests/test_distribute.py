@@ -1,0 +1,162 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY
+from dcgan.cli import main
+from dcgan.config import ConfigError, load_config
+from dcgan.distribute import check_strategy, is_chief, make_strategy, read_tf_config, tf_config_from_flags
+from dcgan.errors import DcganError
+from dcgan.rundir import read_metrics
+from dcgan.train import CHECKPOINT_DIR, GAN, restore, train
+
+HERE = Path(__file__).parent
+METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
+# a high learning rate moves the tiny models fast, so a wrong split of data, noise or statistics shows in the losses
+FAST = ("train.lr_d=0.005", "train.lr_g=0.005", "train.ema_decay=0.5", "train.log_every=1")
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_mirrored_over_two_devices_matches_one_device(mnist_dir):
+    # its own process: logical devices must be configured before TensorFlow initialises, long done here
+    overrides = [f"data.name=mnist", f"data.path={mnist_dir}", *TINY, *FAST, "model.discriminator.norm=batch"]
+    proc = subprocess.run([sys.executable, str(HERE / "mirrored_run.py"), "3", *overrides],
+                          capture_output=True, text=True, timeout=240, env=_env())
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert [out[k]["replicas"] for k in ("default", "mirrored", "per_replica_bn")] == [1, 2, 2]
+
+    def losses(name):
+        return np.array([[step[m] for m in METRICS] for step in out[name]["losses"]])
+
+    # same global batch, same seed: the same numbers up to summation order
+    np.testing.assert_allclose(losses("mirrored"), losses("default"), rtol=0, atol=1e-4)
+    # per-replica BatchNorm normalises each half batch by its own statistics: a different model
+    assert np.abs(losses("per_replica_bn") - losses("default")).max() > 1e-3
+    assert "data.batch_size: 15 is not divisible by the 2 replicas" in out["odd_batch_error"]
+    assert "train.jit_compile: XLA compiles the whole step for one device, not 2 replicas" in out["jit_error"]
+
+
+def test_multi_worker_resumes_from_the_chiefs_checkpoints(tiny_config):
+    """One process trains steps 1-2; two workers (a restart on another replica count) resume and train 3-4."""
+    common = (*FAST, "train.sample_every=2", "train.checkpoint_every=1", "train.keep_checkpoints=5")
+    run = train(tiny_config(*common, "run.name=mw", "train.steps=2"), quiet=True)
+    workers = ",".join(f"127.0.0.1:{port}" for port in _free_ports(2))
+    procs = []
+    try:
+        for index in range(2):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "dcgan", "train", "-q", "--resume", str(run), "--set", "train.steps=4",
+                 "--set", "train.time_budget_s=3600", "--workers", workers, "--worker-index", str(index)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()))
+        outputs = [p.communicate(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stderr[-3000:]
+        assert stdout.strip().splitlines()[-1] == str(run)  # both workers trained the same run
+
+    ckpt = run / CHECKPOINT_DIR
+    assert sorted(p.name for p in ckpt.iterdir() if p.suffix == ".index") == [f"ckpt-{i}.index" for i in (1, 2, 3, 4)]
+    assert not [p for p in ckpt.iterdir() if p.is_dir()]  # worker 1's throwaway checkpoints are gone
+    # only the chief logged: each step once, one event file per training process that was a chief
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 2
+    assert (run / "samples" / "step_0000004.png").is_file() and (run / "generator.keras").is_file()
+
+    # two workers compute what one process computes
+    ref = train(tiny_config(*common, "run.name=ref", "train.steps=4"), quiet=True)
+    ref_records = read_metrics(ref / "metrics.jsonl")
+    np.testing.assert_allclose([[r[m] for m in METRICS] for r in records], [[r[m] for m in METRICS] for r in ref_records],
+                               rtol=0, atol=1e-4)
+    # and the chief's checkpoint restores in one process
+    a, b = GAN(tiny_config(*common)), GAN(tiny_config(*common))
+    restore(a, str(ckpt / "ckpt-4"))
+    restore(b, str(ref / CHECKPOINT_DIR / "ckpt-4"))
+    assert int(a.step.numpy()) == 4
+    for x, y in zip(a.generator.get_weights(), b.generator.get_weights()):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-4)
+
+
+def test_default_strategy_is_its_own_chief(tiny_config):
+    strategy = make_strategy(tiny_config().distribute)
+    assert strategy is tf.distribute.get_strategy()
+    assert is_chief(strategy) and strategy.num_replicas_in_sync == 1
+    check_strategy(tiny_config("data.batch_size=15", "train.jit_compile=true"), strategy)  # one replica takes anything
+
+
+def test_devices_must_exist_and_be_a_list(tiny_config):
+    with pytest.raises(ConfigError, match=r"distribute.devices: /gpu:7 is not a device of this machine \(it has /cpu:0"):
+        make_strategy(tiny_config("distribute.strategy=mirrored", "distribute.devices=[/gpu:7]").distribute)
+    with pytest.raises(ConfigError, match="distribute.devices: 'cpu zero' is not a device name"):
+        make_strategy(tiny_config("distribute.strategy=mirrored", "distribute.devices=[cpu zero]").distribute)
+    with pytest.raises(ConfigError, match="distribute.devices: expected a list, got 3"):
+        load_config(None, ["distribute.strategy=mirrored", "distribute.devices=3"])
+    with pytest.raises(ConfigError, match="distribute.devices: only distribute.strategy=mirrored takes a device list"):
+        load_config(None, ["distribute.devices=[/gpu:0]"])
+    cfg = load_config(None, ["distribute.strategy=mirrored", "distribute.devices=/gpu:0,/gpu:1"])
+    assert cfg.distribute.devices == ["/gpu:0", "/gpu:1"]
+
+
+def test_multi_worker_needs_a_valid_tf_config(monkeypatch, tiny_config):
+    cfg = tiny_config("distribute.strategy=multi_worker")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(DcganError, match="needs the TF_CONFIG environment variable"):
+        make_strategy(cfg.distribute)
+    monkeypatch.setenv("TF_CONFIG", "{cluster")
+    with pytest.raises(DcganError, match="TF_CONFIG is not valid JSON"):
+        make_strategy(cfg.distribute)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}))
+    with pytest.raises(DcganError, match="is not one of the cluster's tasks"):
+        make_strategy(cfg.distribute)
+
+
+def test_worker_flags_build_tf_config(monkeypatch):
+    spec = json.loads(tf_config_from_flags("10.0.0.1:2222, 10.0.0.2:2222", 1))
+    assert spec == {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 1}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(spec))
+    assert read_tf_config() == spec
+    with pytest.raises(DcganError, match="--worker-index: 2 is not in 0..1"):
+        tf_config_from_flags("a:1,b:2", 2)
+    with pytest.raises(DcganError, match="--workers: 'hostonly' is not HOST:PORT"):
+        tf_config_from_flags("hostonly", 0)
+
+
+def test_cli_rejects_half_given_worker_flags(capsys):
+    assert main(["train", "--workers", "127.0.0.1:1,127.0.0.1:2"]) == 2
+    assert "dcgan train: error: --workers and --worker-index go together" in capsys.readouterr().err
+    assert main(["train", "--workers", "127.0.0.1:1", "--worker-index", "0", "--set", "distribute.strategy=mirrored"]) == 2
+    assert "--workers needs distribute.strategy=multi_worker, not mirrored" in capsys.readouterr().err
+
+
+def test_tpu_without_a_tpu_is_a_clear_error(monkeypatch, tiny_config):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    with pytest.raises(DcganError, match="distribute.strategy=tpu: no TPU found"):
+        make_strategy(tiny_config("distribute.strategy=tpu").distribute)
