@@ -60,6 +60,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from dcgan.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    _quiet_tensorflow()
+    from dcgan import benchmark
+
+    benchmark.run(cfg, windows=args.windows, window_steps=args.window_steps, sampling=not args.no_sampling,
+                  fid=args.fid, synthetic=args.synthetic, as_json=args.json)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     _quiet_tensorflow()
     from dcgan.evaluate import evaluate
@@ -112,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "on each machine (builds TF_CONFIG; worker 0 is the chief)")
     p.add_argument("--worker-index", type=int, metavar="I", help="this machine's position in --workers")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("benchmark", help="training images/s against a minimal reference loop, FLOPs, peak")
+    p.add_argument("--config", "-c", help="YAML config file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--windows", type=int, default=5, help="timed windows per variant (median reported)")
+    p.add_argument("--window-steps", type=int, default=20, help="train steps per timed window")
+    p.add_argument("--synthetic", action="store_true", help="random images of the config's shape instead of the dataset")
+    p.add_argument("--no-sampling", action="store_true", help="skip the sampling images/s measurement")
+    p.add_argument("--fid", action="store_true", help="also time FID on 10,000 generated images")
+    p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("sample", help="images from a checkpoint: grid, PNG per seed, npz, or a latent walk")
     p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (latest checkpoint) or a checkpoint path like RUN/checkpoints/ckpt-400")
