@@ -68,16 +68,16 @@ def train_reference(images, seconds: float, seed: int = 0, latent_dim: int = 100
     """
     import time
 
-    from dcgan.data import make_dataset
+    from dcgan.data import make_dataset, to_float
 
     keras.utils.set_random_seed(seed)
     gen, disc = tutorial_generator(latent_dim), tutorial_discriminator()
     hp = TUTORIAL_HPARAMS
     step = reference_step(gen, disc, keras.optimizers.Adam(hp["lr"], beta_1=hp["beta1"]),
                           keras.optimizers.Adam(hp["lr"], beta_1=hp["beta1"]), latent_dim)
-    batches = iter(make_dataset(images, hp["batch_size"], seed))
+    batches = iter(make_dataset(images, hp["batch_size"], seed).map(lambda x: to_float(x[:, 0])))
     start, steps = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
-        step(next(batches)[:, 0])
+        step(next(batches))
         steps += 1
     return gen, steps

@@ -103,6 +103,8 @@ class GAN(tf.Module):
 
     def _replica_step(self, real, latents):
         t, gen, disc = self.cfg.train, self.generator, self.discriminator
+        if real.dtype == tf.uint8:  # the pipeline ships pixels as bytes: scaling here is free, there it is not
+            real = datalib.to_float(real)
         global_batch = self.cfg.data.batch_size
         batch = tf.shape(real)[0]
         real_target = 1.0 - t.label_smoothing

@@ -69,3 +69,20 @@ def tiny_config(tmp_path, mnist_dir):
         return load_config(None, sets)
 
     return make
+
+
+def cli_error(capsys, command: str, *args) -> str:
+    """Run `dcgan COMMAND ARGS`, assert exit status 2 and one error line; return that line."""
+    from dcgan.cli import main
+
+    capsys.readouterr()
+    assert main([command, *map(str, args)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"dcgan {command}: error: "), err
+    return err
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One feature cache per test module: the tiny dataset's classifier is trained once."""
+    return tmp_path_factory.mktemp("cache")

@@ -22,11 +22,6 @@ class Killed(Exception):
     """Stands in for a kill: raised from inside the training loop."""
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.fixture(autouse=True)
 def cache(cache_dir, monkeypatch):
     monkeypatch.setenv("DCGAN_CACHE", str(cache_dir))  # one cache: the tiny dataset's classifier is trained once

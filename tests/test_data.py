@@ -131,12 +131,10 @@ def _batches(images, batch, seed, start=0, group=1, n=5):
 def test_pipeline_shapes_range_and_epoch_order():
     images = blob_images(40)
     batches = _batches(images, 8, seed=3, group=2, n=3)
-    assert batches[0].shape == (8, 2, 28, 28, 1) and batches[0].dtype == np.float32
-    assert batches[0].min() >= -1.0 and batches[0].max() <= 1.0
+    assert batches[0].shape == (8, 2, 28, 28, 1) and batches[0].dtype == np.uint8
     # one epoch (5 batches of 8, two per step) covers each image once before repeating
     flat = np.concatenate([b.transpose(1, 0, 2, 3, 4).reshape(-1, 28, 28, 1) for b in batches])[:40]
-    as_uint8 = data.to_uint8(flat)
-    assert len({a.tobytes() for a in as_uint8}) == len({a.tobytes() for a in images})
+    assert sorted(a.tobytes() for a in flat) == sorted(a.tobytes() for a in images)
 
 
 def test_pipeline_is_deterministic_and_resumable():

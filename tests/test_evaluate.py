@@ -13,11 +13,6 @@ from dcgan.train import CHECKPOINT_DIR, train
 from dcgan.viz import read_png
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.fixture(autouse=True)
 def cache(cache_dir, monkeypatch):
     monkeypatch.setenv("DCGAN_CACHE", str(cache_dir))  # one cache: the tiny dataset's classifier is trained once

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import cli_error
 from dcgan.cli import main
 from dcgan.sample import latents
 from test_sample import make_run
@@ -97,11 +98,7 @@ def test_existing_export_needs_force(run, tmp_path, capsys):
 
 
 def error_of(capsys, *args) -> str:
-    capsys.readouterr()
-    assert export(*args) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("dcgan export: error: "), err
-    return err
+    return cli_error(capsys, "export", *args)
 
 
 def test_errors_are_one_line_and_exit_2(run, tmp_path, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from conftest import TINY, blob_images, write_idx
+from conftest import TINY, blob_images, write_idx, cli_error
 from dcgan import viz
 from dcgan.cli import main
 from dcgan.config import load_config
@@ -180,11 +180,7 @@ def test_checkpoint_path_and_step_pick_the_same_checkpoint(run, reference, tmp_p
 
 
 def error_of(capsys, *args) -> str:
-    capsys.readouterr()
-    assert sample(*args) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("dcgan sample: error: "), err
-    return err
+    return cli_error(capsys, "sample", *args)
 
 
 def test_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
