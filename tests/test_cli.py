@@ -1,0 +1,34 @@
+"""The command line: fast help without TensorFlow, one-line errors, exit codes."""
+
+import subprocess
+import sys
+
+from conftest import cli_error
+
+COMMANDS = ("train", "sample", "export", "evaluate", "features", "benchmark", "compare")
+
+
+def test_help_and_import_do_not_load_tensorflow():
+    code = "import sys, dcgan.cli; dcgan.cli.build_parser().format_help(); print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    help_text = subprocess.run([sys.executable, "-m", "dcgan", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in COMMANDS:
+        assert command in help_text
+
+
+def test_user_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
+    assert "unknown config key 'train.stepz'; did you mean 'train.steps'?" in cli_error(capsys, "train", "--set", "train.stepz=1")
+    assert "config file not found" in cli_error(capsys, "train", "--config", tmp_path / "none.yaml")
+    assert "run directory not found" in cli_error(capsys, "train", "--resume", tmp_path / "none")
+    missing = tmp_path / "nothing-here"
+    err = cli_error(capsys, "train", "--set", "data.name=mnist", "--set", f"data.path={missing}", "--set", f"run.dir={tmp_path / 'runs'}")
+    assert "does not exist" in err
+    assert not (tmp_path / "runs").exists()  # nothing written for a failed start
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    from dcgan.cli import main
+
+    assert main([]) == 2
+    assert "usage: dcgan" in capsys.readouterr().out
