@@ -26,7 +26,6 @@ from pathlib import Path
 
 def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: Path, sets: list[str]) -> dict:
     """Train and score one variant in this process; returns its figures."""
-    import numpy as np
 
     from dcgan import viz
     from dcgan.config import load_config

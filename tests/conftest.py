@@ -65,7 +65,7 @@ def tiny_config(tmp_path, mnist_dir):
     """A factory: a tiny MNIST config (local IDX files) writing runs under tmp_path."""
 
     def make(*overrides):
-        sets = [f"data.name=mnist", f"data.path={mnist_dir}", f"run.dir={tmp_path / 'runs'}", *TINY, *overrides]
+        sets = ["data.name=mnist", f"data.path={mnist_dir}", f"run.dir={tmp_path / 'runs'}", *TINY, *overrides]
         return load_config(None, sets)
 
     return make

@@ -41,7 +41,7 @@ def _free_ports(n: int) -> list[int]:
 
 def test_mirrored_over_two_devices_matches_one_device(mnist_dir):
     # its own process: logical devices must be configured before TensorFlow initialises, long done here
-    overrides = [f"data.name=mnist", f"data.path={mnist_dir}", *TINY, *FAST, "model.discriminator.norm=batch"]
+    overrides = ["data.name=mnist", f"data.path={mnist_dir}", *TINY, *FAST, "model.discriminator.norm=batch"]
     proc = subprocess.run([sys.executable, str(HERE / "mirrored_run.py"), "3", *overrides],
                           capture_output=True, text=True, timeout=240, env=_env())
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
