@@ -47,7 +47,7 @@ class DataConfig:
 @dataclass
 class GeneratorConfig:
     latent_dim: int = _f(100, "size of the latent vector z", min=1, max=4096)
-    base_channels: int = _f(64, "channels of the last upsampling block; doubled per earlier block", min=1, max=4096)
+    base_channels: int = _f(32, "channels of the last upsampling block; doubled per earlier block", min=1, max=4096)
     max_channels: int = _f(512, "cap on channels of any block", min=1, max=8192)
     upsampling: Union[str, list] = _f(
         "upsample",
@@ -64,7 +64,7 @@ class GeneratorConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    base_channels: int = _f(64, "channels of the first block; doubled per later block", min=1, max=4096)
+    base_channels: int = _f(32, "channels of the first block; doubled per later block", min=1, max=4096)
     max_channels: int = _f(512, "cap on channels of any block", min=1, max=8192)
     kernel_size: int = _f(4, "kernel of each strided convolution", min=1, max=9)
     dropout: float = _f(0.0, "dropout after each block", min=0.0, max=0.95)
@@ -80,7 +80,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: Union[int, None] = _f(2000, "generator steps to train for (null: use epochs)", min=1)
+    steps: Union[int, None] = _f(4500, "generator steps to train for (null: use epochs)", min=1)
     epochs: Union[int, None] = _f(None, "epochs to train for, used when steps is null", min=1)
     lr_g: float = _f(2e-4, "generator Adam learning rate", min=0.0, max=1.0)
     lr_d: float = _f(2e-4, "discriminator Adam learning rate", min=0.0, max=1.0)

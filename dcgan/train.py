@@ -238,7 +238,9 @@ def generate_images(model, latents, batch_size: int = 500) -> np.ndarray:
 def _compiled_predict(model):
     fn = getattr(model, "_dcgan_predict", None)
     if fn is None:
-        fn = tf.function(lambda z: model(z, training=False), reduce_retracing=True)
+        # any batch size, one trace: a grid, an eval set and its last partial batch share the graph
+        spec = tf.TensorSpec([None, model.input_shape[-1]], tf.float32)
+        fn = tf.function(lambda z: model(z, training=False), input_signature=[spec])
         model._dcgan_predict = fn
     return fn
 
@@ -367,13 +369,12 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
                 gan.strategy, time.perf_counter() - wall_start >= t.time_budget_s)  # workers must stop at the same step
             is_last = step == steps or out_of_time
             if step % t.log_every == 0 or is_last:
-                record = {k: float(v) for k, v in logs.items()}
                 _check_finite(gan, manager)
                 now = time.perf_counter()
                 images_per_s = window_steps * cfg.data.batch_size * t.d_steps / max(now - window_start, 1e-9)
                 epoch = (step * t.d_steps) // per_epoch
                 gan.epoch.assign(epoch)
-                record = {"step": step, "epoch": epoch, **record, "images_per_s": round(images_per_s, 1),
+                record = {"step": step, "epoch": epoch, **{k: float(v) for k, v in logs.items()}, "images_per_s": round(images_per_s, 1),
                           "wall_s": round(now - wall_start, 2)}
                 if t.on_nan == "skip_step":
                     record["skipped_steps"] = int(gan.skipped_steps.numpy())
@@ -387,20 +388,19 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
                     _log(f"step {step}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
                                f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} {images_per_s:.0f} img/s")
                 window_start, window_steps = time.perf_counter(), 0
-            if step % t.sample_every == 0 or is_last:
+            due_sample = step % t.sample_every == 0 or is_last
+            due_checkpoint = step % t.checkpoint_every == 0 or is_last
+            due_eval = periodic_eval is not None and (step % t.eval_every == 0 or is_last)
+            if due_sample or due_checkpoint or due_eval:
                 _check_finite(gan, manager)  # on every worker, so that all of them stop at the same step
-                if chief:
-                    gan.recalibrate_ema()
-                    grid = write_sample_grid(gan, run_dir, step)
-                    with writer.as_default(step=step):
-                        tf.summary.image("samples", grid[None], step=step)
-            if step % t.checkpoint_every == 0 or is_last:
-                _check_finite(gan, manager)
-                gan.recalibrate_ema()
+                gan.recalibrate_ema()  # the EMA copy's BatchNorm statistics, for pictures, checkpoint and scores
+            if due_sample and chief:
+                grid = write_sample_grid(gan, run_dir, step)
+                with writer.as_default(step=step):
+                    tf.summary.image("samples", grid[None], step=step)
+            if due_checkpoint:
                 save_checkpoint(saver, step, gan.strategy)
-            if periodic_eval is not None and (step % t.eval_every == 0 or is_last):
-                _check_finite(gan, manager)
-                gan.recalibrate_ema()
+            if due_eval:
                 scores = periodic_eval(gan, step, metrics)
                 with writer.as_default(step=step):
                     for k, v in scores.items():

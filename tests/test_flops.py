@@ -4,7 +4,8 @@ from dcgan.models import build_discriminator, build_generator
 
 
 def cfg(mode):
-    return load_config(None, [f"model.generator.upsampling={mode}", "model.generator.transpose_kernel_size=4"])
+    return load_config(None, [f"model.generator.upsampling={mode}", "model.generator.transpose_kernel_size=4",
+                              "model.generator.base_channels=64", "model.discriminator.base_channels=64"])
 
 
 def test_generator_flops_by_hand():
