@@ -8,7 +8,7 @@ import pytest
 from conftest import cli_error
 from dcgan.cli import main
 from dcgan.sample import latents
-from test_sample import make_run
+from test_sample import gan, make_run  # noqa: F401 (gan: the restored run, a fixture)
 
 # Loads the SavedModel with TensorFlow alone and converts to uint8 the way dcgan.data.to_uint8 does.
 SERVE = """
@@ -28,16 +28,6 @@ np.savez(sys.argv[3], floats=floats, images=images)
 def run(tmp_path_factory):
     # sub-pixel blocks: the generator holds the project's custom layer and initializer
     return make_run(tmp_path_factory, "train.ema_decay=0.9", "model.generator.upsampling=subpixel,transpose")
-
-
-@pytest.fixture(scope="module")
-def gan(run):
-    from dcgan.train import GAN, restore
-
-    run_dir, cfg = run
-    g = GAN(cfg)
-    restore(g, str(run_dir / "checkpoints" / "ckpt-6"))
-    return g
 
 
 def export(*args) -> int:
