@@ -24,6 +24,10 @@ from dcgan.errors import DcganError
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Decompression-bomb limits: a file's header (IDX dims, zip/tar member size, image size) is checked
+# against these before anything is decompressed.
+MAX_ARRAY_BYTES = 4 << 30  # 5 million 28x28 images, or 1.3 million 32x32x3
+MAX_IMAGE_PIXELS = 2 * 89_478_485  # the size at which Pillow refuses an image as a decompression bomb
 
 
 class DataError(DcganError):
@@ -36,28 +40,41 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped), checking its header against its size."""
+    """Read an IDX file (optionally gzipped), checking its header against its size.
+
+    Reads exactly the bytes the header declares (plus one to catch trailing data), so a gzip
+    bomb can't make it decompress more than MAX_ARRAY_BYTES.
+    """
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            raw = f.read()
+            magic = f.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+                raise DataError(f"{path} is not an IDX file (bad magic number)")
+            dims = f.read(4 * magic[3])
+            if len(dims) < 4 * magic[3]:
+                raise DataError(f"{path} is truncated (incomplete IDX header)")
+            shape = struct.unpack(f">{magic[3]}I", dims)
+            dtype = np.dtype(_IDX_DTYPES[magic[2]])
+            expected = math.prod(shape) * dtype.itemsize  # exact: np.prod wraps around on a hostile header
+            check_array_size(expected, path)
+            raw = f.read(expected + 1)
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DataError(f"corrupt or truncated file {path}: {e}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated (incomplete IDX header)")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = math.prod(shape) * dtype.itemsize  # exact: np.prod wraps around on a hostile header
-    if len(raw) - header != expected:
-        raise DataError(f"{path} is truncated or corrupt: header says {expected} data bytes, file has {len(raw) - header}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    if len(raw) != expected:
+        found = f"more than {expected}" if len(raw) > expected else len(raw)
+        raise DataError(f"{path} is truncated or corrupt: header says {expected} data bytes, file has {found}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def check_array_size(n_bytes: int, source) -> None:
+    """Refuse, before decompressing anything, an array bigger than MAX_ARRAY_BYTES."""
+    if n_bytes > MAX_ARRAY_BYTES:
+        raise DataError(f"{source} declares {n_bytes} bytes of data, over the {MAX_ARRAY_BYTES}-byte limit "
+                        "(a corrupt or hostile file?)")
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
@@ -102,7 +119,11 @@ def load_mnist_npz(path: str | Path, split: str, with_labels: bool = False):
 def _npz_array(path: str | Path, key: str) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as f:
+            if f"{key}.npy" in f.zip.namelist():  # the size the zip declares bounds what reading it inflates
+                check_array_size(f.zip.getinfo(f"{key}.npy").file_size, f"{path}: '{key}'")
             return f[key]
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
     except KeyError:
@@ -219,6 +240,7 @@ def load_cifar10_path(path: str | Path, split: str, with_labels: bool = False):
                 for name in _cifar_names(split):
                     if name not in members:
                         raise DataError(f"{path} has no CIFAR-10 batch '{name}'")
+                    check_array_size(members[name].size, f"{path}: '{name}'")
                     blobs[name] = tar.extractfile(members[name]).read()
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DataError(f"corrupt or truncated archive {path}: {e}") from None
@@ -263,22 +285,48 @@ def load_folder(path: str | Path, image_size: int, channels: int, limit: int | N
     if not root.is_dir():
         raise DataError(f"data.path: {root} is not a directory")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    images, skipped = [], 0
+    images, skipped, too_big = [], 0, 0
     for f in files:
         try:
-            img = tf.io.decode_image(f.read_bytes(), channels=channels, expand_animations=False)
-        except (tf.errors.InvalidArgumentError, OSError):
+            encoded = f.read_bytes()
+            height, width = image_size_of(encoded)
+            if height * width > MAX_IMAGE_PIXELS:
+                too_big += 1
+                continue
+            img = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, OSError, ValueError):
             skipped += 1
             continue
         images.append(_resize_crop(img, image_size).numpy())
         if limit and len(images) >= limit:
             break
     others = sum(1 for p in root.rglob("*") if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
-    if skipped or others:
-        print(f"data: {root}: skipped {skipped} unreadable image(s) and {others} non-image file(s)")
+    if skipped or others or too_big:
+        big = f", {too_big} image(s) over {MAX_IMAGE_PIXELS} pixels" if too_big else ""
+        print(f"data: {root}: skipped {skipped} unreadable image(s){big} and {others} non-image file(s)")
     if not images:
         raise DataError(f"data.path: no readable PNG/JPEG images under {root}")
     return np.stack(images)
+
+
+def image_size_of(encoded: bytes) -> tuple[int, int]:
+    """(height, width) from a PNG or JPEG header, without decoding the pixels; ValueError otherwise."""
+    if encoded[:8] == b"\x89PNG\r\n\x1a\n" and encoded[12:16] == b"IHDR" and len(encoded) >= 24:
+        width, height = struct.unpack(">II", encoded[16:24])
+        return height, width
+    if encoded[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 <= len(encoded):
+            if encoded[i] != 0xFF:
+                break
+            marker, length = encoded[i + 1], struct.unpack(">H", encoded[i + 2:i + 4])[0]
+            if marker == 0xFF:  # fill byte before a marker
+                i += 1
+                continue
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame: the image size
+                return struct.unpack(">HH", encoded[i + 5:i + 9])
+            i += 2 + length
+    raise ValueError("not a PNG or JPEG (or its header is corrupt)")
 
 
 def _resize_crop(img, size: int):

@@ -92,6 +92,47 @@ def test_image_folder_resizes_crops_and_skips_junk(tmp_path):
     assert gray.shape == (2, 8, 8, 1)
 
 
+def test_sizes_over_the_limit_are_refused_before_decompressing(tmp_path, monkeypatch, cifar_dir):
+    monkeypatch.setattr(data, "MAX_ARRAY_BYTES", 1000)
+    write_idx(tmp_path / "x-idx3-ubyte.gz", blob_images(8)[..., 0])
+    with pytest.raises(DataError, match=r"x-idx3-ubyte.gz declares 6272 bytes of data, over the 1000-byte limit"):
+        data.read_idx(tmp_path / "x-idx3-ubyte.gz")
+    npz = tmp_path / "mnist.npz"
+    np.savez_compressed(npz, x_train=np.zeros((10, 28, 28), np.uint8), y_train=np.zeros(10, np.int64))
+    with pytest.raises(DataError, match=r"mnist.npz: 'x_train' declares \d+ bytes of data, over the 1000-byte limit"):
+        data.load_mnist_npz(npz, "train")
+    tarball = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(cifar_dir, arcname="cifar-10-batches-py")
+    with pytest.raises(DataError, match=r"'data_batch_1' declares \d+ bytes of data, over the 1000-byte limit"):
+        data.load_cifar10_path(tarball, "train")
+
+
+def test_image_size_is_read_from_the_header(tmp_path):
+    from PIL import Image
+
+    image = Image.new("RGB", (37, 21), (1, 2, 3))
+    for name, options in {"a.png": {}, "b.jpg": {}, "c.jpg": {"progressive": True}}.items():
+        image.save(tmp_path / name, **options)
+        assert data.image_size_of((tmp_path / name).read_bytes()) == (21, 37), name
+    with pytest.raises(ValueError, match="not a PNG or JPEG"):
+        data.image_size_of(b"GIF89a" + bytes(20))
+
+
+def test_image_bomb_is_skipped_without_decoding(tmp_path, capsys):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    Image.new("L", (16, 16), 200).save(root / "ok.png")
+    bomb = bytearray((root / "ok.png").read_bytes())
+    bomb[16:24] = (60000).to_bytes(4, "big") * 2  # IHDR now claims 60000 x 60000 (3.6 gigapixels)
+    (root / "bomb.png").write_bytes(bytes(bomb))
+    images = data.load_folder(root, 16, 1)
+    assert images.shape == (1, 16, 16, 1) and int(images[0, 8, 8, 0]) == 200
+    assert f"1 image(s) over {data.MAX_IMAGE_PIXELS} pixels" in capsys.readouterr().out
+
+
 def test_empty_folder_is_refused(tmp_path):
     (tmp_path / "x.txt").write_text("no images")
     with pytest.raises(DataError, match="no readable PNG/JPEG images"):

@@ -129,7 +129,12 @@ BROKEN = {
     "idx of floats": (lambda t: _mnist_folder(t, gz(idx_bytes(_IMAGES.astype(">f4"), 0x0D))), r"must be a 3-d uint8 IDX array"),
     # dims whose product wraps to 0 in int64: an exact size check is what stops it
     "idx with a wrapping header": (lambda t: _mnist_folder(t, bytes([0, 0, 0x08, 4]) + struct.pack(">4I", *[65536] * 4), "train-images-idx3-ubyte"),
-                                   r"truncated or corrupt: header says 18446744073709551616 data bytes, file has 0"),
+                                   r"declares 18446744073709551616 bytes of data, over the 4294967296-byte limit"),
+    # a gzip bomb's header must not make the loader inflate more than it declares
+    "idx declaring 5 GB": (lambda t: _mnist_folder(t, gz(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 5_000_000, 1000, 1))),
+                           r"declares 5000000000 bytes of data, over the 4294967296-byte limit"),
+    "idx gz with 64 MB of trailing zeros": (lambda t: _mnist_folder(t, gz(idx_bytes(_IMAGES) + bytes(64 << 20))),
+                                            r"header says 6272 data bytes, file has more than 6272"),
     "npz cut in half": (lambda t: _npz(t, _GOOD_NPZ[: len(_GOOD_NPZ) // 2]), r"corrupt or truncated file .*mnist.npz"),
     "npz of garbage": (lambda t: _npz(t, _GARBAGE[:300]), r"corrupt or truncated file .*mnist.npz"),
     "npz holding a pickle": (lambda t: _npz(t, _npz_of(x_train=np.array([{"a": 1}], dtype=object))), r"corrupt or truncated file .*allow_pickle"),
