@@ -101,13 +101,13 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _step_or_best(text: str):
-    if text == "best":
+def _evaluate_step(text: str):
+    if text in ("best", "all"):
         return text
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a step number or 'best', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a step number, 'best' or 'all', got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN_DIR", help="a run directory")
     p.add_argument("--n", type=int, default=10000, help="generated images to score (default 10000)")
     p.add_argument("--metrics", default="fid,kid,precision,recall,checkerboard", help="comma-separated subset (default: all)")
-    p.add_argument("--step", type=_step_or_best, help="the checkpoint of this step, or 'best' (by FID), instead of the latest")
+    p.add_argument("--step", type=_evaluate_step,
+                   help="the checkpoint of this step, 'best' (by FID) or 'all' (every kept checkpoint: the curve), instead of the latest")
     p.add_argument("--no-ema", action="store_true", help="score the raw generator even when the run has an EMA copy")
     p.add_argument("--feature-model", metavar="FILE.keras", help="your own feature network instead of the default")
     p.add_argument("--feature-layer", metavar="NAME", help="the layer of --feature-model whose output is the features (default: its output)")

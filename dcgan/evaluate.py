@@ -2,7 +2,7 @@
 
 `Evaluator` holds the real side once (test images, their spectrum, the feature
 network and the real features) and scores any generator in one call; `evaluate`
-does that for a run's checkpoint and writes eval.json and spectrum.png;
+does that for a run's checkpoint (or all of them) and writes eval.json and spectrum.png;
 `TrainingEval` is what the training loop calls every `train.eval_every` steps.
 """
 
@@ -29,6 +29,7 @@ FEATURE_METRICS = ("fid", "kid", "precision", "recall")
 TRAINING_METRICS = ("fid", "kid", "checkerboard")
 EVAL_FILE = "eval.json"
 SPECTRUM_FILE = "spectrum.png"
+CURVE_FILE = "eval_curve.png"
 BEST_DIR = "best"
 BEST_FILE = "best.json"
 
@@ -102,6 +103,12 @@ class Evaluator:
 # ---------------------------------------------------------------- a run's checkpoint
 
 
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """The steps of the checkpoints a run keeps, oldest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    return sorted(int(p.name[5:-6]) for p in folder.glob("ckpt-*.index") if p.name[5:-6].isdigit())
+
+
 def checkpoint_path(run_dir: Path, step: int | str | None = None) -> str:
     """The latest checkpoint, the one saved at `step`, or the best by FID (step='best')."""
     folder = run_dir / CHECKPOINT_DIR
@@ -117,8 +124,7 @@ def checkpoint_path(run_dir: Path, step: int | str | None = None) -> str:
         return path
     path = folder / f"ckpt-{step}"
     if not Path(f"{path}.index").is_file():
-        steps = sorted(int(p.name[5:-6]) for p in folder.glob("ckpt-*.index") if p.name[5:-6].isdigit())
-        have = ", ".join(map(str, steps)) or "none"
+        have = ", ".join(map(str, checkpoint_steps(run_dir))) or "none"
         raise DcganError(f"--step {step}: no checkpoint ckpt-{step} in {folder} (available steps: {have})")
     return str(path)
 
@@ -126,37 +132,72 @@ def checkpoint_path(run_dir: Path, step: int | str | None = None) -> str:
 def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = None, use_ema: bool = True,
              feature_model: str | None = None, feature_layer: str | None = None, seed: int = 0,
              quiet: bool = False) -> list[dict]:
-    """Score a run's checkpoint against its dataset's test split; write eval.json (+ spectrum.png)."""
+    """Score a run's checkpoint against its dataset's test split; write eval.json (+ spectrum.png).
+
+    step='all' scores every checkpoint the run keeps, oldest first (is a longer run better?),
+    and also plots the curve to eval_curve.png.
+    """
     run_dir = Path(run_dir)
     metrics = parse_metrics(metrics)
     if n < 2:
         raise DcganError(f"--n: {n} is too small; evaluation needs at least 2 generated images")
     cfg = read_run_config(run_dir)
-    path = checkpoint_path(run_dir, step)
+    if step == "all":
+        paths = [checkpoint_path(run_dir, s) for s in checkpoint_steps(run_dir)]
+        if not paths:
+            raise DcganError(f"{run_dir}: no checkpoint in {run_dir / CHECKPOINT_DIR}; train the run first")
+    else:
+        paths = [checkpoint_path(run_dir, step)]
     gan = GAN(cfg)
-    restore(gan, path)
     evaluator = Evaluator(cfg.data, metrics, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
-    start = time.perf_counter()
-    model = gan.sampler if use_ema else gan.generator
-    scores, images = evaluator.evaluate_model(model, n, seed)
-    seconds = time.perf_counter() - start
-    base = {"n": n, "feature_network": evaluator.feature_network, "dataset_split": f"{cfg.data.name}:{evaluator.split}",
-            "checkpoint_step": int(gan.step.numpy()), "ema": use_ema and gan.ema_generator is not None}
     records = []
-    for m in metrics:
-        record = {"metric": m, "value": scores[m], **base}
-        if m == "kid":
-            record["std"] = scores["kid_std"]
-        if m == "checkerboard":
-            record["feature_network"] = None  # a pixel-space measure
-        records.append(record)
+    start = time.perf_counter()
+    for path in paths:
+        restore(gan, path)
+        scores, images = evaluator.evaluate_model(gan.sampler if use_ema else gan.generator, n, seed)
+        base = {"n": n, "feature_network": evaluator.feature_network, "dataset_split": f"{cfg.data.name}:{evaluator.split}",
+                "checkpoint_step": int(gan.step.numpy()), "ema": use_ema and gan.ema_generator is not None}
+        for m in metrics:
+            record = {"metric": m, "value": scores[m], **base}
+            if m == "kid":
+                record["std"] = scores["kid_std"]
+            if m == "checkerboard":
+                record["feature_network"] = None  # a pixel-space measure
+            records.append(record)
+        if not quiet and len(paths) > 1:
+            print(f"step {base['checkpoint_step']}: " + " ".join(f"{m} {scores[m]:.4g}" for m in metrics), flush=True)
+    seconds = time.perf_counter() - start
     atomic_write(run_dir / EVAL_FILE, json.dumps(records, indent=2) + "\n")
-    if "checkerboard" in metrics:
+    if "checkerboard" in metrics:  # of the last checkpoint scored
         plot_spectra(run_dir / SPECTRUM_FILE, images, evaluator.real_images, scores["checkerboard"])
+    if len(paths) > 1:
+        plot_curve(run_dir / CURVE_FILE, records)
     if not quiet:
         print(format_table(records))
-        print(f"{n} samples scored in {seconds:.1f} s -> {run_dir / EVAL_FILE}")
+        print(f"{n} samples x {len(paths)} checkpoint(s) scored in {seconds:.1f} s -> {run_dir / EVAL_FILE}")
     return records
+
+
+def plot_curve(path: Path, records: list[dict]) -> Path:
+    """Each metric against the checkpoint step, one panel per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["metric"] for r in records))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.5 * len(names), 3), dpi=100, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        points = [(r["checkpoint_step"], r["value"]) for r in records if r["metric"] == name]
+        ax.plot(*zip(*points), marker="o")
+        values = [v for _, v in points]
+        if min(values) > 0 and max(values) > 10 * min(values):  # early steps would flatten the tail
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return viz.save_figure(fig, path)
 
 
 def format_table(records: list[dict]) -> str:

@@ -99,11 +99,11 @@ def main() -> int:
     for r in results:
         print(f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['fid']:.2f} | {r['kid']:.4f} |")
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    mean = {v: sum(r["fid"] for r in results if r["variant"] == v) / max(1, sum(r["variant"] == v for r in results))
-            for v in ("default", "reference")}
-    ratio = mean["default"] / mean["reference"] if mean["reference"] else float("nan")
-    print(f"FID default {mean['default']:.2f} reference {mean['reference']:.2f} ratio {ratio:.3f} "
-          f"({args.seconds:g} s, seeds {args.seeds}, n {args.n}, jobs {args.jobs})")
+    fids = {v: [r["fid"] for r in results if r["variant"] == v] for v in ("default", "reference")}
+    mean = {v: sum(f) / len(f) for v, f in fids.items() if f}
+    ratio = f" ratio {mean['default'] / mean['reference']:.3f}" if len(mean) == 2 else ""
+    print("FID " + " ".join(f"{v} {fid:.2f}" for v, fid in mean.items()) + ratio +
+          f" ({args.seconds:g} s, seeds {args.seeds}, n {args.n}, jobs {args.jobs})")
     return 0
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -99,3 +101,11 @@ def test_shipped_configs_load(name):
 
     cfg = load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
     assert cfg.data.channels == (3 if name == "cifar10" else 1)
+
+
+def test_shipped_configs_match_the_built_in_defaults():
+    """`dcgan train` without --config trains configs/fashion_mnist.yaml; mnist.yaml differs only in the dataset."""
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    built_in = to_dict(load_config(None))
+    assert to_dict(load_config(configs / "fashion_mnist.yaml")) == built_in
+    assert diff_keys(built_in, to_dict(load_config(configs / "mnist.yaml"))) == ["data.name"]

@@ -76,6 +76,8 @@ def test_errors_are_one_clear_line(tiny_config, tmp_path, capsys):
         E.evaluate(run, n=8)
     with pytest.raises(DcganError, match="no best checkpoint"):
         E.evaluate(run, step="best")
+    with pytest.raises(DcganError, match=r"no checkpoint in .*checkpoints; train the run first"):
+        E.evaluate(run, step="all")
     with pytest.raises(DcganError, match="run directory not found"):
         E.evaluate(tmp_path / "nowhere")
     assert main(["evaluate", str(run), "--metrics", "fid,is"]) == 2
@@ -86,6 +88,22 @@ def test_errors_are_one_clear_line(tiny_config, tmp_path, capsys):
 def test_missing_step_lists_the_available_ones(trained_run):
     with pytest.raises(DcganError, match=r"--step 7: no checkpoint ckpt-7 .*available steps: 3, 4"):
         E.evaluate(trained_run, step=7, metrics="checkerboard")
+
+
+def test_step_all_scores_every_kept_checkpoint_oldest_first(trained_run, capsys):
+    assert main(["evaluate", str(trained_run), "--n", "32", "--metrics", "fid,checkerboard", "--step", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "step 3: fid" in out and "step 4: fid" in out
+    records = json.loads((trained_run / E.EVAL_FILE).read_text())
+    assert [(r["checkpoint_step"], r["metric"]) for r in records] == [(3, "fid"), (3, "checkerboard"), (4, "fid"), (4, "checkerboard")]
+    one = E.evaluate(trained_run, n=32, metrics="fid", step=3, quiet=True)
+    assert one[0]["value"] == pytest.approx(records[0]["value"], rel=1e-5)  # restoring in turn leaks nothing between steps
+    curve = read_png(trained_run / E.CURVE_FILE)
+    assert curve.shape[1] > 400  # one panel per metric
+    with pytest.raises(SystemExit) as exit_:  # argparse rejects it before any work
+        main(["evaluate", str(trained_run), "--step", "al"])
+    assert exit_.value.code == 2
+    assert "expected a step number, 'best' or 'all', got 'al'" in capsys.readouterr().err
 
 
 def test_training_with_eval_every_logs_and_keeps_the_best_checkpoint(trained_run):
