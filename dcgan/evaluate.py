@@ -142,12 +142,8 @@ def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = 
     if n < 2:
         raise DcganError(f"--n: {n} is too small; evaluation needs at least 2 generated images")
     cfg = read_run_config(run_dir)
-    if step == "all":
-        paths = [checkpoint_path(run_dir, s) for s in checkpoint_steps(run_dir)]
-        if not paths:
-            raise DcganError(f"{run_dir}: no checkpoint in {run_dir / CHECKPOINT_DIR}; train the run first")
-    else:
-        paths = [checkpoint_path(run_dir, step)]
+    steps = (checkpoint_steps(run_dir) or [None]) if step == "all" else [step]  # none kept: the latest's error says so
+    paths = [checkpoint_path(run_dir, s) for s in steps]
     gan = GAN(cfg)
     evaluator = Evaluator(cfg.data, metrics, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
     records = []
@@ -164,13 +160,13 @@ def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = 
             if m == "checkerboard":
                 record["feature_network"] = None  # a pixel-space measure
             records.append(record)
-        if not quiet and len(paths) > 1:
+        if not quiet and step == "all":
             print(f"step {base['checkpoint_step']}: " + " ".join(f"{m} {scores[m]:.4g}" for m in metrics), flush=True)
     seconds = time.perf_counter() - start
     atomic_write(run_dir / EVAL_FILE, json.dumps(records, indent=2) + "\n")
     if "checkerboard" in metrics:  # of the last checkpoint scored
         plot_spectra(run_dir / SPECTRUM_FILE, images, evaluator.real_images, scores["checkerboard"])
-    if len(paths) > 1:
+    if step == "all":
         plot_curve(run_dir / CURVE_FILE, records)
     if not quiet:
         print(format_table(records))
