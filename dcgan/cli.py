@@ -42,13 +42,22 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _generator_choice(p, verb: str) -> None:
+    """--ema / --no-ema; neither: the copy the run chose for the checkpoint (train.select_sampler)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--ema", dest="use_ema", action="store_const", const=True,
+                       help=f"{verb} the EMA copy of the generator (default: the copy the run chose at this checkpoint)")
+    group.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
+                       help=f"{verb} the raw generator (default: the copy the run chose at this checkpoint)")
+
+
 def cmd_sample(args) -> int:
     _quiet_tensorflow()
     from dcgan.sample import sample
 
     print(sample(args.run, step=args.step, seeds=args.seeds, n=args.n, grid=args.grid, out=args.out,
                  interpolate=args.interpolate, frames=args.frames, truncation=args.truncation,
-                 use_ema=not args.no_ema, batch_size=args.batch_size))
+                 use_ema=args.use_ema, batch_size=args.batch_size))
     return 0
 
 
@@ -56,7 +65,7 @@ def cmd_export(args) -> int:
     _quiet_tensorflow()
     from dcgan.export import export
 
-    print(export(args.run, fmt=args.format, out=args.out, step=args.step, use_ema=not args.no_ema, force=args.force))
+    print(export(args.run, fmt=args.format, out=args.out, step=args.step, use_ema=args.use_ema, force=args.force))
     return 0
 
 
@@ -76,7 +85,7 @@ def cmd_evaluate(args) -> int:
     _quiet_tensorflow()
     from dcgan.evaluate import evaluate
 
-    evaluate(args.run, n=args.n, metrics=args.metrics, step=args.step, use_ema=not args.no_ema,
+    evaluate(args.run, n=args.n, metrics=args.metrics, step=args.step, use_ema=args.use_ema,
              feature_model=args.feature_model, feature_layer=args.feature_layer)
     return 0
 
@@ -146,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interpolate", type=int, metavar="K", help="spherical walk through K+1 seeds (--seeds, default 0..K)")
     p.add_argument("--frames", type=int, help="frames per walk segment (default 16)")
     p.add_argument("--truncation", type=float, default=1.0, help="scale latent vectors by this factor (<1: typical, less varied images)")
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator even when the run has an EMA copy")
+    _generator_choice(p, "use")
     p.add_argument("--batch-size", type=int, default=500, help="images per generator call")
     p.set_defaults(func=cmd_sample)
 
@@ -155,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="keras", help="keras (default) or savedmodel")
     p.add_argument("--out", help="keras: FILE.keras or DIR (DIR/generator.keras); savedmodel: the SavedModel directory (default RUN/export/...)")
     p.add_argument("--step", type=int, help="use the run's checkpoint of this step instead of the latest")
-    p.add_argument("--no-ema", action="store_true", help="export the raw generator even when the run has an EMA copy")
+    _generator_choice(p, "export")
     p.add_argument("--force", action="store_true", help="replace an existing export")
     p.set_defaults(func=cmd_export)
 
@@ -165,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="fid,kid,precision,recall,checkerboard", help="comma-separated subset (default: all)")
     p.add_argument("--step", type=_evaluate_step,
                    help="the checkpoint of this step, 'best' (by FID) or 'all' (every kept checkpoint: the curve), instead of the latest")
-    p.add_argument("--no-ema", action="store_true", help="score the raw generator even when the run has an EMA copy")
+    _generator_choice(p, "score")
     p.add_argument("--feature-model", metavar="FILE.keras", help="your own feature network instead of the default")
     p.add_argument("--feature-layer", metavar="NAME", help="the layer of --feature-model whose output is the features (default: its output)")
     p.set_defaults(func=cmd_evaluate)

@@ -91,6 +91,10 @@ class TrainConfig:
     d_steps: int = _f(1, "discriminator updates per generator update", min=1, max=20)
     ema_decay: float = _f(0.995, "decay of the generator's moving average copy, which sampling uses (0 = off)", min=0.0, max=0.99999)
     ema_warmup: int = _f(500, "steps over which the EMA decay ramps up from 0", min=0)
+    select_sampler: bool = _f(
+        True, "at the last step and each evaluation, sample from whichever of the EMA copy and the raw generator "
+        "has the lower FID against the training images (needs a feature network)")
+    select_samples: int = _f(5000, "generated (and training) images the sampler choice compares", min=16, max=100000)
     seed: int = _f(0, "seed for weights, data order and noise", min=0, max=2**31 - 1)
     deterministic: bool = _f(False, "enable TensorFlow op determinism (bitwise-reproducible, slower)")
     log_every: int = _f(50, "steps between metrics.jsonl lines", min=1)
@@ -100,7 +104,7 @@ class TrainConfig:
     sample_grid: int = _f(8, "the fixed-noise grid is N x N", min=1, max=32)
     on_nan: str = _f("stop", "stop | skip_step when a loss is not finite", choices=("stop", "skip_step"))
     eval_every: Union[int, None] = _f(
-        None, "steps between evaluations (FID, KID, checkerboard) of the EMA generator; keeps the best checkpoint by FID (null = off)", min=1
+        None, "steps between evaluations (FID, KID, checkerboard) of the sampling generator; keeps the best checkpoint by FID (null = off)", min=1
     )
     eval_samples: int = _f(2000, "generated images per evaluation during training", min=16, max=100000)
     mixed_precision: str = _f("none", "none | bfloat16 | float16 (GPU/TPU; float16 uses loss scaling)",

@@ -3,7 +3,8 @@
 `Evaluator` holds the real side once (test images, their spectrum, the feature
 network and the real features) and scores any generator in one call; `evaluate`
 does that for a run's checkpoint (or all of them) and writes eval.json and spectrum.png;
-`TrainingEval` is what the training loop calls every `train.eval_every` steps.
+`TrainingEval` is what the training loop calls every `train.eval_every` steps, and
+`SamplerChoice` what it calls to decide which copy of the generator pictures come from.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def parse_metrics(metrics) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def sample_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
+def sample_latents(n: int, latent_dim: int, seed: int | tuple[int, ...]) -> np.ndarray:
     """The same latents for every evaluation with this seed, so scores compare across checkpoints."""
     return np.random.default_rng(seed).standard_normal((n, latent_dim), dtype=np.float32)
 
@@ -55,16 +56,18 @@ class Evaluator:
     """The real side of every metric, computed once; `score` / `evaluate_model` many times."""
 
     def __init__(self, data_cfg, metrics=METRICS, split: str = "test", feature_model: str | None = None,
-                 feature_layer: str | None = None, quiet: bool = False):
+                 feature_layer: str | None = None, quiet: bool = False, real_images: np.ndarray | None = None):
+        """real_images: the reference set, when not the whole `split` of the dataset."""
         self.metrics = parse_metrics(metrics)
         self.split = "all" if data_cfg.name == "folder" else split  # an image folder has no splits
-        # data.limit trims the training set; the reference set is always the whole split
-        self.real_images = datalib.load_images(dataclasses.replace(data_cfg, limit=None), split=split)
+        if real_images is None:  # data.limit trims the training set; the reference set is the whole split
+            real_images = datalib.load_images(dataclasses.replace(data_cfg, limit=None), split=split)
+        self.real_images = real_images
         self.real_spectrum = M.power_spectrum(self.real_images)
         self.net = self.real = None
         if any(m in FEATURE_METRICS for m in self.metrics):
             self.net = feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet)
-            self.real = real_statistics(self.net, self.real_images, data_cfg.name, split)
+            self.real = real_statistics(self.net, self.real_images, data_cfg.name, self.split)
 
     @property
     def feature_network(self) -> str | None:
@@ -129,13 +132,14 @@ def checkpoint_path(run_dir: Path, step: int | str | None = None) -> str:
     return str(path)
 
 
-def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = None, use_ema: bool = True,
+def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = None, use_ema: bool | None = None,
              feature_model: str | None = None, feature_layer: str | None = None, seed: int = 0,
              quiet: bool = False) -> list[dict]:
     """Score a run's checkpoint against its dataset's test split; write eval.json (+ spectrum.png).
 
     step='all' scores every checkpoint the run keeps, oldest first (is a longer run better?),
-    and also plots the curve to eval_curve.png.
+    and also plots the curve to eval_curve.png. use_ema: the EMA copy (True), the raw generator
+    (False) or the one each checkpoint samples from (None).
     """
     run_dir = Path(run_dir)
     metrics = parse_metrics(metrics)
@@ -150,9 +154,10 @@ def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = 
     start = time.perf_counter()
     for path in paths:
         restore(gan, path)
-        scores, images = evaluator.evaluate_model(gan.sampler if use_ema else gan.generator, n, seed)
+        model = gan.pick(use_ema)
+        scores, images = evaluator.evaluate_model(model, n, seed)
         base = {"n": n, "feature_network": evaluator.feature_network, "dataset_split": f"{cfg.data.name}:{evaluator.split}",
-                "checkpoint_step": int(gan.step.numpy()), "ema": use_ema and gan.ema_generator is not None}
+                "checkpoint_step": int(gan.step.numpy()), "ema": model is gan.ema_generator}
         for m in metrics:
             record = {"metric": m, "value": scores[m], **base}
             if m == "kid":
@@ -252,3 +257,48 @@ class TrainingEval:
             self.best = {"step": step, "fid": scores["fid"], "checkpoint": Path(self.manager.latest_checkpoint).name}
             atomic_write(self.best_file, json.dumps(self.best, indent=2) + "\n")
         return scores
+
+
+class SamplerChoice:
+    """Called by train() when it writes pictures or a checkpoint: which copy of G do pictures come from?
+
+    The EMA copy is usually better, but not at every step: a lucky raw checkpoint, or an average that
+    lags a fast-improving generator, beats it. So at the last step (and at each evaluation) both copies
+    are scored on the same latents against the run's own training images (the test split stays unseen
+    by the choice) and the better one is recorded in the checkpoint; at other steps the EMA copy is.
+    """
+
+    STREAM = 3  # the choice's latents and real subset come from a random stream of their own
+
+    def __init__(self, gan: GAN):
+        self.cfg = gan.cfg
+        self.evaluator = None
+        self.unavailable = None  # why no choice can be made (no feature network), once known
+
+    def __call__(self, gan: GAN, step: int, metrics_log, decide: bool) -> str | None:
+        """Set gan.sample_from_ema; when deciding, log both scores and return a line saying why."""
+        gan.sample_from_ema.assign(True)
+        if not decide or self.unavailable:
+            return None
+        start = time.perf_counter()
+        try:
+            self.evaluator = self.evaluator or self._evaluator()
+        except DcganError as e:
+            self.unavailable = str(e)
+            return f"sampling from the EMA copy: the raw generator cannot be compared with it ({e})"
+        n, latents_seed = self.cfg.train.select_samples, (self.cfg.train.seed, self.STREAM)
+        fid = {name: self.evaluator.evaluate_model(model, n, latents_seed)[0]["fid"]
+               for name, model in (("ema", gan.ema_generator), ("raw", gan.generator))}
+        choice = "ema" if fid["ema"] <= fid["raw"] else "raw"
+        gan.sample_from_ema.assign(choice == "ema")
+        metrics_log.write({"step": step, "sampler": {"choice": choice, "fid_ema": fid["ema"], "fid_raw": fid["raw"],
+                                                     "n": n, "real": len(self.evaluator.real_images)}})
+        other = "raw" if choice == "ema" else "ema"
+        return (f"sampling from the {'EMA copy' if choice == 'ema' else 'raw generator'} at step {step}: FID {fid[choice]:.4g} "
+                f"vs {other} {fid[other]:.4g} on {n} samples against training images ({time.perf_counter() - start:.1f} s)")
+
+    def _evaluator(self) -> Evaluator:
+        images = datalib.load_images(self.cfg.data)
+        n = min(self.cfg.train.select_samples, len(images))
+        subset = np.sort(np.random.default_rng((self.cfg.train.seed, self.STREAM)).choice(len(images), n, replace=False))
+        return Evaluator(self.cfg.data, ("fid",), split=self.cfg.data.split, real_images=images[subset])

@@ -1,4 +1,4 @@
-"""Export a run's generator (EMA when present) as a .keras file or a TensorFlow SavedModel.
+"""Export a run's generator (the copy it samples from, unless --ema/--no-ema says) as a .keras file or a TensorFlow SavedModel.
 
 The .keras file keeps the Keras model; loading it with safe_mode=True needs
 `import dcgan.models` first when the generator uses the project's custom layers
@@ -46,7 +46,7 @@ def check_output(path: Path, force: bool) -> None:
 
 
 def export(target: str | Path, fmt: str = "keras", out: str | None = None, step: int | None = None,
-           use_ema: bool = True, force: bool = False) -> str:
+           use_ema: bool | None = None, force: bool = False) -> str:
     """`dcgan export`: write the generator; returns a one-line summary."""
     if fmt not in FORMATS:
         raise DcganError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")

@@ -132,25 +132,30 @@ class Generator:
     cfg: object  # dcgan.config.Config of the run
     checkpoint: Checkpoint
     ema: bool
+    chosen: bool  # the copy the run chose for this checkpoint, not one the caller asked for
 
     @property
     def latent_dim(self) -> int:
         return self.cfg.model.generator.latent_dim
 
     def describe(self) -> str:
-        return f"ckpt-{self.checkpoint.step} ({'EMA' if self.ema else 'raw'} generator)"
+        chosen = ", the run's choice" if self.chosen else ""
+        return f"ckpt-{self.checkpoint.step} ({'EMA' if self.ema else 'raw'} generator{chosen})"
 
 
-def load_generator(checkpoint: Checkpoint, use_ema: bool = True) -> Generator:
-    """Rebuild the run's GAN from its config.yaml and restore the checkpoint into it."""
+def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None) -> Generator:
+    """Rebuild the run's GAN from its config.yaml and restore the checkpoint into it.
+
+    use_ema: the EMA copy (True), the raw generator (False), or the copy the run chose (None).
+    """
     from dcgan.rundir import read_run_config
     from dcgan.train import GAN, restore
 
     cfg = read_run_config(checkpoint.run_dir)
     gan = GAN(cfg)
     restore(gan, checkpoint.path)
-    ema = use_ema and gan.ema_generator is not None
-    return Generator(gan.ema_generator if ema else gan.generator, cfg, checkpoint, ema)
+    model = gan.pick(use_ema)
+    return Generator(model, cfg, checkpoint, ema=model is gan.ema_generator, chosen=use_ema is None and gan.ema_generator is not None)
 
 
 def generate(gen: Generator, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -275,7 +280,7 @@ def default_output(request: Request, run_dir: Path) -> Path:
 
 def sample(target: str | Path, step: int | None = None, seeds: str | None = None, n: int | None = None,
            grid: str | None = None, out: str | None = None, interpolate: int | None = None,
-           frames: int | None = None, truncation: float = 1.0, use_ema: bool = True, batch_size: int = 500) -> str:
+           frames: int | None = None, truncation: float = 1.0, use_ema: bool | None = None, batch_size: int = 500) -> str:
     """`dcgan sample`: write the requested images; returns a one-line summary."""
     request = plan(seeds, n, grid, out, interpolate, frames, truncation)
     if batch_size < 1:

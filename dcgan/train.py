@@ -65,12 +65,15 @@ class GAN(tf.Module):
         self.fixed_noise = tf.Variable(
             tf.random.stateless_normal([n_fixed, cfg.model.generator.latent_dim], seed=[t.seed, 1]), trainable=False, name="fixed_noise"
         )
-        self.checkpoint = tf.train.Checkpoint(
+        # which copy pictures come from; saved with each checkpoint, since the better copy changes as training goes
+        self.sample_from_ema = tf.Variable(self.ema_generator is not None, trainable=False, name="sample_from_ema")
+        self.checkpointed = dict(
             generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
             d_optimizer=self.d_optimizer, step=self.step, epoch=self.epoch, rng=self.rng,
             fixed_noise=self.fixed_noise, skipped_steps=self.skipped_steps, layer_seeds=self._layer_seeds(),
-            **({"ema_generator": self.ema_generator} if self.ema_generator is not None else {}),
+            **({"ema_generator": self.ema_generator, "sample_from_ema": self.sample_from_ema} if self.ema_generator is not None else {}),
         )
+        self.checkpoint = tf.train.Checkpoint(**self.checkpointed)
         self.train_step = tf.function(self._train_step, jit_compile=t.jit_compile)
 
     def _layer_seeds(self) -> dict:
@@ -83,8 +86,14 @@ class GAN(tf.Module):
 
     @property
     def sampler(self):
-        """The generator used for pictures: the EMA copy when there is one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
+        """The generator used for pictures: the EMA copy, unless the run found the raw generator better."""
+        return self.pick(None)
+
+    def pick(self, use_ema: bool | None):
+        """The EMA copy (True), the raw generator (False) or the run's choice (None); raw when there is no EMA."""
+        if use_ema is None:
+            use_ema = bool(self.sample_from_ema.numpy())
+        return self.ema_generator if use_ema and self.ema_generator is not None else self.generator
 
     def _train_step(self, real):
         """real: (global_batch, d_steps, H, W, C). Returns the step's mean losses."""
@@ -198,10 +207,9 @@ class GAN(tf.Module):
 
     # ------------------------------------------------------------ pictures
 
-    def generate(self, latents, use_ema: bool = True, batch_size: int = 500) -> np.ndarray:
-        """uint8 images for a (N, latent_dim) array, BatchNorm in inference mode."""
-        model = self.sampler if use_ema else self.generator
-        return generate_images(model, latents, batch_size)
+    def generate(self, latents, use_ema: bool | None = None, batch_size: int = 500) -> np.ndarray:
+        """uint8 images for a (N, latent_dim) array, BatchNorm in inference mode (use_ema: see `pick`)."""
+        return generate_images(self.pick(use_ema), latents, batch_size)
 
     def recalibrate_ema(self) -> None:
         if self.ema_generator is not None:
@@ -264,9 +272,16 @@ def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None) -
 
 
 def restore(gan: GAN, path: str) -> None:
-    """Restore a checkpoint, insisting that every variable of the run is in it."""
+    """Restore a checkpoint, insisting that every variable of the run is in it.
+
+    One exception: a checkpoint written before runs chose their sampler lacks the choice; it samples from the EMA copy.
+    """
     try:
-        gan.checkpoint.restore(path).assert_existing_objects_matched()
+        checkpoint = gan.checkpoint
+        if gan.ema_generator is not None and not any(n.startswith("sample_from_ema/") for n, _ in tf.train.list_variables(path)):
+            checkpoint = tf.train.Checkpoint(**{k: v for k, v in gan.checkpointed.items() if k != "sample_from_ema"})
+            gan.sample_from_ema.assign(True)
+        checkpoint.restore(path).assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # IndexError: a truncated data file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DcganError(f"cannot restore checkpoint {path}: {first}") from None
@@ -351,11 +366,12 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else tf.summary.create_noop_writer()
     if chief:
         (run_dir / "samples").mkdir(exist_ok=True)
-    periodic_eval = None
-    if t.eval_every and chief:
-        from dcgan.evaluate import TrainingEval  # imported here: dcgan.evaluate imports this module
+    periodic_eval = choose_sampler = None
+    if chief and (t.eval_every or gan.ema_generator is not None):
+        from dcgan.evaluate import SamplerChoice, TrainingEval  # imported here: dcgan.evaluate imports this module
 
-        periodic_eval = TrainingEval(gan, run_dir)
+        periodic_eval = TrainingEval(gan, run_dir) if t.eval_every else None
+        choose_sampler = SamplerChoice(gan) if gan.ema_generator is not None else None
     _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
 
     bar = tqdm(total=steps, initial=start, disable=quiet or not chief, unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -394,6 +410,10 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
             if due_sample or due_checkpoint or due_eval:
                 _check_finite(gan, manager)  # on every worker, so that all of them stop at the same step
                 gan.recalibrate_ema()  # the EMA copy's BatchNorm statistics, for pictures, checkpoint and scores
+                if choose_sampler is not None:
+                    why = choose_sampler(gan, step, metrics, decide=t.select_sampler and (is_last or due_eval))
+                    if why:
+                        _log(why)
             if due_sample and chief:
                 grid = write_sample_grid(gan, run_dir, step)
                 with writer.as_default(step=step):

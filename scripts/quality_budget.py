@@ -6,8 +6,8 @@
     python scripts/quality_budget.py --jobs 2                # two trainings side by side, one core each
 
 For each seed it trains (a) the config with `dcgan train` and train.time_budget_s,
-scored on the generator `dcgan sample` uses by default (the EMA copy when the config
-has one), and (b) the TensorFlow DCGAN tutorial's model and hyper-parameters (Dense ->
+scored on the generator `dcgan sample` uses by default (the copy the run chose: EMA
+or raw) and, beside it, on the raw generator, and (b) the TensorFlow DCGAN tutorial's model and hyper-parameters (Dense ->
 7x7x256, Conv2DTranspose 5x5 128/64/1, D conv 64/128 5x5 + dropout 0.3, Adam 1e-4,
 batch 256) with the minimal reference loop (dcgan.reference), for the same budget.
 Both are scored with the project's classifier-feature FID and KID on --n samples
@@ -42,18 +42,22 @@ def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: P
         run = train(load_config(config, [f"train.seed={seed}", "train.steps=10000000", f"train.time_budget_s={seconds}",
                                          f"run.dir={out / 'runs'}", f"run.name=default-seed{seed}", *sets]), quiet=True)
         gen = load_generator(find_checkpoint(run))
-        model, steps = gen.model, gen.checkpoint.step
+        model, steps, sampler = gen.model, gen.checkpoint.step, "ema" if gen.ema else "raw"
+        raw = load_generator(find_checkpoint(run), use_ema=False).model if gen.ema else None  # to score it beside
     else:
         from dcgan.data import load_images
         from dcgan.reference import train_reference
 
         model, steps = train_reference(load_images(cfg.data), seconds, seed=seed)
+        sampler, raw = "raw", None
     train_s = time.perf_counter() - t0
     scores, _ = evaluator.evaluate_model(model, n, seed=0)
+    raw_fid = scores["fid"] if raw is None else evaluator.evaluate_model(raw, n, seed=0)[0]["fid"]
     grid = generate_images(model, sample_latents(64, model.input_shape[-1], 1234))
     viz.save_png(out / f"grid-{variant}-seed{seed}.png", viz.upscale(viz.image_grid(grid, 8, 8), 2))
-    return {"variant": variant, "seed": seed, "steps": int(steps), "train_s": round(train_s, 1),
-            "fid": round(scores["fid"], 3), "kid": round(scores["kid"], 5), "n": n}
+    return {"variant": variant, "seed": seed, "steps": int(steps), "train_s": round(train_s, 1), "sampler": sampler,
+            "fid": round(scores["fid"], 3), "fid_raw": round(raw_fid, 3),
+            "kid": round(scores["kid"], 5), "n": n}
 
 
 def main() -> int:
@@ -94,10 +98,10 @@ def main() -> int:
                     return 1
                 results.append(json.loads((out / f"{v}-seed{s}.json").read_text()))
             running = []
-    print("| variant | seed | steps | FID | KID |")
-    print("|---|---|---|---|---|")
+    print("| variant | seed | steps | samples from | FID | raw G's FID | KID |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['fid']:.2f} | {r['kid']:.4f} |")
+        print(f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['sampler']} | {r['fid']:.2f} | {r['fid_raw']:.2f} | {r['kid']:.4f} |")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     fids = {v: [r["fid"] for r in results if r["variant"] == v] for v in ("default", "reference")}
     mean = {v: sum(f) / len(f) for v, f in fids.items() if f}

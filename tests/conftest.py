@@ -57,6 +57,7 @@ TINY = [
     "train.checkpoint_every=3",
     "train.sample_grid=2",
     "train.deterministic=true",
+    "train.select_sampler=false",  # its feature classifier: tests of the choice turn it on
 ]
 
 

@@ -1,14 +1,16 @@
 import json
 
+import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import TINY, blob_images, write_idx
 from dcgan import evaluate as E
 from dcgan.cli import main
 from dcgan.config import load_config
 from dcgan.errors import DcganError
-from dcgan.rundir import read_metrics, write_config
+from dcgan.rundir import read_metrics, read_run_config, write_config
 from dcgan.train import CHECKPOINT_DIR, train
 from dcgan.viz import read_png
 
@@ -21,7 +23,7 @@ def cache(cache_dir, monkeypatch):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, cache_dir):
-    """One tiny run for the module, trained with periodic evaluation (steps 2 and 4)."""
+    """One tiny run for the module, trained with periodic evaluation and a sampler choice (steps 2 and 4)."""
     root = tmp_path_factory.mktemp("evaluate")
     data = root / "mnist"
     data.mkdir()
@@ -29,10 +31,15 @@ def trained_run(tmp_path_factory, cache_dir):
         write_idx(data / f"{prefix}-images-idx3-ubyte.gz", blob_images(n, seed=seed)[..., 0])
         write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 2)
     cfg = load_config(None, ["data.name=mnist", f"data.path={data}", f"run.dir={root / 'runs'}", *TINY, "train.steps=4",
-                             "train.eval_every=2", "train.eval_samples=32", "train.ema_decay=0.9"])
+                             "train.eval_every=2", "train.eval_samples=32", "train.ema_decay=0.9",
+                             "train.select_sampler=true", "train.select_samples=48"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DCGAN_CACHE", str(cache_dir))
         return train(cfg, quiet=True)
+
+
+def final_choice(run) -> str:
+    return [r for r in read_metrics(run / "metrics.jsonl") if "sampler" in r][-1]["sampler"]["choice"]
 
 
 def test_evaluate_a_trained_run(trained_run, capsys):
@@ -43,7 +50,8 @@ def test_evaluate_a_trained_run(trained_run, capsys):
     assert saved == records
     by_name = {r["metric"]: r for r in saved}
     for r in saved:
-        assert r["n"] == 64 and r["dataset_split"] == "mnist:test" and r["checkpoint_step"] == 4 and r["ema"] is True
+        assert r["n"] == 64 and r["dataset_split"] == "mnist:test" and r["checkpoint_step"] == 4
+        assert r["ema"] is (final_choice(run) == "ema")  # the copy the run chose to sample from
         assert np.isfinite(r["value"])
     assert by_name["fid"]["feature_network"].startswith("classifier-mnist-")
     assert by_name["checkerboard"]["feature_network"] is None
@@ -55,12 +63,15 @@ def test_evaluate_a_trained_run(trained_run, capsys):
     table = capsys.readouterr().out
     assert "metric" in table and "checkerboard" in table and "±" in table
 
-    # a subset of metrics, an explicit step, the raw generator: same latents, so FID is reproducible
+    # a subset of metrics, an explicit step, either copy: same latents, so FID is reproducible
     again = E.evaluate(run, n=64, metrics="fid,checkerboard", step=4, quiet=True)
     assert [r["metric"] for r in again] == ["fid", "checkerboard"]
     assert again[0]["value"] == pytest.approx(by_name["fid"]["value"], rel=1e-5)
+    ema = E.evaluate(run, n=64, metrics=["fid"], use_ema=True, quiet=True)
     raw = E.evaluate(run, n=64, metrics=["fid"], use_ema=False, quiet=True)
-    assert raw[0]["ema"] is False and raw[0]["value"] != pytest.approx(again[0]["value"], rel=1e-6)
+    assert ema[0]["ema"] is True and raw[0]["ema"] is False
+    assert raw[0]["value"] != pytest.approx(ema[0]["value"], rel=1e-6)
+    assert again[0]["value"] == pytest.approx((ema if final_choice(run) == "ema" else raw)[0]["value"], rel=1e-5)
     capsys.readouterr()
     assert main(["evaluate", str(run), "--n", "32", "--metrics", "checkerboard", "--step", "3"]) == 0
     assert "checkerboard" in capsys.readouterr().out
@@ -122,3 +133,82 @@ def test_training_with_eval_every_logs_and_keeps_the_best_checkpoint(trained_run
     scored = E.evaluate(run, n=32, metrics="fid", step="best", quiet=True)
     assert scored[0]["checkpoint_step"] == best["step"]
     assert scored[0]["value"] == pytest.approx(best["eval"]["fid"], rel=1e-4)
+
+
+# ---------------------------------------------------------------- the sampler choice
+
+
+def test_training_samples_from_the_copy_with_the_lower_fid(trained_run):
+    from dcgan.train import GAN, restore
+
+    run = trained_run
+    choices = [r for r in read_metrics(run / "metrics.jsonl") if "sampler" in r]
+    assert [r["step"] for r in choices] == [2, 4]  # at each evaluation and at the last step
+    cfg = read_run_config(run)
+    gan = GAN(cfg)
+    for r in choices:
+        c = r["sampler"]
+        assert c["choice"] == ("ema" if c["fid_ema"] <= c["fid_raw"] else "raw") and c["n"] == c["real"] == 48
+    restore(gan, str(run / CHECKPOINT_DIR / "ckpt-4"))
+    assert bool(gan.sample_from_ema.numpy()) is (choices[-1]["sampler"]["choice"] == "ema")
+    z = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    chosen = gan.ema_generator if choices[-1]["sampler"]["choice"] == "ema" else gan.generator
+    saved = keras.saving.load_model(run / "generator.keras", safe_mode=True)
+    np.testing.assert_allclose(saved(z, training=False).numpy(), chosen(z, training=False).numpy(), atol=1e-6)
+    restore(gan, str(run / CHECKPOINT_DIR / "ckpt-3"))  # no choice made at step 3: the EMA copy
+    assert bool(gan.sample_from_ema.numpy()) is True
+
+
+def test_choice_follows_the_scores_both_ways(trained_run):
+    from dcgan.train import GAN, restore
+
+    cfg = read_run_config(trained_run)
+    gan = GAN(cfg)
+    restore(gan, str(trained_run / CHECKPOINT_DIR / "ckpt-4"))
+    choose, log = E.SamplerChoice(gan), Recorder()
+    line = choose(gan, 4, log, decide=True)
+    first = log.records[-1]["sampler"]
+    assert "sampling from the" in line and "against training images" in line
+    ema, raw = gan.ema_generator.get_weights(), gan.generator.get_weights()
+    gan.ema_generator.set_weights(raw)  # swap the copies: the scores swap and so does the choice
+    gan.generator.set_weights(ema)
+    choose(gan, 4, log, decide=True)
+    second = log.records[-1]["sampler"]
+    assert second["fid_ema"] == pytest.approx(first["fid_raw"], rel=1e-5)
+    assert second["fid_raw"] == pytest.approx(first["fid_ema"], rel=1e-5)
+    assert {first["choice"], second["choice"]} == {"ema", "raw"}
+    assert bool(gan.sample_from_ema.numpy()) is (second["choice"] == "ema")
+    assert choose(gan, 5, log, decide=False) is None and bool(gan.sample_from_ema.numpy()) is True
+    assert len(log.records) == 2  # an undecided step logs nothing
+
+
+def test_no_feature_network_keeps_the_ema_copy_and_finishes(tmp_path, monkeypatch, capsys):
+    from dcgan import features
+    from dcgan.train import GAN, restore
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(features, "INCEPTION_URL", "http://127.0.0.1:9/inception_notop.h5")  # nothing listens there
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(blob_images(40, size=16, channels=3, seed=3)):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    cfg = load_config(None, ["data.name=folder", f"data.path={folder}", "data.image_size=16", "data.channels=3",
+                             f"run.dir={tmp_path / 'runs'}", *TINY, "train.steps=2", "train.ema_decay=0.9",
+                             "train.select_sampler=true"])
+    run = train(cfg, quiet=True)
+    err = capsys.readouterr().err
+    assert "sampling from the EMA copy: the raw generator cannot be compared with it (" in err
+    assert not [r for r in read_metrics(run / "metrics.jsonl") if "sampler" in r]
+    gan = GAN(cfg)
+    restore(gan, str(run / CHECKPOINT_DIR / "ckpt-2"))
+    assert bool(gan.sample_from_ema.numpy()) is True and (run / "generator.keras").is_file()
+
+
+class Recorder:
+    """A metrics log that keeps what it is given."""
+
+    def __init__(self):
+        self.records = []
+
+    def write(self, record):
+        self.records.append(record)

@@ -139,6 +139,32 @@ def test_no_ema_uses_the_raw_generator(run, gan, reference, tmp_path):
     assert not np.array_equal(raw["images"], reference["images"][:8])
 
 
+def test_default_is_the_copy_the_run_chose(run, gan, reference, tmp_path, capsys):
+    from dcgan.train import GAN, generate_images, restore
+
+    run_dir, cfg = run
+    chose_raw = tmp_path / "chose-raw"
+    shutil.copytree(run_dir, chose_raw)
+    g = GAN(cfg)
+    restore(g, str(chose_raw / "checkpoints" / "ckpt-6"))
+    g.sample_from_ema.assign(False)  # as train.select_sampler records it when the raw generator scored better
+    g.checkpoint.write(str(chose_raw / "checkpoints" / "ckpt-6"))
+    z = latents(range(8), cfg.model.generator.latent_dim)
+    capsys.readouterr()
+    chosen = npz(chose_raw, tmp_path, "--n", 8)
+    assert "(raw generator, the run's choice)" in capsys.readouterr().out
+    np.testing.assert_array_equal(chosen["images"], generate_images(gan.generator, z))
+    assert not bool(chosen["ema"])
+    forced = npz(chose_raw, tmp_path, "--n", 8, "--ema")
+    np.testing.assert_array_equal(forced["images"], reference["images"][:8])
+    assert bool(forced["ema"])
+    assert "(EMA generator)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:  # argparse: one or the other
+        sample(chose_raw, "--ema", "--no-ema")
+    assert exit_.value.code == 2
+    assert "argument --no-ema: not allowed with argument --ema" in capsys.readouterr().err
+
+
 def test_grid_geometry_and_cells(run, reference, tmp_path):
     run_dir, _ = run
     assert sample(run_dir) == 0  # default: 8x8 of seeds 0..63 in the run directory
