@@ -341,7 +341,7 @@ def train_for_seconds(p: Plan, cfg: Config, run_dir: Path, evaluator, quiet: boo
 
 
 def load_latest(run_dir: Path):
-    """The generator `dcgan sample` uses by default: latest checkpoint, EMA copy if any."""
+    """The generator `dcgan sample` uses by default: latest checkpoint, the copy the run chose."""
     from dcgan.sample import find_checkpoint, load_generator
 
     return load_generator(find_checkpoint(run_dir))

@@ -7,7 +7,7 @@
 
 For each seed it trains (a) the config with `dcgan train` and train.time_budget_s,
 scored on the generator `dcgan sample` uses by default (the copy the run chose: EMA
-or raw) and, beside it, on the raw generator, and (b) the TensorFlow DCGAN tutorial's model and hyper-parameters (Dense ->
+or raw) and, beside it, on both copies, and (b) the TensorFlow DCGAN tutorial's model and hyper-parameters (Dense ->
 7x7x256, Conv2DTranspose 5x5 128/64/1, D conv 64/128 5x5 + dropout 0.3, Adam 1e-4,
 batch 256) with the minimal reference loop (dcgan.reference), for the same budget.
 Both are scored with the project's classifier-feature FID and KID on --n samples
@@ -43,20 +43,22 @@ def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: P
                                          f"run.dir={out / 'runs'}", f"run.name=default-seed{seed}", *sets]), quiet=True)
         gen = load_generator(find_checkpoint(run))
         model, steps, sampler = gen.model, gen.checkpoint.step, "ema" if gen.ema else "raw"
-        raw = load_generator(find_checkpoint(run), use_ema=False).model if gen.ema else None  # to score it beside
+        other = "raw" if gen.ema else "ema" if gen.cfg.train.ema_decay > 0 else None  # scored beside the sampler
+        copies = {other: load_generator(find_checkpoint(run), use_ema=other == "ema").model} if other else {}
     else:
         from dcgan.data import load_images
         from dcgan.reference import train_reference
 
         model, steps = train_reference(load_images(cfg.data), seconds, seed=seed)
-        sampler, raw = "raw", None
+        sampler, copies = "raw", {}
     train_s = time.perf_counter() - t0
     scores, _ = evaluator.evaluate_model(model, n, seed=0)
-    raw_fid = scores["fid"] if raw is None else evaluator.evaluate_model(raw, n, seed=0)[0]["fid"]
+    fids = {sampler: scores["fid"], **{c: evaluator.evaluate_model(m, n, seed=0)[0]["fid"] for c, m in copies.items()}}
     grid = generate_images(model, sample_latents(64, model.input_shape[-1], 1234))
     viz.save_png(out / f"grid-{variant}-seed{seed}.png", viz.upscale(viz.image_grid(grid, 8, 8), 2))
     return {"variant": variant, "seed": seed, "steps": int(steps), "train_s": round(train_s, 1), "sampler": sampler,
-            "fid": round(scores["fid"], 3), "fid_raw": round(raw_fid, 3),
+            "fid": round(scores["fid"], 3), "fid_raw": round(fids["raw"], 3),
+            "fid_ema": round(fids["ema"], 3) if "ema" in fids else None,
             "kid": round(scores["kid"], 5), "n": n}
 
 
@@ -98,10 +100,11 @@ def main() -> int:
                     return 1
                 results.append(json.loads((out / f"{v}-seed{s}.json").read_text()))
             running = []
-    print("| variant | seed | steps | samples from | FID | raw G's FID | KID |")
+    print("| variant | seed | steps | samples from | FID | FID raw G / EMA copy | KID |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['sampler']} | {r['fid']:.2f} | {r['fid_raw']:.2f} | {r['kid']:.4f} |")
+        ema = f"{r['fid_ema']:.2f}" if r["fid_ema"] is not None else "-"
+        print(f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['sampler']} | {r['fid']:.2f} | {r['fid_raw']:.2f} / {ema} | {r['kid']:.4f} |")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     fids = {v: [r["fid"] for r in results if r["variant"] == v] for v in ("default", "reference")}
     mean = {v: sum(f) / len(f) for v, f in fids.items() if f}
