@@ -89,7 +89,8 @@ class TrainConfig:
     loss: str = _f("bce", "bce (non-saturating) | hinge | lsgan", choices=LOSSES)
     label_smoothing: float = _f(0.0, "one-sided: real targets become 1 - s (bce, lsgan)", min=0.0, max=0.5)
     d_steps: int = _f(1, "discriminator updates per generator update", min=1, max=20)
-    ema_decay: float = _f(0.995, "decay of the generator's moving average copy, which sampling uses unless select_sampler finds the raw G better (0 = off)", min=0.0, max=0.99999)
+    ema_decay: float = _f(0.995, "decay of the generator's moving average copy, which sampling uses unless select_sampler "
+                          "finds the raw G better (0 = off)", min=0.0, max=0.99999)
     ema_warmup: int = _f(500, "steps over which the EMA decay ramps up from 0", min=0)
     select_sampler: bool = _f(
         True, "at the last step and each evaluation, sample from whichever of the EMA copy and the raw generator "

@@ -151,6 +151,43 @@ class MetricsLog:
             f.flush()
 
 
+def trim_event_files(folder: str | Path, last_step: int) -> int:
+    """Drop TensorBoard events logged after `last_step`; returns how many were dropped.
+
+    On resume those steps were lost with the kill and are trained and logged again;
+    left in place, TensorBoard would draw each of them twice. A torn last record
+    (a kill mid-write) is dropped too.
+    """
+    import tensorflow as tf
+    from tensorflow.core.util.event_pb2 import Event
+
+    dropped = 0
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        records, torn = [], False
+        try:
+            records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+        except tf.errors.DataLossError:  # as_numpy_iterator stops at the bad record: read up to it
+            records, torn = _readable_records(path), True
+        kept = [r for r in records if Event.FromString(r).step <= last_step]
+        if torn or len(kept) < len(records):
+            dropped += len(records) - len(kept)
+            with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+                for record in kept:
+                    writer.write(record)
+    return dropped
+
+
+def _readable_records(path: Path) -> list[bytes]:
+    import tensorflow as tf
+
+    records, iterator = [], iter(tf.data.TFRecordDataset(str(path)))
+    while True:
+        try:
+            records.append(next(iterator).numpy())
+        except (StopIteration, tf.errors.DataLossError):
+            return records
+
+
 def read_metrics(path: str | Path) -> list[dict]:
     """Every complete JSON line of a metrics file (a torn final line is ignored)."""
     records = []

@@ -29,7 +29,7 @@ from dcgan.distribute import (any_worker, check_same_step, check_strategy, distr
 from dcgan.errors import DcganError
 from dcgan.losses import discriminator_loss, generator_loss
 from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
-from dcgan.rundir import MetricsLog, read_metrics, write_config
+from dcgan.rundir import MetricsLog, read_metrics, trim_event_files, write_config
 
 CHECKPOINT_DIR = "checkpoints"
 RECALIBRATION_BATCH = 512
@@ -309,8 +309,8 @@ def remove_interrupted_writes(run_dir: Path) -> None:
     removed by later saves, so each kill would leak up to a checkpoint's size.
     """
     ckpt = run_dir / CHECKPOINT_DIR
-    for path in [*ckpt.glob("ckpt-*_temp"), *ckpt.glob("checkpoint.tmp*"), *run_dir.glob(".*.tmp*"),
-                 *(run_dir / "samples").glob(".*.tmp*")]:
+    for path in [*ckpt.glob("ckpt-*_temp"), *ckpt.glob("checkpoint.tmp*"),
+                 *(p for d in (run_dir, run_dir / "samples", run_dir / "tb") for p in d.glob(".*.tmp*"))]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -351,6 +351,7 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     check_same_step(gan.strategy, start)
     if chief and resume_dir is not None:
         remove_interrupted_writes(run_dir)
+        trim_event_files(run_dir / "tb", start)
     if chief:
         write_config(run_dir, cfg)
     if start >= steps:

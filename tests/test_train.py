@@ -5,6 +5,7 @@ import tensorflow as tf
 from dcgan.errors import DcganError
 from dcgan.rundir import read_metrics, resume_config
 from dcgan.train import CHECKPOINT_DIR, GAN, checkpoint_manager, restore, train
+from test_rundir import event_steps
 
 
 def test_end_to_end_run_writes_every_artifact(tiny_config):
@@ -57,6 +58,22 @@ def test_resume_matches_uninterrupted_run(tiny_config):
     # the log holds each step once, in order (the interrupted run also logged its last step, 3)
     steps = [r["step"] for r in read_metrics(part / "metrics.jsonl")]
     assert steps == [2, 3, 4, 6]
+
+
+def test_resume_after_a_kill_logs_each_step_once(tiny_config):
+    cfg = tiny_config("train.steps=4", "train.checkpoint_every=3")
+    run = train(cfg, quiet=True)
+    # as if killed after logging step 4 but before its checkpoint landed
+    for path in (run / CHECKPOINT_DIR).glob("ckpt-4.*"):
+        path.unlink()
+    state = run / CHECKPOINT_DIR / "checkpoint"
+    state.write_text(state.read_text().replace("ckpt-4", "ckpt-3"))
+    train(resume_config(run, overrides=["train.steps=6"]), resume_dir=run, quiet=True)
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "d_loss" in r] == [2, 4, 6]
+    tagged = event_steps(run / "tb", tags=True)
+    assert sorted(step for tag, step in tagged if tag == "d_loss") == [2, 4, 6]
+    assert sorted(step for tag, step in tagged if tag == "samples") == [3, 6]
+    assert len(set(tagged)) == len(tagged)  # TensorBoard draws no step twice
 
 
 def test_same_seed_same_weights_other_seed_differs(tiny_config):
