@@ -283,7 +283,7 @@ class SamplerChoice:
         start = time.perf_counter()
         try:
             self.evaluator = self.evaluator or self._evaluator()
-        except DcganError as e:
+        except (DcganError, OSError) as e:  # an optional refinement: it never costs the run its final checkpoint
             self.unavailable = str(e)
             return f"sampling from the EMA copy: the raw generator cannot be compared with it ({e})"
         n, latents_seed = self.cfg.train.select_samples, (self.cfg.train.seed, self.STREAM)

@@ -202,7 +202,7 @@ class GAN(tf.Module):
         models = [m for m in (self.generator, self.discriminator, self.ema_generator) if m is not None]
         variables = [v for m in models for v in m.variables]
         variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
-        variables += [self.step, self.rng.state, self.fixed_noise]
+        variables += [self.step, self.rng.state, self.fixed_noise, self.sample_from_ema]
         return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
     # ------------------------------------------------------------ pictures
