@@ -212,3 +212,25 @@ class Recorder:
 
     def write(self, record):
         self.records.append(record)
+
+
+def test_sampler_choice_script_replays_the_choice_and_judges_it(trained_run, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "sampler_choice.py"
+    spec = importlib.util.spec_from_file_location("sampler_choice", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main([str(trained_run), "--n", "32"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    results = [json.loads(line) for line in lines[:-1]]
+    assert [r["step"] for r in results] == [3, 4]
+    logged = [r["sampler"] for r in read_metrics(trained_run / "metrics.jsonl") if "sampler" in r and r["step"] == 4][-1]
+    assert results[1]["choice"] == logged["choice"] and results[1]["fid_ema"] == pytest.approx(logged["fid_ema"], rel=1e-4)
+    scored = E.evaluate(trained_run, n=32, metrics="fid", step=4, use_ema=False, quiet=True)
+    assert results[1]["test_fid_raw"] == pytest.approx(scored[0]["value"], rel=1e-5)
+    agreed = sum(r[f"test_fid_{r['choice']}"] <= min(r["test_fid_ema"], r["test_fid_raw"]) for r in results)
+    assert lines[-1].startswith(f"choice agreed with the test split at {agreed} of 2 checkpoints")
+    assert script.main([str(trained_run), "--steps", "9"]) == 2
+    assert "--step 9: no checkpoint ckpt-9" in capsys.readouterr().err
