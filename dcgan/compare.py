@@ -502,6 +502,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+def scored_copies(results: list[dict]) -> str:
+    """Which copy of G the runs were scored on: each run samples from the one it chose."""
+    n_ema = sum(bool(r["ema"]) for r in results)
+    if n_ema in (0, len(results)):
+        return f"{'EMA' if n_ema else 'raw'} generator"
+    return f"sampling generator, the copy each run chose (EMA in {n_ema} runs, raw in {len(results) - n_ema})"
+
+
 def write_report(p: Plan, results: list[dict], loaded: dict | None = None) -> Path:
     by_mode = {m.label: [r for r in results if r["mode"] == m.label] for m in p.modes}
     summaries = {label: summarize(rs) for label, rs in by_mode.items()}
@@ -529,7 +537,7 @@ def write_report(p: Plan, results: list[dict], loaded: dict | None = None) -> Pa
         "except the generator's upsampling.",
         f"- **Seeds:** {', '.join(map(str, p.seeds))}. Seed k sets train.seed = k in every mode: same data order, "
         "same training noise. " + ("Cells show mean ± sample std over the seeds." if several else "One seed: no spread shown."),
-        f"- **Scores:** the final checkpoint's {'EMA' if first['ema'] else 'raw'} generator (what `dcgan sample` uses), "
+        f"- **Scores:** the final checkpoint's {scored_copies(results)} (what `dcgan sample` uses), "
         f"{p.eval_samples} images from the same latents (seed {EVAL_SEED}) for every run, against the "
         f"{cfg.data.name} test split; features: `{first['feature_network']}`. Checkerboard: excess spectral power at "
         "N/2 and N/4 over the real images' (1 = none).",

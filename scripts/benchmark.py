@@ -26,7 +26,7 @@ def main() -> int:
     parser.add_argument("--shapes", default="28x1,32x3", help=f"comma list of {', '.join(SHAPES)}")
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--window-steps", type=int, default=20)
-    parser.add_argument("--ema", type=float, default=0.999, help="train.ema_decay for the app step (EMA on)")
+    parser.add_argument("--ema", type=float, default=0.995, help="train.ema_decay for the app step (EMA on, as by default)")
     parser.add_argument("extra", nargs="*", help="more arguments for `dcgan benchmark` (after --)")
     args = parser.parse_args()
     rows = []
