@@ -29,7 +29,7 @@ from dcgan.config import Config
 from dcgan.flops import forward_flops, training_flops_per_image
 from dcgan.models import build_discriminator, build_generator
 from dcgan.reference import reference_step
-from dcgan.train import GAN, generate_images
+from dcgan.gan import GAN, generate_images
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 20) -> float:

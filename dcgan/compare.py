@@ -264,7 +264,7 @@ def read_sessions(run_dir: Path) -> list[int]:
 
 
 def latest_step(run_dir: Path) -> int:
-    from dcgan.train import CHECKPOINT_DIR
+    from dcgan.gan import CHECKPOINT_DIR
 
     steps = checkpoint_steps(run_dir / CHECKPOINT_DIR)
     return steps[-1] if steps else 0

@@ -23,7 +23,7 @@ from dcgan import viz
 from dcgan.errors import DcganError
 from dcgan.features import feature_net_for, real_statistics
 from dcgan.rundir import atomic_write, read_run_config
-from dcgan.train import CHECKPOINT_DIR, GAN, generate_images, restore
+from dcgan.gan import CHECKPOINT_DIR, GAN, generate_images, restore
 
 METRICS = ("fid", "kid", "precision", "recall", "checkerboard")
 FEATURE_METRICS = ("fid", "kid", "precision", "recall")

@@ -65,7 +65,7 @@ def export(target: str | Path, fmt: str = "keras", out: str | None = None, step:
 
 
 def write_keras(model, path: Path) -> Path:
-    from dcgan.train import save_generator
+    from dcgan.gan import save_generator
 
     return save_generator(model, path)
 

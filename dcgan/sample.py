@@ -104,7 +104,7 @@ def checkpoint_steps(folder: Path) -> list[int]:
 
 def find_checkpoint(target: str | Path, step: int | None = None) -> Checkpoint:
     """A run directory (latest checkpoint, or --step) or an explicit checkpoint path."""
-    from dcgan.train import CHECKPOINT_DIR
+    from dcgan.gan import CHECKPOINT_DIR
 
     path = Path(target)
     if path.is_dir():
@@ -149,7 +149,7 @@ def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None) -> Gener
     use_ema: the EMA copy (True), the raw generator (False), or the copy the run chose (None).
     """
     from dcgan.rundir import read_run_config
-    from dcgan.train import GAN, restore
+    from dcgan.gan import GAN, restore
 
     cfg = read_run_config(checkpoint.run_dir)
     gan = GAN(cfg)
@@ -160,7 +160,7 @@ def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None) -> Gener
 
 def generate(gen: Generator, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """uint8 images, BatchNorm in inference mode, in batches of one compiled function."""
-    from dcgan.train import generate_images
+    from dcgan.gan import generate_images
 
     return generate_images(gen.model, z, batch_size)
 

@@ -1,22 +1,18 @@
-"""The training loop: a hand-written GAN step in one compiled tf.function.
+"""The training loop: the run directory, data, logs, pictures and checkpoints around `GAN.train_step`.
 
-`GAN` holds the models, optimizers and all state a checkpoint needs (weights,
-optimizer moments, step, RNG state, fixed noise). `train` wires it to the data,
-the run directory and the logs. The step for d_steps = 1 is the classic
-simultaneous update (one generator forward pass feeds both tapes, as in the
-TensorFlow DCGAN tutorial); for d_steps > 1 the extra discriminator updates
-come first.
+`train` wires a `dcgan.gan.GAN` to the data pipeline, the run directory and the
+logs: it resumes from the latest checkpoint, logs every `log_every` steps, draws
+the fixed-noise grid, saves checkpoints, evaluates and chooses the sampling copy
+of the generator when asked, and stops at the step or time budget.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
@@ -24,236 +20,14 @@ from tqdm import tqdm
 from dcgan import data as datalib
 from dcgan import viz
 from dcgan.config import Config
-from dcgan.distribute import (any_worker, check_same_step, check_strategy, distribute_dataset, is_chief,
-                              make_strategy, new_shared_run_dir, save_checkpoint, worker_checkpoint_dir)
+from dcgan.distribute import (any_worker, check_same_step, distribute_dataset, is_chief, make_strategy,
+                              new_shared_run_dir, save_checkpoint, worker_checkpoint_dir)
 from dcgan.errors import DcganError
-from dcgan.losses import discriminator_loss, generator_loss
-from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
+from dcgan.evaluate import SamplerChoice, TrainingEval
+from dcgan.gan import CHECKPOINT_DIR, GAN, checkpoint_manager, restore, save_generator
 from dcgan.rundir import MetricsLog, read_metrics, trim_event_files, write_config
 
-CHECKPOINT_DIR = "checkpoints"
-RECALIBRATION_BATCH = 512
-
-
-class GAN(tf.Module):
-    """Models, optimizers and training state, checkpointable as one object."""
-
-    def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None):
-        super().__init__(name="gan")
-        self.cfg = cfg
-        self.strategy = strategy or tf.distribute.get_strategy()
-        check_strategy(cfg, self.strategy)
-        t = cfg.train
-        keras.utils.set_random_seed(t.seed)  # weights are initialised from it
-        # one replica: plain BatchNorm (synchronising it would only change how the moments are computed)
-        sync_bn = cfg.distribute.sync_batchnorm and self.strategy.num_replicas_in_sync > 1
-        with self.strategy.scope(), dtype_policy(t.mixed_precision):
-            self.generator = build_generator(cfg, sync_batchnorm=sync_bn)
-            self.discriminator = build_discriminator(cfg, sync_batchnorm=sync_bn)
-            self.ema_generator = clone_generator(self.generator) if t.ema_decay > 0 else None
-        with self.strategy.scope():
-            self.g_optimizer = make_optimizer(t.lr_g, t)
-            self.d_optimizer = make_optimizer(t.lr_d, t)
-            self.g_optimizer.build(self.generator.trainable_variables)
-            self.d_optimizer.build(self.discriminator.trainable_variables)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-            self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
-            self.first_nonfinite_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
-            self.rng = tf.random.Generator.from_seed(t.seed)
-        n_fixed = t.sample_grid**2
-        self.fixed_noise = tf.Variable(
-            tf.random.stateless_normal([n_fixed, cfg.model.generator.latent_dim], seed=[t.seed, 1]), trainable=False, name="fixed_noise"
-        )
-        # which copy pictures come from; saved with each checkpoint, since the better copy changes as training goes
-        self.sample_from_ema = tf.Variable(self.ema_generator is not None, trainable=False, name="sample_from_ema")
-        self.checkpointed = dict(
-            generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
-            d_optimizer=self.d_optimizer, step=self.step, epoch=self.epoch, rng=self.rng,
-            fixed_noise=self.fixed_noise, skipped_steps=self.skipped_steps, layer_seeds=self._layer_seeds(),
-            **({"ema_generator": self.ema_generator, "sample_from_ema": self.sample_from_ema} if self.ema_generator is not None else {}),
-        )
-        self.checkpoint = tf.train.Checkpoint(**self.checkpointed)
-        self.train_step = tf.function(self._train_step, jit_compile=t.jit_compile)
-
-    def _layer_seeds(self) -> dict:
-        """Dropout's seed-generator states: Keras tracks them, tf.train.Checkpoint does not."""
-        models = [m for m in (self.generator, self.discriminator) if m is not None]
-        return {f"{m.name}/{layer.name}": layer.seed_generator.state
-                for m in models for layer in m.layers if getattr(layer, "seed_generator", None) is not None}
-
-    # ------------------------------------------------------------ the step
-
-    @property
-    def sampler(self):
-        """The generator used for pictures: the EMA copy, unless the run found the raw generator better."""
-        return self.pick(None)
-
-    def pick(self, use_ema: bool | None):
-        """The EMA copy (True), the raw generator (False) or the run's choice (None); raw when there is no EMA."""
-        if use_ema is None:
-            use_ema = bool(self.sample_from_ema.numpy())
-        return self.ema_generator if use_ema and self.ema_generator is not None else self.generator
-
-    def _train_step(self, real):
-        """real: (global_batch, d_steps, H, W, C). Returns the step's mean losses."""
-        # The latents of the whole global batch are drawn here, in cross-replica context, and each replica
-        # takes its slice: inside strategy.run a tf.random.Generator gives every replica its own stream, so
-        # the noise (and with it every loss) would depend on the replica count. Drawn once per global batch,
-        # one device and N replicas see the same numbers for the same seed.
-        t = self.cfg.train
-        latents = self.rng.normal([self.cfg.data.batch_size, t.d_steps, self.cfg.model.generator.latent_dim])
-        logs = self.strategy.run(self._replica_step, args=(real, latents))
-        logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in logs.items()}
-        if self.ema_generator is not None:
-            self._update_ema()
-        self.step.assign_add(1)
-        return logs
-
-    def _replica_step(self, real, latents):
-        t, gen, disc = self.cfg.train, self.generator, self.discriminator
-        if real.dtype == tf.uint8:  # the pipeline ships pixels as bytes: scaling here is free, there it is not
-            real = datalib.to_float(real)
-        global_batch = self.cfg.data.batch_size
-        batch = tf.shape(real)[0]
-        real_target = 1.0 - t.label_smoothing
-        # this replica's rows, in the order experimental_distribute_dataset splits the real batch
-        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
-        latents = latents[replica * batch : (replica + 1) * batch]
-
-        def average(per_example):
-            return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-
-        for i in range(t.d_steps - 1):  # extra discriminator updates (unrolled: d_steps is static)
-            fake = gen(latents[:, i], training=True)
-            with tf.GradientTape() as tape:
-                d_loss = average(discriminator_loss(t.loss, disc(real[:, i], training=True), disc(fake, training=True), real_target))
-                scaled = self._scale(self.d_optimizer, d_loss)
-            self._apply(self.d_optimizer, tape.gradient(scaled, disc.trainable_variables), disc.trainable_variables, d_loss)
-
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = gen(latents[:, -1], training=True)
-            real_logits = disc(real[:, -1], training=True)
-            fake_logits = disc(fake, training=True)
-            d_loss = average(discriminator_loss(t.loss, real_logits, fake_logits, real_target))
-            g_loss = average(generator_loss(t.loss, fake_logits))
-            d_scaled, g_scaled = self._scale(self.d_optimizer, d_loss), self._scale(self.g_optimizer, g_loss)
-        d_grads = d_tape.gradient(d_scaled, disc.trainable_variables)
-        g_grads = g_tape.gradient(g_scaled, gen.trainable_variables)
-        self._apply(self.d_optimizer, d_grads, disc.trainable_variables, d_loss + g_loss)
-        self._apply(self.g_optimizer, g_grads, gen.trainable_variables, d_loss + g_loss)
-        return {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_real": average(tf.sigmoid(tf.reshape(tf.cast(real_logits, tf.float32), [-1]))),
-            "d_fake": average(tf.sigmoid(tf.reshape(tf.cast(fake_logits, tf.float32), [-1]))),
-        }
-
-    @staticmethod
-    def _scale(optimizer, loss):
-        """float16 needs loss scaling; the LossScaleOptimizer unscales in apply_gradients."""
-        return optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
-
-    def _apply(self, optimizer, grads, variables, loss):
-        """Apply gradients only when the (all-replica) loss is finite; remember the first bad step."""
-        context = tf.distribute.get_replica_context()
-        finite = tf.math.is_finite(context.all_reduce(tf.distribute.ReduceOp.SUM, loss))
-
-        def apply(grads):
-            optimizer.apply_gradients(zip(grads, variables))
-            return tf.constant(True)
-
-        def skip():
-            if optimizer is self.g_optimizer:  # count each bad step once
-                self.skipped_steps.assign_add(1)
-                self.first_nonfinite_step.assign(
-                    tf.where(self.first_nonfinite_step < 0, self.step + 1, self.first_nonfinite_step)
-                )
-            return tf.constant(False)
-
-        if tf.__internal__.distribute.strategy_supports_no_merge_call():
-            tf.cond(finite, lambda: apply(grads), skip)
-            return
-
-        # MirroredStrategy: a cond in replica context must not hold the optimizer's gradient all-reduce (a
-        # merge_call), so branch in cross-replica context and apply per replica there, as keras'
-        # LossScaleOptimizer does. `finite` is all-reduced: every replica holds the same value. The
-        # gradients travel through merge_call's args so that each replica applies its own.
-        def branch(distribution, finite, grads):
-            def apply_all():
-                distribution.extended.call_for_each_replica(apply, args=(grads,))
-                return tf.constant(True)
-
-            tf.cond(distribution.experimental_local_results(finite)[0], apply_all, skip)
-
-        context.merge_call(branch, args=(finite, grads))
-
-    def _update_ema(self):
-        t = self.cfg.train
-        decay = tf.constant(t.ema_decay, tf.float32)
-        if t.ema_warmup > 0:  # average over a window that grows from nothing: early weights are noise
-            ramp = tf.minimum(tf.cast(self.step, tf.float32) / t.ema_warmup, 1.0)
-            decay = decay * ramp
-        for ema_var, var in zip(self.ema_generator.trainable_variables, self.generator.trainable_variables):
-            ema_var.assign(decay * ema_var + (1.0 - decay) * var)
-
-    def state_arrays(self) -> list[np.ndarray]:
-        """Every value a checkpoint holds, in a fixed order (for equality checks)."""
-        models = [m for m in (self.generator, self.discriminator, self.ema_generator) if m is not None]
-        variables = [v for m in models for v in m.variables]
-        variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
-        variables += [self.step, self.rng.state, self.fixed_noise, self.sample_from_ema]
-        return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
-
-    # ------------------------------------------------------------ pictures
-
-    def generate(self, latents, use_ema: bool | None = None, batch_size: int = 500) -> np.ndarray:
-        """uint8 images for a (N, latent_dim) array, BatchNorm in inference mode (use_ema: see `pick`)."""
-        return generate_images(self.pick(use_ema), latents, batch_size)
-
-    def recalibrate_ema(self) -> None:
-        if self.ema_generator is not None:
-            z = tf.random.stateless_normal([RECALIBRATION_BATCH, self.cfg.model.generator.latent_dim], seed=[self.cfg.train.seed, 2])
-            recalibrate_batchnorm(self.ema_generator, z)
-
-
-@contextlib.contextmanager
-def dtype_policy(mixed_precision: str):
-    """Build layers under a mixed-precision policy, then restore the global one."""
-    previous = keras.mixed_precision.dtype_policy()
-    if mixed_precision != "none":
-        keras.mixed_precision.set_dtype_policy(f"mixed_{mixed_precision}")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
-
-
-def make_optimizer(learning_rate: float, t) -> keras.optimizers.Optimizer:
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=t.beta1, beta_2=t.beta2)
-    if t.mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def generate_images(model, latents, batch_size: int = 500) -> np.ndarray:
-    latents = np.asarray(latents, np.float32)
-    predict = _compiled_predict(model)
-    outs = [predict(tf.constant(latents[i : i + batch_size])).numpy() for i in range(0, len(latents), batch_size)]
-    return datalib.to_uint8(np.concatenate(outs) if outs else np.zeros((0, *model.output_shape[1:]), np.float32))
-
-
-def _compiled_predict(model):
-    fn = getattr(model, "_dcgan_predict", None)
-    if fn is None:
-        # any batch size, one trace: a grid, an eval set and its last partial batch share the graph
-        spec = tf.TensorSpec([None, model.input_shape[-1]], tf.float32)
-        fn = tf.function(lambda z: model(z, training=False), input_signature=[spec])
-        model._dcgan_predict = fn
-    return fn
-
-
-# ---------------------------------------------------------------- schedule
+# ---------------------------------------------------------------- schedule and resume
 
 
 def total_steps(cfg: Config, n_images: int) -> int:
@@ -261,30 +35,6 @@ def total_steps(cfg: Config, n_images: int) -> int:
         return cfg.train.steps
     per_epoch = datalib.batches_per_epoch(n_images, cfg.data.batch_size)
     return max(1, cfg.train.epochs * per_epoch // cfg.train.d_steps)
-
-
-def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None) -> tf.train.CheckpointManager:
-    """The run's checkpoints (run_dir/checkpoints), or those in `directory` when given."""
-    return tf.train.CheckpointManager(
-        gan.checkpoint, str(directory or run_dir / CHECKPOINT_DIR), max_to_keep=gan.cfg.train.keep_checkpoints,
-        step_counter=gan.step, checkpoint_name="ckpt",
-    )
-
-
-def restore(gan: GAN, path: str) -> None:
-    """Restore a checkpoint, insisting that every variable of the run is in it.
-
-    One exception: a checkpoint written before runs chose their sampler lacks the choice; it samples from the EMA copy.
-    """
-    try:
-        checkpoint = gan.checkpoint
-        if gan.ema_generator is not None and not any(n.startswith("sample_from_ema/") for n, _ in tf.train.list_variables(path)):
-            checkpoint = tf.train.Checkpoint(**{k: v for k, v in gan.checkpointed.items() if k != "sample_from_ema"})
-            gan.sample_from_ema.assign(True)
-        checkpoint.restore(path).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # IndexError: a truncated data file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DcganError(f"cannot restore checkpoint {path}: {first}") from None
 
 
 def check_checkpoint_state(manager: tf.train.CheckpointManager, run_dir: Path) -> None:
@@ -367,12 +117,8 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else tf.summary.create_noop_writer()
     if chief:
         (run_dir / "samples").mkdir(exist_ok=True)
-    periodic_eval = choose_sampler = None
-    if chief and (t.eval_every or gan.ema_generator is not None):
-        from dcgan.evaluate import SamplerChoice, TrainingEval  # imported here: dcgan.evaluate imports this module
-
-        periodic_eval = TrainingEval(gan, run_dir) if t.eval_every else None
-        choose_sampler = SamplerChoice(gan) if gan.ema_generator is not None else None
+    periodic_eval = TrainingEval(gan, run_dir) if chief and t.eval_every else None
+    choose_sampler = SamplerChoice(gan) if chief and gan.ema_generator is not None else None
     _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
 
     bar = tqdm(total=steps, initial=start, disable=quiet or not chief, unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -463,16 +209,6 @@ def finish(gan: GAN, run_dir: Path) -> None:
     if frames:
         viz.save_gif(run_dir / "progress.gif", frames, duration_ms=300)
     save_generator(gan.sampler, run_dir / "generator.keras")
-
-
-def save_generator(model, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    try:
-        model.save(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _log(message: str) -> None:

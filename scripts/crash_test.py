@@ -242,7 +242,7 @@ def compare_weights(crashed_run: Path, reference_run: Path, steps: int) -> int:
     """How many checkpoint variables of the final checkpoints differ."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from dcgan.rundir import read_run_config
-    from dcgan.train import CHECKPOINT_DIR, GAN, restore
+    from dcgan.gan import CHECKPOINT_DIR, GAN, restore
 
     states = []
     for run in (crashed_run, reference_run):

@@ -30,7 +30,7 @@ def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: P
     from dcgan import viz
     from dcgan.config import load_config
     from dcgan.evaluate import Evaluator, sample_latents
-    from dcgan.train import generate_images
+    from dcgan.gan import generate_images
 
     cfg = load_config(config, [f"train.seed={seed}", *sets])
     evaluator = Evaluator(cfg.data, ("fid", "kid"), quiet=True)

@@ -34,7 +34,7 @@ class Lines:
 def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
     from dcgan.evaluate import Evaluator, SamplerChoice, checkpoint_path, checkpoint_steps
     from dcgan.rundir import read_run_config
-    from dcgan.train import GAN, restore
+    from dcgan.gan import GAN, restore
 
     cfg = read_run_config(run_dir)
     if cfg.train.ema_decay == 0:

@@ -23,7 +23,7 @@ from dcgan import data as datalib  # noqa: E402
 from dcgan.config import load_config  # noqa: E402
 from dcgan.errors import ConfigError  # noqa: E402
 from dcgan.distribute import distribute_dataset, make_strategy  # noqa: E402
-from dcgan.train import GAN  # noqa: E402
+from dcgan.gan import GAN  # noqa: E402
 
 MIRRORED = ["distribute.strategy=mirrored", "distribute.devices=[/cpu:0, /cpu:1]"]
 RUNS = {

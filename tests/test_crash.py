@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.rundir import read_metrics, resume_config, write_config
-from dcgan.train import CHECKPOINT_DIR, GAN, restore, train
+from dcgan.gan import CHECKPOINT_DIR, GAN, restore
+from dcgan.train import train
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "crash_test.py"
 

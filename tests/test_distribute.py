@@ -15,7 +15,8 @@ from dcgan.config import ConfigError, load_config
 from dcgan.distribute import check_strategy, is_chief, make_strategy, read_tf_config, tf_config_from_flags
 from dcgan.errors import DcganError
 from dcgan.rundir import read_metrics
-from dcgan.train import CHECKPOINT_DIR, GAN, restore, train
+from dcgan.gan import CHECKPOINT_DIR, GAN, restore
+from dcgan.train import train
 
 HERE = Path(__file__).parent
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake")

@@ -11,7 +11,8 @@ from dcgan.cli import main
 from dcgan.config import load_config
 from dcgan.errors import DcganError
 from dcgan.rundir import read_metrics, read_run_config, write_config
-from dcgan.train import CHECKPOINT_DIR, train
+from dcgan.gan import CHECKPOINT_DIR
+from dcgan.train import train
 from dcgan.viz import read_png
 
 
@@ -139,7 +140,7 @@ def test_training_with_eval_every_logs_and_keeps_the_best_checkpoint(trained_run
 
 
 def test_training_samples_from_the_copy_with_the_lower_fid(trained_run):
-    from dcgan.train import GAN, restore
+    from dcgan.gan import GAN, restore
 
     run = trained_run
     choices = [r for r in read_metrics(run / "metrics.jsonl") if "sampler" in r]
@@ -160,7 +161,7 @@ def test_training_samples_from_the_copy_with_the_lower_fid(trained_run):
 
 
 def test_choice_follows_the_scores_both_ways(trained_run):
-    from dcgan.train import GAN, restore
+    from dcgan.gan import GAN, restore
 
     cfg = read_run_config(trained_run)
     gan = GAN(cfg)
@@ -184,7 +185,7 @@ def test_choice_follows_the_scores_both_ways(trained_run):
 
 def test_no_feature_network_keeps_the_ema_copy_and_finishes(tmp_path, monkeypatch, capsys):
     from dcgan import features
-    from dcgan.train import GAN, restore
+    from dcgan.gan import GAN, restore
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(features, "INCEPTION_URL", "http://127.0.0.1:9/inception_notop.h5")  # nothing listens there

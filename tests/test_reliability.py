@@ -235,7 +235,7 @@ def trained(tmp_path_factory):
     steps themselves are skipped because these tests only read it.
     """
     from dcgan.rundir import write_config
-    from dcgan.train import GAN, checkpoint_manager
+    from dcgan.gan import GAN, checkpoint_manager
 
     root = tmp_path_factory.mktemp("reliability")
     folder = root / "mnist"
@@ -375,7 +375,7 @@ def _savez_via_atomic_path(path):
 def _save_tiny_keras(path):
     import keras
 
-    from dcgan.train import save_generator
+    from dcgan.gan import save_generator
 
     z = keras.Input((2,))
     save_generator(keras.Model(z, keras.layers.Dense(1)(z)), path)
@@ -408,7 +408,7 @@ def test_a_failed_write_leaves_nothing_under_the_final_name(tmp_path, monkeypatc
 def test_a_writer_dying_mid_file_leaves_nothing_under_the_final_name(tmp_path, monkeypatch):
     import keras
 
-    from dcgan.train import save_generator
+    from dcgan.gan import save_generator
 
     z = keras.Input((2,))
     model = keras.Model(z, keras.layers.Dense(1)(z))

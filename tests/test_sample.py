@@ -34,7 +34,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gan(run):
-    from dcgan.train import GAN, restore
+    from dcgan.gan import GAN, restore
 
     run_dir, cfg = run
     g = GAN(cfg)
@@ -113,7 +113,7 @@ def test_same_seed_same_pixels_whatever_else_is_asked(run, reference, tmp_path):
 
 
 def test_npz_contents_match_the_ema_generator(run, gan, reference, tmp_path):
-    from dcgan.train import generate_images
+    from dcgan.gan import generate_images
 
     run_dir, cfg = run
     images = reference["images"]
@@ -129,7 +129,7 @@ def test_npz_contents_match_the_ema_generator(run, gan, reference, tmp_path):
 
 
 def test_no_ema_uses_the_raw_generator(run, gan, reference, tmp_path):
-    from dcgan.train import generate_images
+    from dcgan.gan import generate_images
 
     run_dir, cfg = run
     raw = npz(run_dir, tmp_path, "--n", 8, "--no-ema")
@@ -140,7 +140,7 @@ def test_no_ema_uses_the_raw_generator(run, gan, reference, tmp_path):
 
 
 def test_default_is_the_copy_the_run_chose(run, gan, reference, tmp_path, capsys):
-    from dcgan.train import GAN, generate_images, restore
+    from dcgan.gan import GAN, generate_images, restore
 
     run_dir, cfg = run
     chose_raw = tmp_path / "chose-raw"

@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from dcgan.errors import DcganError
 from dcgan.rundir import read_metrics, resume_config
-from dcgan.train import CHECKPOINT_DIR, GAN, checkpoint_manager, restore, train
+from dcgan.gan import CHECKPOINT_DIR, GAN, checkpoint_manager, restore
+from dcgan.train import train
 from test_rundir import event_steps
 
 
