@@ -163,19 +163,3 @@ def test_time_budget_stops_cleanly_with_final_artifacts(tiny_config):
     assert 1 <= last < 100000
     assert tf.train.latest_checkpoint(str(run / CHECKPOINT_DIR)).endswith(f"ckpt-{last}")
     assert (run / "samples" / f"step_{last:07d}.png").is_file() and (run / "generator.keras").is_file()
-
-
-def test_checkpoint_from_before_the_sampler_choice_samples_from_the_ema_copy(tiny_config, tmp_path):
-    cfg = tiny_config("train.ema_decay=0.9")
-    old = GAN(cfg)
-    path = tf.train.Checkpoint(**{k: v for k, v in old.checkpointed.items() if k != "sample_from_ema"}).save(str(tmp_path / "old"))
-    gan = GAN(cfg)
-    gan.sample_from_ema.assign(False)
-    restore(gan, path)
-    assert bool(gan.sample_from_ema.numpy()) is True and gan.sampler is gan.ema_generator
-    for x, y in zip(old.state_arrays(), gan.state_arrays()):
-        np.testing.assert_array_equal(x, y)
-    del old.checkpointed["fixed_noise"]  # any other missing variable is still refused
-    path = tf.train.Checkpoint(**old.checkpointed).save(str(tmp_path / "broken"))
-    with pytest.raises(DcganError, match="cannot restore checkpoint .*broken"):
-        restore(gan, path)
