@@ -22,8 +22,9 @@ from dcgan import metrics as M
 from dcgan import viz
 from dcgan.errors import DcganError
 from dcgan.features import feature_net_for, real_statistics
-from dcgan.rundir import atomic_write, read_run_config
 from dcgan.gan import CHECKPOINT_DIR, GAN, generate_images, restore
+from dcgan.rundir import atomic_write, read_run_config
+from dcgan.sample import checkpoint_steps
 
 METRICS = ("fid", "kid", "precision", "recall", "checkerboard")
 FEATURE_METRICS = ("fid", "kid", "precision", "recall")
@@ -106,12 +107,6 @@ class Evaluator:
 # ---------------------------------------------------------------- a run's checkpoint
 
 
-def checkpoint_steps(run_dir: Path) -> list[int]:
-    """The steps of the checkpoints a run keeps, oldest first."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    return sorted(int(p.name[5:-6]) for p in folder.glob("ckpt-*.index") if p.name[5:-6].isdigit())
-
-
 def checkpoint_path(run_dir: Path, step: int | str | None = None) -> str:
     """The latest checkpoint, the one saved at `step`, or the best by FID (step='best')."""
     folder = run_dir / CHECKPOINT_DIR
@@ -127,7 +122,7 @@ def checkpoint_path(run_dir: Path, step: int | str | None = None) -> str:
         return path
     path = folder / f"ckpt-{step}"
     if not Path(f"{path}.index").is_file():
-        have = ", ".join(map(str, checkpoint_steps(run_dir))) or "none"
+        have = ", ".join(map(str, checkpoint_steps(folder))) or "none"
         raise DcganError(f"--step {step}: no checkpoint ckpt-{step} in {folder} (available steps: {have})")
     return str(path)
 
@@ -146,7 +141,7 @@ def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = 
     if n < 2:
         raise DcganError(f"--n: {n} is too small; evaluation needs at least 2 generated images")
     cfg = read_run_config(run_dir)
-    steps = (checkpoint_steps(run_dir) or [None]) if step == "all" else [step]  # none kept: the latest's error says so
+    steps = (checkpoint_steps(run_dir / CHECKPOINT_DIR) or [None]) if step == "all" else [step]  # none kept: the latest's error says so
     paths = [checkpoint_path(run_dir, s) for s in steps]
     gan = GAN(cfg)
     evaluator = Evaluator(cfg.data, metrics, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
@@ -270,8 +265,10 @@ class SamplerChoice:
 
     STREAM = 3  # the choice's latents and real subset come from a random stream of their own
 
-    def __init__(self, gan: GAN):
+    def __init__(self, gan: GAN, images: np.ndarray):
+        """images: the run's training images (the choice compares against a subset of them)."""
         self.cfg = gan.cfg
+        self.images = images
         self.evaluator = None
         self.unavailable = None  # why no choice can be made (no feature network), once known
 
@@ -298,7 +295,6 @@ class SamplerChoice:
                 f"vs {other} {fid[other]:.4g} on {n} samples against training images ({time.perf_counter() - start:.1f} s)")
 
     def _evaluator(self) -> Evaluator:
-        images = datalib.load_images(self.cfg.data)
-        n = min(self.cfg.train.select_samples, len(images))
-        subset = np.sort(np.random.default_rng((self.cfg.train.seed, self.STREAM)).choice(len(images), n, replace=False))
-        return Evaluator(self.cfg.data, ("fid",), split=self.cfg.data.split, real_images=images[subset])
+        n = min(self.cfg.train.select_samples, len(self.images))
+        subset = np.sort(np.random.default_rng((self.cfg.train.seed, self.STREAM)).choice(len(self.images), n, replace=False))
+        return Evaluator(self.cfg.data, ("fid",), split=self.cfg.data.split, real_images=self.images[subset])

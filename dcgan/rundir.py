@@ -163,11 +163,7 @@ def trim_event_files(folder: str | Path, last_step: int) -> int:
 
     dropped = 0
     for path in sorted(Path(folder).glob("events.out.tfevents.*")):
-        records, torn = [], False
-        try:
-            records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
-        except tf.errors.DataLossError:  # as_numpy_iterator stops at the bad record: read up to it
-            records, torn = _readable_records(path), True
+        records, torn = _readable_records(path)
         kept = [r for r in records if Event.FromString(r).step <= last_step]
         if torn or len(kept) < len(records):
             dropped += len(records) - len(kept)
@@ -177,15 +173,18 @@ def trim_event_files(folder: str | Path, last_step: int) -> int:
     return dropped
 
 
-def _readable_records(path: Path) -> list[bytes]:
+def _readable_records(path: Path) -> tuple[list[bytes], bool]:
+    """The records of a TFRecord file up to the first bad one, and whether there was one (a torn end)."""
     import tensorflow as tf
 
     records, iterator = [], iter(tf.data.TFRecordDataset(str(path)))
     while True:
         try:
             records.append(next(iterator).numpy())
-        except (StopIteration, tf.errors.DataLossError):
-            return records
+        except StopIteration:
+            return records, False
+        except tf.errors.DataLossError:
+            return records, True
 
 
 def read_metrics(path: str | Path) -> list[dict]:

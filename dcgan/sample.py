@@ -148,8 +148,8 @@ def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None) -> Gener
 
     use_ema: the EMA copy (True), the raw generator (False), or the copy the run chose (None).
     """
-    from dcgan.rundir import read_run_config
     from dcgan.gan import GAN, restore
+    from dcgan.rundir import read_run_config
 
     cfg = read_run_config(checkpoint.run_dir)
     gan = GAN(cfg)

@@ -118,7 +118,7 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     if chief:
         (run_dir / "samples").mkdir(exist_ok=True)
     periodic_eval = TrainingEval(gan, run_dir) if chief and t.eval_every else None
-    choose_sampler = SamplerChoice(gan) if chief and gan.ema_generator is not None else None
+    choose_sampler = SamplerChoice(gan, images) if chief and gan.ema_generator is not None else None
     _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
 
     bar = tqdm(total=steps, initial=start, disable=quiet or not chief, unit="step", dynamic_ncols=True, file=sys.stderr)

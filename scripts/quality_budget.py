@@ -36,15 +36,17 @@ def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: P
     evaluator = Evaluator(cfg.data, ("fid", "kid"), quiet=True)
     t0 = time.perf_counter()
     if variant == "default":
-        from dcgan.sample import find_checkpoint, load_generator  # what `dcgan sample` uses by default
+        from dcgan.gan import GAN, restore
+        from dcgan.sample import find_checkpoint
         from dcgan.train import train
 
-        run = train(load_config(config, [f"train.seed={seed}", "train.steps=10000000", f"train.time_budget_s={seconds}",
-                                         f"run.dir={out / 'runs'}", f"run.name=default-seed{seed}", *sets]), quiet=True)
-        gen = load_generator(find_checkpoint(run))
-        model, steps, sampler = gen.model, gen.checkpoint.step, "ema" if gen.ema else "raw"
-        other = "raw" if gen.ema else "ema" if gen.cfg.train.ema_decay > 0 else None  # scored beside the sampler
-        copies = {other: load_generator(find_checkpoint(run), use_ema=other == "ema").model} if other else {}
+        run_cfg = load_config(config, [f"train.seed={seed}", "train.steps=10000000", f"train.time_budget_s={seconds}",
+                                       f"run.dir={out / 'runs'}", f"run.name=default-seed{seed}", *sets])
+        gan = GAN(run_cfg)
+        restore(gan, find_checkpoint(train(run_cfg, quiet=True)).path)  # the latest checkpoint, as `dcgan sample` loads it
+        model, steps = gan.sampler, int(gan.step.numpy())
+        sampler = "ema" if model is gan.ema_generator else "raw"
+        copies = {c: m for c, m in (("ema", gan.ema_generator), ("raw", gan.generator)) if m is not None and m is not model}
     else:
         from dcgan.data import load_images
         from dcgan.reference import train_reference

@@ -32,7 +32,10 @@ class Lines:
 
 
 def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
-    from dcgan.evaluate import Evaluator, SamplerChoice, checkpoint_path, checkpoint_steps
+    from dcgan.data import load_images
+    from dcgan.evaluate import Evaluator, SamplerChoice, checkpoint_path
+    from dcgan.gan import CHECKPOINT_DIR
+    from dcgan.sample import checkpoint_steps
     from dcgan.rundir import read_run_config
     from dcgan.gan import GAN, restore
 
@@ -40,10 +43,10 @@ def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
     if cfg.train.ema_decay == 0:
         raise DcganError(f"{run_dir}: the run has no EMA copy (train.ema_decay 0): there is nothing to choose")
     gan = GAN(cfg)
-    choose, log = SamplerChoice(gan), Lines()
+    choose, log = SamplerChoice(gan, load_images(cfg.data)), Lines()
     test = Evaluator(cfg.data, ("fid",), quiet=True)
     results = []
-    for step in steps or checkpoint_steps(run_dir):
+    for step in steps or checkpoint_steps(run_dir / CHECKPOINT_DIR):
         restore(gan, checkpoint_path(run_dir, step))
         why = choose(gan, step, log, decide=True)
         if not log.records or log.records[-1]["step"] != step:

@@ -9,6 +9,7 @@ from conftest import TINY, blob_images, write_idx
 from dcgan import evaluate as E
 from dcgan.cli import main
 from dcgan.config import load_config
+from dcgan.data import load_images
 from dcgan.errors import DcganError
 from dcgan.rundir import read_metrics, read_run_config, write_config
 from dcgan.gan import CHECKPOINT_DIR
@@ -166,7 +167,7 @@ def test_choice_follows_the_scores_both_ways(trained_run):
     cfg = read_run_config(trained_run)
     gan = GAN(cfg)
     restore(gan, str(trained_run / CHECKPOINT_DIR / "ckpt-4"))
-    choose, log = E.SamplerChoice(gan), Recorder()
+    choose, log = E.SamplerChoice(gan, load_images(cfg.data)), Recorder()
     line = choose(gan, 4, log, decide=True)
     first = log.records[-1]["sampler"]
     assert "sampling from the" in line and "against training images" in line
