@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from dcgan import data as datalib
 from dcgan.config import Config
+from dcgan.errors import DcganError
 from dcgan.flops import forward_flops, training_flops_per_image
 from dcgan.models import build_discriminator, build_generator
 from dcgan.reference import reference_step
@@ -160,6 +161,10 @@ def format_report(cfg: Config, res: dict, peak: float) -> str:
 
 
 def run(cfg: Config, windows: int, window_steps: int, sampling: bool, fid: bool, synthetic: bool, as_json: str | None) -> dict:
+    if windows < 1:  # checked before minutes of building and timing end in the median of nothing
+        raise DcganError(f"--windows {windows}: must be at least 1 (the median of the timed windows is reported)")
+    if window_steps < 1:
+        raise DcganError(f"--window-steps {window_steps}: must be at least 1 (train steps per timed window)")
     peak = matmul_peak_gflops()
     res = benchmark_training(cfg, load_or_synthesize(cfg, synthetic), window_steps=window_steps, windows=windows)
     report = {"peak_gflops_per_s": round(peak, 1), **res}

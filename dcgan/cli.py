@@ -7,7 +7,7 @@ import os
 import sys
 
 from dcgan import __version__
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, first_line
 
 
 def _quiet_tensorflow() -> None:
@@ -27,7 +27,9 @@ def cmd_train(args) -> int:
             raise DcganError("--workers and --worker-index go together")
         os.environ["TF_CONFIG"] = tf_config_from_flags(args.workers, args.worker_index)
         overrides = ["distribute.strategy=multi_worker", *overrides]
-    if args.resume:
+    if args.resume is not None:
+        if not args.resume.strip():  # an unset shell variable: never a reason to start a new full training
+            raise DcganError("--resume: empty run directory name")
         cfg, run_dir = resume_config(args.resume, args.config, overrides), Path(args.resume)
     else:
         cfg, run_dir = load_config(args.config, overrides), None
@@ -218,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dcgan {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # last resort: the specific checks name the file and say why, this at least names the path
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"dcgan {args.command}: error: {where}{e.strerror or first_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"dcgan {args.command}: error: out of memory; ask for less (fewer images, a smaller grid or batch)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

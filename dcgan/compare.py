@@ -52,8 +52,9 @@ from dcgan import metrics as M
 from dcgan import viz
 from dcgan.config import UPSAMPLING_MODES, Config, diff_keys, from_dict, load_config, to_dict
 from dcgan.errors import ConfigError, DcganError
-from dcgan.rundir import CONFIG_FILE, METRICS_FILE, MetricsLog, atomic_write, read_metrics, read_run_config, resume_config
-from dcgan.sample import checkpoint_steps, parse_seeds
+from dcgan.checkpoints import find_checkpoint, latest_step
+from dcgan.rundir import CONFIG_FILE, METRICS_FILE, MetricsLog, atomic_write, lock_run, read_metrics, read_run_config, resume_config
+from dcgan.sample import parse_seeds
 
 RESULT_FILE = "compare_result.json"
 SESSIONS_FILE = "compare_sessions.json"
@@ -232,9 +233,10 @@ def plan(config: str | None = None, modes: str = "", budget: str = "steps", step
         amount = float(seconds)
     if eval_every is None:
         eval_every = max(1, int(amount) // DEFAULT_POINTS) if budget == "steps" else max(1.0, amount / DEFAULT_POINTS)
-    if budget == "steps" and (eval_every < 1 or int(eval_every) != eval_every):
+    at_least_one = eval_every >= 1 and math.isfinite(eval_every)  # nan and inf first: int() raises on them
+    if budget == "steps" and not (at_least_one and int(eval_every) == eval_every):
         raise DcganError(f"--eval-every {eval_every:g}: with --budget steps it is a whole number of steps, at least 1")
-    if budget == "seconds" and not (eval_every >= 1 and math.isfinite(eval_every)):
+    if budget == "seconds" and not at_least_one:
         raise DcganError(f"--eval-every {eval_every:g}: with --budget seconds it is a number of seconds, at least 1")
     if eval_samples < MIN_EVAL_SAMPLES:
         raise DcganError(f"--eval-samples {eval_samples}: must be at least {MIN_EVAL_SAMPLES}")
@@ -261,13 +263,6 @@ def plan(config: str | None = None, modes: str = "", budget: str = "steps", step
 def read_sessions(run_dir: Path) -> list[int]:
     path = run_dir / SESSIONS_FILE
     return json.loads(path.read_text())["starts"] if path.is_file() else []
-
-
-def latest_step(run_dir: Path) -> int:
-    from dcgan.gan import CHECKPOINT_DIR
-
-    steps = checkpoint_steps(run_dir / CHECKPOINT_DIR)
-    return steps[-1] if steps else 0
 
 
 def kept_records(run_dir: Path) -> list[dict]:
@@ -342,7 +337,7 @@ def train_for_seconds(p: Plan, cfg: Config, run_dir: Path, evaluator, quiet: boo
 
 def load_latest(run_dir: Path):
     """The generator `dcgan sample` uses by default: latest checkpoint, the copy the run chose."""
-    from dcgan.sample import find_checkpoint, load_generator
+    from dcgan.sample import load_generator
 
     return load_generator(find_checkpoint(run_dir))
 
@@ -404,6 +399,15 @@ def read_result(run_dir: Path) -> dict | None:
 
 def compare(p: Plan, quiet: bool = False) -> Path:
     """Train, evaluate and report every (mode, seed) run not finished yet; returns report.md's path."""
+    try:
+        p.directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DcganError(f"cannot create {p.directory}: {e.strerror or e}") from None
+    with lock_run(p.directory, "dcgan compare"):  # a second compare of the same name would train the same runs
+        return _compare_locked(p, quiet)
+
+
+def _compare_locked(p: Plan, quiet: bool) -> Path:
     _log(f"{p.directory}: {len(p.modes) * len(p.seeds)} runs, {p.describe_budget()} (run the same command again to resume)")
     evaluator = None
     results, loaded = [], {}  # loaded: generators kept for the sample figure (building a GAN takes a while)

@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from dcgan.errors import ConfigError, DcganError
+from dcgan.errors import ConfigError, DcganError, first_line
 from dcgan.rundir import new_run_dir
 
 TF_CONFIG = "TF_CONFIG"
@@ -67,7 +67,7 @@ def _multi_worker():
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except (RuntimeError, ValueError) as e:
-        raise DcganError(f"cannot start MultiWorkerMirroredStrategy: {_first_line(e)}") from None
+        raise DcganError(f"cannot start MultiWorkerMirroredStrategy: {first_line(e)}") from None
 
 
 def read_tf_config() -> dict:
@@ -112,16 +112,8 @@ def _tpu(name: str | None):
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
         where = f" at {name}" if name else " (set distribute.tpu, e.g. local on a TPU VM, or $TPU_NAME)"
-        raise DcganError(f"distribute.strategy=tpu: no TPU found{where}: {_first_line(e)}") from None
+        raise DcganError(f"distribute.strategy=tpu: no TPU found{where}: {first_line(e)}") from None
     return tf.distribute.TPUStrategy(resolver)
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-# ---------------------------------------------------------------- replicas and workers
 
 
 def check_strategy(cfg, strategy) -> None:

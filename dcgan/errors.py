@@ -11,3 +11,9 @@ class DcganError(Exception):
 
 class ConfigError(DcganError):
     """A config key, value or file that is not valid."""
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line (TensorFlow's and zipfile's run to many), or its type."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

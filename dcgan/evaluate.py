@@ -15,16 +15,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from dcgan import data as datalib
 from dcgan import metrics as M
 from dcgan import viz
-from dcgan.errors import DcganError
-from dcgan.features import feature_net_for, real_statistics
-from dcgan.gan import CHECKPOINT_DIR, GAN, generate_images, restore
-from dcgan.rundir import atomic_write, read_run_config
-from dcgan.sample import checkpoint_steps
+from dcgan.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR, run_checkpoint, run_steps
+from dcgan.errors import DcganError, first_line
+from dcgan.features import check_keras_file, feature_net_for, real_statistics
+from dcgan.gan import GAN, checkpoint_manager, generate_images, restore
+from dcgan.rundir import atomic_write, lock_run, probe_writable, read_run_config
 
 METRICS = ("fid", "kid", "precision", "recall", "checkerboard")
 FEATURE_METRICS = ("fid", "kid", "precision", "recall")
@@ -32,8 +31,7 @@ TRAINING_METRICS = ("fid", "kid", "checkerboard")
 EVAL_FILE = "eval.json"
 SPECTRUM_FILE = "spectrum.png"
 CURVE_FILE = "eval_curve.png"
-BEST_DIR = "best"
-BEST_FILE = "best.json"
+MAX_SAMPLES = 100_000  # twice FID's usual 50,000; 1e9 would be a MemoryError minutes later
 
 
 def parse_metrics(metrics) -> tuple[str, ...]:
@@ -107,26 +105,6 @@ class Evaluator:
 # ---------------------------------------------------------------- a run's checkpoint
 
 
-def checkpoint_path(run_dir: Path, step: int | str | None = None) -> str:
-    """The latest checkpoint, the one saved at `step`, or the best by FID (step='best')."""
-    folder = run_dir / CHECKPOINT_DIR
-    if step == "best":
-        path = tf.train.latest_checkpoint(str(folder / BEST_DIR))
-        if not path:
-            raise DcganError(f"{run_dir}: no best checkpoint in {folder / BEST_DIR} (train with train.eval_every set)")
-        return path
-    if step is None:
-        path = tf.train.latest_checkpoint(str(folder))
-        if not path:
-            raise DcganError(f"{run_dir}: no checkpoint in {folder}; train the run first")
-        return path
-    path = folder / f"ckpt-{step}"
-    if not Path(f"{path}.index").is_file():
-        have = ", ".join(map(str, checkpoint_steps(folder))) or "none"
-        raise DcganError(f"--step {step}: no checkpoint ckpt-{step} in {folder} (available steps: {have})")
-    return str(path)
-
-
 def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = None, use_ema: bool | None = None,
              feature_model: str | None = None, feature_layer: str | None = None, seed: int = 0,
              quiet: bool = False) -> list[dict]:
@@ -140,9 +118,23 @@ def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = 
     metrics = parse_metrics(metrics)
     if n < 2:
         raise DcganError(f"--n: {n} is too small; evaluation needs at least 2 generated images")
+    if n > MAX_SAMPLES:
+        raise DcganError(f"--n: {n} is too many; at most {MAX_SAMPLES} generated images (FID is usually reported on 50000)")
+    if feature_model:  # before the run's model and test images are loaded
+        check_keras_file(feature_model)
     cfg = read_run_config(run_dir)
-    steps = (checkpoint_steps(run_dir / CHECKPOINT_DIR) or [None]) if step == "all" else [step]  # none kept: the latest's error says so
-    paths = [checkpoint_path(run_dir, s) for s in steps]
+    steps = (run_steps(run_dir) or [None]) if step == "all" else [step]  # none kept: the latest's error says so
+    paths = [run_checkpoint(run_dir, s).path for s in steps]
+    try:  # eval.json and the figures go into the run: find out now, not after minutes of scoring
+        probe_writable(run_dir)
+    except OSError as e:
+        raise DcganError(f"cannot write into {run_dir}: {e.strerror or first_line(e)}") from None
+    with lock_run(run_dir, "dcgan evaluate"):
+        return _evaluate_paths(run_dir, cfg, paths, n, metrics, step, use_ema, feature_model, feature_layer, seed, quiet)
+
+
+def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, metrics, step, use_ema, feature_model, feature_layer,
+                    seed: int, quiet: bool) -> list[dict]:
     gan = GAN(cfg)
     evaluator = Evaluator(cfg.data, metrics, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
     records = []
@@ -240,8 +232,7 @@ class TrainingEval:
         self.evaluator = Evaluator(gan.cfg.data, TRAINING_METRICS)  # says so when it trains the classifier
         best_dir = Path(run_dir) / CHECKPOINT_DIR / BEST_DIR
         self.best_file = best_dir / BEST_FILE
-        self.manager = tf.train.CheckpointManager(gan.checkpoint, str(best_dir), max_to_keep=1,
-                                                  step_counter=gan.step, checkpoint_name="ckpt")
+        self.manager = checkpoint_manager(gan, run_dir, best_dir, max_to_keep=1)
         self.best = json.loads(self.best_file.read_text()) if self.best_file.is_file() else None
 
     def __call__(self, gan: GAN, step: int, metrics_log) -> dict[str, float]:

@@ -9,17 +9,23 @@ batch of latent vectors (None, latent_dim) to images in [-1, 1].
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-import shutil
+import zipfile
 from pathlib import Path
 
-from dcgan.errors import DcganError
-from dcgan.sample import find_checkpoint, load_generator
+from dcgan.checkpoints import find_checkpoint
+from dcgan.errors import DcganError, first_line
+from dcgan.rundir import atomic_write, lock_run, probe_writable, remove_path
+from dcgan.sample import load_generator
 
 FORMATS = ("keras", "savedmodel")
 EXPORT_DIR = "export"
 KERAS_FILE = "generator.keras"
 SAVEDMODEL_DIR = "savedmodel"
+MARKER_FILE = "dcgan_export.json"  # says which run and step; --force replaces only a directory holding it
+SAVEDMODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb", MARKER_FILE}
 ENDPOINT = "serve"  # also the serving_default signature: input "z", output "output_0"
 
 
@@ -32,17 +38,40 @@ def output_path(run_dir: Path, fmt: str, out: str | None) -> Path:
     return Path(out) if out is not None else run_dir / EXPORT_DIR / SAVEDMODEL_DIR
 
 
-def check_output(path: Path, force: bool) -> None:
-    """Refuse to replace earlier work silently, and fail before the model is built if unwritable."""
+def check_output(path: Path, fmt: str, run_dir: Path, force: bool) -> None:
+    """Refuse to replace anything but an earlier export, and fail before the model is built if unwritable."""
+    target = path.resolve()
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        raise DcganError(f"--out {path}: cannot write an export over the current directory or a folder above it")
+    if run_dir.resolve() == target or target in run_dir.resolve().parents:
+        raise DcganError(f"--out {path}: cannot write an export over the run directory {run_dir} or a folder holding it")
+    if fmt == "keras" and path.is_dir():
+        raise DcganError(f"--out {path}: is a directory; name a FILE.keras or a folder to hold generator.keras")
+    if fmt == "savedmodel" and path.exists() and not path.is_dir():
+        raise DcganError(f"--out {path}: is a file; a SavedModel is written as a directory")
     taken = path.is_file() or (path.is_dir() and any(path.iterdir()))
     if taken and not force:
         raise DcganError(f"{path} already exists; pass --force to replace it")
+    if taken and not is_earlier_export(path, fmt):
+        what = "a .keras file" if fmt == "keras" else f"a SavedModel directory this command wrote (with {MARKER_FILE})"
+        raise DcganError(f"--force replaces only an earlier export; {path} is not {what}, so it is left alone")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        probe_writable(path.parent)
     except OSError as e:
-        raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise DcganError(f"cannot write {path}: permission denied")
+        raise DcganError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+
+
+def is_earlier_export(path: Path, fmt: str) -> bool:
+    """What --force may replace: a .keras (zip) file, or a SavedModel directory holding nothing but an export."""
+    if fmt == "keras":
+        return path.is_file() and not path.is_symlink() and zipfile.is_zipfile(path)
+    names = {p.name for p in path.iterdir()}
+    return not path.is_symlink() and {"saved_model.pb", MARKER_FILE} <= names and names <= SAVEDMODEL_ENTRIES
+
+
+def inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def export(target: str | Path, fmt: str = "keras", out: str | None = None, step: int | None = None,
@@ -52,25 +81,23 @@ def export(target: str | Path, fmt: str = "keras", out: str | None = None, step:
         raise DcganError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     checkpoint = find_checkpoint(target, step)
     path = output_path(checkpoint.run_dir, fmt, out)
-    check_output(path, force)
-    gen = load_generator(checkpoint, use_ema)
-    try:
-        if fmt == "keras":
-            write_keras(gen.model, path)
-        else:
-            write_savedmodel(gen.model, path)
-    except OSError as e:
-        raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
+    check_output(path, fmt, checkpoint.run_dir, force)
+    # an export into the run is a write into the run: not while another command writes there
+    with lock_run(checkpoint.run_dir, "dcgan export") if inside(path, checkpoint.run_dir) else contextlib.nullcontext():
+        gen = load_generator(checkpoint, use_ema)
+        try:
+            if fmt == "keras":
+                from dcgan.gan import save_generator
+
+                save_generator(gen.model, path)
+            else:
+                write_savedmodel(gen.model, path, {"run": str(checkpoint.run_dir), "step": checkpoint.step, "ema": gen.ema})
+        except OSError as e:
+            raise DcganError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
     return f"{path}: {gen.describe()} as {fmt}"
 
 
-def write_keras(model, path: Path) -> Path:
-    from dcgan.gan import save_generator
-
-    return save_generator(model, path)
-
-
-def write_savedmodel(model, path: Path) -> Path:
+def write_savedmodel(model, path: Path, provenance: dict) -> Path:
     """Trace model(z, training=False) into a temporary sibling directory, then move it in place."""
     import keras
     import tensorflow as tf
@@ -81,22 +108,19 @@ def write_savedmodel(model, path: Path) -> Path:
     archive.add_endpoint(ENDPOINT, lambda z: model(z, training=False), input_signature=[spec])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     old = path.with_name(f".{path.name}.{os.getpid()}.old")
-    _remove(tmp)
+    remove_path(tmp)
     try:
-        archive.write_out(str(tmp), verbose=False)
-        if path.exists():  # --force: a directory cannot be renamed over a non-empty one
+        try:
+            archive.write_out(str(tmp), verbose=False)
+        except tf.errors.OpError as e:  # a full disk surfaces as a TensorFlow error, not an OSError
+            raise OSError(first_line(e)) from None
+        atomic_write(tmp / MARKER_FILE, json.dumps(provenance) + "\n")
+        if path.exists():  # --force, checked to be an earlier export: a directory cannot be renamed over a non-empty one
             path.rename(old)
         tmp.rename(path)
     finally:
         if old.exists() and not path.exists():  # the move failed: put the earlier export back
             old.rename(path)
-        _remove(tmp)
-        _remove(old)
+        remove_path(tmp)
+        remove_path(old)
     return path
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)

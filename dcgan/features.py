@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,6 +39,14 @@ INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/" + INCEPTION_FILE
 INCEPTION_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"  # the hash keras.applications checks
 INCEPTION_SIZE = 299
+# FID's covariance is D x D (and its square root O(D^3)): 50,176 features would need 20 GB; InceptionV3's pool has 2048.
+MAX_FEATURES = 4096
+# What a .keras file may unzip to before Keras opens it: 1 GiB is ~250M float32 weights, far above any
+# feature network here; a zip bomb stops at its table of contents. Keras stores members uncompressed
+# (ratio 1), so a ratio past 100 on more than a few MiB is filler, not weights.
+MAX_KERAS_BYTES = 1 << 30
+MAX_KERAS_RATIO = 100
+RATIO_FREE_BYTES = 16 << 20
 
 
 @dataclass
@@ -191,9 +201,33 @@ def inception_net() -> FeatureNet:
 # ---------------------------------------------------------------- user models
 
 
+def check_keras_file(path: str | Path, what: str = "--feature-model") -> Path:
+    """A .keras file Keras can open without unzipping more than MAX_KERAS_BYTES; one line naming it otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise DcganError(f"{what}: {path} is a directory, not a .keras file")
+    if not path.is_file():
+        raise DcganError(f"{what}: {path} does not exist")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        raise DcganError(f"{what}: {path} is not a .keras (zip) file") from None
+    except OSError as e:
+        raise DcganError(f"{what}: cannot read {path}: {e.strerror or e}") from None
+    unzipped, packed = sum(m.file_size for m in members), sum(m.compress_size for m in members)
+    if unzipped > MAX_KERAS_BYTES:
+        raise DcganError(f"{what}: {path} unzips to {unzipped >> 20:,} MiB; at most {MAX_KERAS_BYTES >> 20:,} MiB is loaded")
+    if unzipped > RATIO_FREE_BYTES and unzipped > MAX_KERAS_RATIO * packed:
+        raise DcganError(f"{what}: {path} is compressed {unzipped / max(packed, 1):,.0f}:1; at most {MAX_KERAS_RATIO}:1 "
+                         "is loaded (Keras stores its files uncompressed: is it a zip bomb?)")
+    return path
+
+
 def _load_keras(path: Path, what: str):
     import keras
 
+    check_keras_file(path, what)
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as e:
@@ -211,6 +245,8 @@ def _sub_model(model, layer: str | None, source: Path, key: str) -> FeatureNet:
             names = ", ".join(l.name for l in model.layers)
             raise DcganError(f"--feature-layer: {source.name} has no layer {layer!r}; its layers: {names}") from None
         model = keras.Model(model.inputs, output)
+    check_features(feature_dim(model.output_shape), f"--feature-layer {layer!r} of {source.name}" if layer
+                   else f"--feature-model {source.name} (its output)")
     shape = model.input_shape
     if isinstance(shape, list) or len(shape) != 4:
         raise DcganError(f"--feature-model: {source.name} must take one image input (N, H, W, C), got {shape}")
@@ -220,13 +256,26 @@ def _sub_model(model, layer: str | None, source: Path, key: str) -> FeatureNet:
     return FeatureNet(key, model, h, c)
 
 
+def feature_dim(shape) -> int | None:
+    """Features per image of a layer's output shape (None: not known until images go through)."""
+    if isinstance(shape, list):
+        return None
+    dims = shape[-1:] if len(shape) == 4 else shape[1:]  # FeatureNet averages a feature map over space
+    return None if any(d is None for d in dims) else math.prod(dims)
+
+
+def check_features(dim: int | None, what: str) -> None:
+    if dim is not None and dim > MAX_FEATURES:
+        raise DcganError(f"{what} gives {dim} features per image; at most {MAX_FEATURES} are supported "
+                         "(FID's covariance is D x D; InceptionV3's pool gives 2048): pick a smaller --feature-layer")
+
+
 def user_net(path: str | Path, layer: str | None = None) -> FeatureNet:
     """Any Keras model: features = the named layer's output (or the model's output)."""
     path = Path(path)
-    if not path.is_file():
-        raise DcganError(f"--feature-model: {path} does not exist")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     model = _load_keras(path, "--feature-model")
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()[:12]
     return _sub_model(model, layer, path, key=f"user-{path.stem}-{layer or 'output'}-{digest}")
 
 
@@ -251,6 +300,7 @@ def real_statistics(net: FeatureNet, images: np.ndarray, dataset: str, split: st
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in ("mu", "sigma", "features")}
     features = net(images)
+    check_features(features.shape[1], f"feature network {net.key}")  # a shape only images can tell
     mu, sigma = feature_stats(features)
     stats = {"mu": mu, "sigma": sigma, "features": features}
     with atomic_path(path) as tmp:

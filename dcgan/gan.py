@@ -20,11 +20,12 @@ import tensorflow as tf
 from dcgan import data as datalib
 from dcgan.config import Config
 from dcgan.distribute import check_strategy
-from dcgan.errors import DcganError
+from dcgan.checkpoints import CHECKPOINT_DIR, PREFIX, STATE_FILE
+from dcgan.errors import DcganError, first_line
 from dcgan.losses import discriminator_loss, generator_loss
 from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
+from dcgan.rundir import atomic_path
 
-CHECKPOINT_DIR = "checkpoints"
 RECALIBRATION_BATCH = 512
 
 
@@ -249,12 +250,26 @@ def _compiled_predict(model):
 # ---------------------------------------------------------------- checkpoints
 
 
-def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None) -> tf.train.CheckpointManager:
-    """The run's checkpoints (run_dir/checkpoints), or those in `directory` when given."""
-    return tf.train.CheckpointManager(
-        gan.checkpoint, str(directory or run_dir / CHECKPOINT_DIR), max_to_keep=gan.cfg.train.keep_checkpoints,
-        step_counter=gan.step, checkpoint_name="ckpt",
-    )
+def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None, max_to_keep: int | None = None,
+                       ) -> tf.train.CheckpointManager:
+    """The run's checkpoints (run_dir/checkpoints), or those in `directory` when given.
+
+    A state file that cannot be parsed is refused: TensorFlow would raise a bare UnicodeDecodeError
+    or ValueError, or (for text that parses to nothing) act as if there were no checkpoint at all
+    and retrain from step 0 over the run's checkpoints and logs.
+    """
+    folder = Path(directory or run_dir / CHECKPOINT_DIR)
+    try:
+        manager = tf.train.CheckpointManager(
+            gan.checkpoint, str(folder), max_to_keep=max_to_keep or gan.cfg.train.keep_checkpoints,
+            step_counter=gan.step, checkpoint_name=PREFIX,
+        )
+    except (ValueError, tf.errors.OpError):  # UnicodeDecodeError is a ValueError
+        manager = None
+    if manager is None or ((folder / STATE_FILE).exists() and not manager.latest_checkpoint):
+        raise DcganError(f"cannot resume {run_dir}: the checkpoint state file {folder / STATE_FILE} is unreadable; "
+                         f"repair it or move {folder} away to start over")
+    return manager
 
 
 def restore(gan: GAN, path: str) -> None:
@@ -262,22 +277,21 @@ def restore(gan: GAN, path: str) -> None:
 
     One exception: a checkpoint written before runs chose their sampler lacks the choice; it samples from the EMA copy.
     """
+    status = None
     try:
         checkpoint = gan.checkpoint
         if gan.ema_generator is not None and not any(n.startswith("sample_from_ema/") for n, _ in tf.train.list_variables(path)):
             checkpoint = tf.train.Checkpoint(**{k: v for k, v in gan.checkpointed.items() if k != "sample_from_ema"})
             gan.sample_from_ema.assign(True)
-        checkpoint.restore(path).assert_existing_objects_matched()
+        status = checkpoint.restore(path)
+        status.assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # IndexError: a truncated data file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DcganError(f"cannot restore checkpoint {path}: {first}") from None
+        if status is not None:  # else TensorFlow logs unrestored values at exit, after our one error line
+            status.expect_partial()
+        raise DcganError(f"cannot restore checkpoint {path}: {first_line(e)}") from None
 
 
 def save_generator(model, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    try:
+    with atomic_path(path) as tmp:  # keras insists on the .keras suffix, which atomic_path keeps
         model.save(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

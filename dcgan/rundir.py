@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
+from dcgan.checkpoints import CHECKPOINT_DIR, checkpoint_steps
 from dcgan.config import Config, ConfigError, apply_overrides, diff_keys, dump_config, from_dict, load_config, read_yaml, to_dict
 from dcgan.errors import DcganError
 
@@ -67,12 +70,68 @@ class _AtomicPath:
         return False
 
     def _remove_tmp(self):
-        if self.tmp.is_dir():
-            import shutil
+        remove_path(self.tmp)
 
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        else:
-            self.tmp.unlink(missing_ok=True)
+
+def remove_path(path: Path) -> None:
+    """Delete a file, a link (never what it points to) or a folder tree; nothing there is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def probe_writable(folder: Path) -> None:
+    """Raise OSError unless a file can be created in folder (os.access says yes to root on a read-only mount)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(13, "permission denied", str(folder))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
+
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive OS lock (flock) on a run directory, held by the one process that writes into it.
+
+    The kernel drops a flock when its holder dies, so a killed run never leaves a stale lock.
+    The lock file's contents (pid, command, start time) are only there to name the holder.
+    """
+
+    def __init__(self, run_dir: str | Path, command: str):
+        import fcntl
+
+        self.path = Path(run_dir) / LOCK_FILE
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as e:
+            raise DcganError(f"cannot lock {run_dir}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self.fd, 512, 0).decode(errors="replace").strip() or "another process"
+            os.close(self.fd)
+            raise DcganError(f"{run_dir} is in use by {holder}; wait for it to finish or stop it") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"process {os.getpid()} ({command}, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock; the file stays, empty of meaning
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lock_run(run_dir: str | Path, command: str) -> RunLock:
+    """Take the run's writer lock, or fail in one line naming the process that holds it."""
+    return RunLock(run_dir, command)
 
 
 def default_run_name(cfg: Config) -> str:
@@ -84,8 +143,12 @@ def default_run_name(cfg: Config) -> str:
 def new_run_dir(cfg: Config) -> Path:
     """runs/<name>; an explicit name must be free, a default one gets a number if taken."""
     parent = Path(cfg.run.dir)
+    if parent.exists() and not parent.is_dir():
+        raise DcganError(f"run.dir: {parent} is a file, not a directory")
     if cfg.run.name:
         path = parent / cfg.run.name
+        if path.exists() and not path.is_dir():
+            raise DcganError(f"run.name: {path} is an existing file; choose another run.name")
         if path.exists() and any(path.iterdir()):
             raise DcganError(f"run directory {path} already exists; resume it with --resume {path} or choose another run.name")
         return path
@@ -119,6 +182,7 @@ def resume_config(run_dir: str | Path, config_path: str | None = None, overrides
     Overrides apply on top of the saved config (or of config_path when given).
     """
     saved = read_run_config(run_dir)
+    check_resumable(run_dir)
     if config_path:
         wanted = load_config(config_path, overrides)
     else:
@@ -129,6 +193,26 @@ def resume_config(run_dir: str | Path, config_path: str | None = None, overrides
         raise DcganError(f"cannot resume {run_dir}: the model/data config differs in {', '.join(changed)}")
     # train and distribute may change: a run can continue on another number of devices
     return Config(data=saved.data, model=saved.model, train=wanted.train, run=saved.run, distribute=wanted.distribute)
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Refuse, before anything is written, a resume that would silently start over.
+
+    Training restarts from step 0 only when the run shows it never got past it: no complete
+    checkpoint, no logged step, no generator. A run with history but no checkpoints (the folder
+    deleted, or a file in its place) is refused: its logs are never cut for steps it cannot restore.
+    """
+    run_dir = Path(run_dir)
+    folder = run_dir / CHECKPOINT_DIR
+    if folder.exists() and not folder.is_dir():
+        raise DcganError(f"cannot resume {run_dir}: {folder} is not a directory")
+    if checkpoint_steps(folder):
+        return
+    logged = max((r["step"] for r in read_metrics(run_dir / METRICS_FILE) if isinstance(r.get("step"), int)), default=0)
+    if logged > 0 or (run_dir / "generator.keras").exists():
+        what = f"logged steps up to {logged}" if logged else "wrote generator.keras"
+        raise DcganError(f"cannot resume {run_dir}: it {what} but {folder} holds no checkpoint; "
+                         "restore the checkpoints, or start a new run")
 
 
 class MetricsLog:
@@ -188,16 +272,31 @@ def _readable_records(path: Path) -> tuple[list[bytes], bool]:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """Every complete JSON line of a metrics file (a torn final line is ignored)."""
-    records = []
+    """Every record of a metrics file that can be placed: an object with an integer step.
+
+    A torn line is skipped, and so is a record whose step is not an integer: resume, the loss
+    plot and compare place records by step. A file that is not UTF-8 text is an error naming it.
+    """
     path = Path(path)
     if not path.exists():
-        return records
-    for line in path.read_text().splitlines():
+        return []
+    if path.is_dir():
+        raise DcganError(f"{path}: is a directory, not a metrics file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DcganError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DcganError(f"{path}: line {line} is not UTF-8 text (not a metrics file?)") from None
+    records = []
+    for line in text.split("\n"):  # JSON lines end in \n only; splitlines() would also cut at \u2028
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # a torn line; a 5000-digit number or deep nesting is no record either
             continue
-        if isinstance(record, dict):
+        if isinstance(record, dict) and type(record.get("step")) is int:  # bool is an int too
             records.append(record)
     return records

@@ -19,15 +19,22 @@ from pathlib import Path
 import numpy as np
 
 from dcgan import viz
+from dcgan.checkpoints import Checkpoint, find_checkpoint
 from dcgan.errors import DcganError
-from dcgan.rundir import atomic_write
+from dcgan.rundir import atomic_write, read_run_config
 
 DEFAULT_GRID = (8, 8)
 GRID_FILE = "sample_grid.png"
 WALK_FILE = "interpolation.gif"
 DEFAULT_FRAMES = 16
 MAX_SEEDS = 1_000_000  # a typo like 0-1000000000 should fail, not fill the memory
+# One grid PNG, walk strip or GIF: 10,000 images is a 100x100 grid, or 1,000 s of GIF at 100 ms a frame.
+MAX_PICTURE_IMAGES = 10_000
+MAX_PICTURE_PIXELS = 100_000_000  # a 10,000 x 10,000 picture: 300 MB of RGB before PNG compresses it
+MAX_SAMPLE_BYTES = 4 << 30  # the uint8 images of one call, all held in memory before they are written
+MAX_TRUNCATION = 10.0  # z ~ N(0, 1): past ~3 the generator saturates; 1e308 overflows float32 to inf
 GIF_FRAME_MS = 100
+WALKS = ("gif", "strip")
 
 
 # ---------------------------------------------------------------- arguments
@@ -38,9 +45,10 @@ def parse_seeds(text: str) -> list[int]:
     seeds: list[int] = []
     for item in text.split(","):
         item = item.strip()
-        m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", item)
+        m = re.fullmatch(r"(\d{1,18})(?:\s*-\s*(\d{1,18}))?", item)  # int() refuses > 4300 digits
         if not m:
-            raise DcganError(f"--seeds {text!r}: {item!r} is not a seed or a range like 0-15 (seeds are integers >= 0)")
+            raise DcganError(f"--seeds {text!r}: {item!r} is not a seed or a range like 0-15 "
+                             "(seeds are integers >= 0 of at most 18 digits)")
         lo, hi = int(m[1]), int(m[2] if m[2] is not None else m[1])
         if hi < lo:
             raise DcganError(f"--seeds {text!r}: range {item!r} runs backwards")
@@ -52,7 +60,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def parse_grid(text: str) -> tuple[int, int]:
     """'8x4' -> (8 rows, 4 columns)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    m = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text)  # larger is refused anyway, as too many cells
     if not m or int(m[1]) < 1 or int(m[2]) < 1:
         raise DcganError(f"--grid {text!r}: expected ROWSxCOLS with positive integers, e.g. 8x8")
     return int(m[1]), int(m[2])
@@ -81,6 +89,11 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def walk_length(segments: int, frames: int) -> int:
+    """Latents (images) of a walk: `frames` per segment, then the last endpoint."""
+    return segments * frames + 1
+
+
 def walk(endpoints: np.ndarray, frames: int) -> np.ndarray:
     """K+1 endpoints -> K*frames+1 latents: `frames` steps per segment, then the last endpoint."""
     steps = [slerp(a, b, i / frames) for a, b in zip(endpoints[:-1], endpoints[1:]) for i in range(frames)]
@@ -88,42 +101,6 @@ def walk(endpoints: np.ndarray, frames: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- checkpoints
-
-
-@dataclass
-class Checkpoint:
-    run_dir: Path
-    path: str  # the prefix tf.train.Checkpoint.restore takes: .../checkpoints/ckpt-<step>
-    step: int
-
-
-def checkpoint_steps(folder: Path) -> list[int]:
-    """Steps of the complete checkpoints in a folder (the .index file is written last)."""
-    return sorted(int(m[1]) for p in folder.glob("ckpt-*.index") if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name)))
-
-
-def find_checkpoint(target: str | Path, step: int | None = None) -> Checkpoint:
-    """A run directory (latest checkpoint, or --step) or an explicit checkpoint path."""
-    from dcgan.gan import CHECKPOINT_DIR
-
-    path = Path(target)
-    if path.is_dir():
-        folder = path / CHECKPOINT_DIR
-        steps = checkpoint_steps(folder)
-        if not steps:
-            raise DcganError(f"no checkpoint in {folder}: train the run first (dcgan train) or check the path")
-        if step is None:
-            step = steps[-1]
-        elif step not in steps:
-            raise DcganError(f"no checkpoint for step {step} in {folder}; available steps: {', '.join(map(str, steps))}")
-        return Checkpoint(path, str(folder / f"ckpt-{step}"), step)
-    m = re.fullmatch(r"(ckpt-(\d+))(\.index|\.data-\d+-of-\d+)?", path.name)
-    if m and path.with_name(f"{m[1]}.index").is_file():
-        if step is not None:
-            raise DcganError(f"--step picks a checkpoint of a run directory; {target} already names one")
-        prefix = path.with_name(m[1])
-        return Checkpoint(prefix.parent.parent, str(prefix), int(m[2]))
-    raise DcganError(f"run directory or checkpoint not found: {target}")
 
 
 @dataclass
@@ -143,15 +120,14 @@ class Generator:
         return f"ckpt-{self.checkpoint.step} ({'EMA' if self.ema else 'raw'} generator{chosen})"
 
 
-def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None) -> Generator:
-    """Rebuild the run's GAN from its config.yaml and restore the checkpoint into it.
+def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None, cfg=None) -> Generator:
+    """Rebuild the run's GAN from its config.yaml (or cfg, when the caller has read it) and restore the checkpoint.
 
     use_ema: the EMA copy (True), the raw generator (False), or the copy the run chose (None).
     """
     from dcgan.gan import GAN, restore
-    from dcgan.rundir import read_run_config
 
-    cfg = read_run_config(checkpoint.run_dir)
+    cfg = cfg or read_run_config(checkpoint.run_dir)
     gan = GAN(cfg)
     restore(gan, checkpoint.path)
     model = gan.pick(use_ema)
@@ -232,6 +208,38 @@ class Request:
     grid: tuple[int, int] | None = None
     frames: int = DEFAULT_FRAMES
 
+    def generated(self) -> int:
+        """Images to generate: one per seed, or every frame of the walk."""
+        return walk_length(len(self.seeds) - 1, self.frames) if self.kind in WALKS else len(self.seeds)
+
+    def picture_images(self) -> int:
+        """Images the output picture holds (0: an npz or a PNG per seed is no one picture)."""
+        if self.kind == "grid":
+            return self.grid[0] * self.grid[1]
+        return walk_picture_images(self.kind, len(self.seeds) - 1, self.frames) if self.kind in WALKS else 0
+
+
+def walk_picture_images(kind: str, segments: int, frames: int) -> int:
+    """The GIF's frames, or the strip's cells: each of its rows also shows the segment's last endpoint."""
+    return walk_length(segments, frames) if kind == "gif" else segments * (frames + 1)
+
+
+def check_picture(what: str, images: int, hint: str) -> None:
+    """Refuse a picture too large to hold, before its seeds are even listed."""
+    if images > MAX_PICTURE_IMAGES:
+        raise DcganError(f"{what}: {images:,} images in one picture; at most {MAX_PICTURE_IMAGES:,} ({hint})")
+
+
+def check_output_size(request: Request, size: int, channels: int) -> None:
+    """Pixels and bytes, known once the run's config gives the image size (1024 pixels is 1,300 times 28x28)."""
+    cells, images = request.picture_images(), request.generated()
+    if cells * size * size > MAX_PICTURE_PIXELS:
+        raise DcganError(f"{cells:,} images of {size}x{size} make a {cells * size * size / 1e6:,.0f}-megapixel picture; "
+                         f"at most {MAX_PICTURE_PIXELS / 1e6:.0f} megapixels (a smaller --grid, fewer seeds, frames or segments)")
+    if images * size * size * channels > MAX_SAMPLE_BYTES:
+        raise DcganError(f"{images:,} images of {size}x{size}x{channels} are {images * size * size * channels / 2**30:,.1f} GiB; "
+                         f"at most {MAX_SAMPLE_BYTES >> 30} GiB per call (split --seeds or --n over several calls)")
+
 
 def plan(seeds: str | None = None, n: int | None = None, grid: str | None = None, out: str | None = None,
          interpolate: int | None = None, frames: int | None = None, truncation: float = 1.0) -> Request:
@@ -240,8 +248,8 @@ def plan(seeds: str | None = None, n: int | None = None, grid: str | None = None
         raise DcganError("give --seeds or --n, not both")
     if n is not None and not 1 <= n <= MAX_SEEDS:
         raise DcganError(f"--n {n}: must be between 1 and {MAX_SEEDS}")
-    if not truncation > 0 or not math.isfinite(truncation):
-        raise DcganError(f"--truncation {truncation}: must be a positive number (1 = no truncation)")
+    if not 0 < truncation <= MAX_TRUNCATION:  # nan fails both comparisons
+        raise DcganError(f"--truncation {truncation:g}: must be in (0, {MAX_TRUNCATION:g}] (1 = no truncation)")
     if frames is not None and interpolate is None:
         raise DcganError("--frames applies to --interpolate only")
     kind = output_kind(out, interpolate)
@@ -249,24 +257,27 @@ def plan(seeds: str | None = None, n: int | None = None, grid: str | None = None
     layout = parse_grid(grid) if grid is not None else None
     if layout and kind != "grid":
         raise DcganError("--grid applies to a grid PNG only (no --out, or --out FILE.png)")
-    if kind in ("gif", "strip"):
+    if kind in WALKS:
         if interpolate < 1:
             raise DcganError(f"--interpolate {interpolate}: must be at least 1 (the number of segments)")
         frames = DEFAULT_FRAMES if frames is None else frames
         if frames < 1:
             raise DcganError(f"--frames {frames}: must be at least 1")
+        check_picture(f"--interpolate {interpolate} --frames {frames}", walk_picture_images(kind, interpolate, frames),
+                      "fewer segments or frames")
         chosen = list(range(interpolate + 1)) if chosen is None else chosen
         if len(chosen) != interpolate + 1:
             raise DcganError(f"--interpolate {interpolate} walks between {interpolate + 1} seeds, got {len(chosen)}")
         return Request(kind, chosen, Path(out) if out else None, frames=frames)
     if kind == "grid":
+        layout = layout or (grid_layout(len(chosen)) if chosen is not None else DEFAULT_GRID)
+        cells = layout[0] * layout[1]
+        given = f"--grid {grid}" if grid is not None else f"--n {n}" if n is not None else f"--seeds {seeds!r}"
+        check_picture(given, cells, "for more images write --out DIR/ or --out FILE.npz")
         if chosen is None:
-            layout = layout or DEFAULT_GRID
-            chosen = list(range(layout[0] * layout[1]))
-        elif layout is None:
-            layout = grid_layout(len(chosen))
-        elif len(chosen) != layout[0] * layout[1]:
-            raise DcganError(f"--grid {grid} has {layout[0] * layout[1]} cells but {len(chosen)} seeds were given")
+            chosen = list(range(cells))
+        elif grid is not None and len(chosen) != cells:
+            raise DcganError(f"--grid {grid} has {cells} cells but {len(chosen)} seeds were given")
     elif chosen is None:
         chosen = list(range(DEFAULT_GRID[0] * DEFAULT_GRID[1]))
     return Request(kind, chosen, Path(out) if out else None, grid=layout)
@@ -288,10 +299,12 @@ def sample(target: str | Path, step: int | None = None, seeds: str | None = None
     if request.out is not None:
         check_writable(request.out, request.kind == "dir")
     checkpoint = find_checkpoint(target, step)
-    gen = load_generator(checkpoint, use_ema)
+    cfg = read_run_config(checkpoint.run_dir)
+    check_output_size(request, cfg.data.image_size, cfg.data.channels)
+    gen = load_generator(checkpoint, use_ema, cfg)
     path = default_output(request, checkpoint.run_dir)
     z = latents(request.seeds, gen.latent_dim, truncation)
-    if request.kind in ("gif", "strip"):
+    if request.kind in WALKS:
         z = walk(z, request.frames)
     start = time.perf_counter()
     images = generate(gen, z, batch_size)

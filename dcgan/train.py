@@ -8,7 +8,7 @@ of the generator when asked, and stops at the step or time budget.
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -22,10 +22,11 @@ from dcgan import viz
 from dcgan.config import Config
 from dcgan.distribute import (any_worker, check_same_step, distribute_dataset, is_chief, make_strategy,
                               new_shared_run_dir, save_checkpoint, worker_checkpoint_dir)
-from dcgan.errors import DcganError
+from dcgan.checkpoints import CHECKPOINT_DIR
+from dcgan.errors import DcganError, first_line
 from dcgan.evaluate import SamplerChoice, TrainingEval
-from dcgan.gan import CHECKPOINT_DIR, GAN, checkpoint_manager, restore, save_generator
-from dcgan.rundir import MetricsLog, read_metrics, trim_event_files, write_config
+from dcgan.gan import GAN, checkpoint_manager, restore, save_generator
+from dcgan.rundir import METRICS_FILE, MetricsLog, check_resumable, lock_run, probe_writable, read_metrics, remove_path, trim_event_files, write_config
 
 # ---------------------------------------------------------------- schedule and resume
 
@@ -37,17 +38,21 @@ def total_steps(cfg: Config, n_images: int) -> int:
     return max(1, cfg.train.epochs * per_epoch // cfg.train.d_steps)
 
 
-def check_checkpoint_state(manager: tf.train.CheckpointManager, run_dir: Path) -> None:
-    """Refuse to resume from step 0 when the checkpoint state file exists but cannot be read.
+def make_run_dir(run_dir: Path, fresh: bool) -> None:
+    """Create a new run's directory (a taken or unusable name fails in one line); check a resumed one is writable."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe_writable(run_dir)
+    except OSError as e:
+        what = "create the run directory" if fresh else "write into the run directory"
+        raise DcganError(f"cannot {what} {run_dir}: {e.strerror or first_line(e)}") from None
 
-    TensorFlow writes that file atomically, so a kill never leaves it torn; an
-    unreadable one was damaged afterwards, and ignoring it (as TensorFlow does)
-    would retrain from scratch over the run's checkpoints and metrics.
-    """
-    state = run_dir / CHECKPOINT_DIR / "checkpoint"
-    if state.exists() and not manager.latest_checkpoint:
-        raise DcganError(f"cannot resume {run_dir}: the checkpoint state file {state} is unreadable; "
-                         f"repair it or move {state.parent} away to start over")
+
+def resume(gan: GAN, manager: tf.train.CheckpointManager, run_dir: Path) -> int:
+    """Restore the latest checkpoint, if there is one; returns the step training continues from."""
+    if manager.latest_checkpoint:
+        restore(gan, manager.latest_checkpoint)
+    return int(gan.step.numpy())
 
 
 def remove_interrupted_writes(run_dir: Path) -> None:
@@ -61,10 +66,7 @@ def remove_interrupted_writes(run_dir: Path) -> None:
     ckpt = run_dir / CHECKPOINT_DIR
     for path in [*ckpt.glob("ckpt-*_temp"), *ckpt.glob("checkpoint.tmp*"),
                  *(p for d in (run_dir, run_dir / "samples", run_dir / "tb") for p in d.glob(".*.tmp*"))]:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        remove_path(path)
 
 
 # ---------------------------------------------------------------- the run
@@ -78,42 +80,43 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     """
     if strategy is None:
         strategy = make_strategy(cfg.distribute)
-    t = cfg.train
-    if t.deterministic:
+    if cfg.train.deterministic:
         tf.config.experimental.enable_op_determinism()
+    if resume_dir is not None:
+        check_resumable(resume_dir)
     images = datalib.load_images(cfg.data)
-    steps = total_steps(cfg, len(images))
-    per_epoch = datalib.batches_per_epoch(len(images), cfg.data.batch_size)
     gan = GAN(cfg, strategy)
     # only the chief writes the run's files; other workers (multi_worker) train and save throwaway checkpoints
     chief = is_chief(gan.strategy)
-
     run_dir = resume_dir if resume_dir is not None else new_shared_run_dir(cfg, gan.strategy)
     if chief:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_run_dir(run_dir, fresh=resume_dir is None)
+    with lock_run(run_dir, "dcgan train") if chief else contextlib.nullcontext():
+        return _train_locked(cfg, gan, images, run_dir, resume_dir is not None, chief, quiet)
+
+
+def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, run_dir: Path, resuming: bool, chief: bool, quiet: bool) -> Path:
+    t = cfg.train
+    steps = total_steps(cfg, len(images))
+    per_epoch = datalib.batches_per_epoch(len(images), cfg.data.batch_size)
     manager = checkpoint_manager(gan, run_dir)  # the chief's checkpoints: every worker resumes from them
     saver = manager if chief else checkpoint_manager(gan, run_dir, worker_checkpoint_dir(run_dir / CHECKPOINT_DIR, gan.strategy))
-    if resume_dir is not None:
-        check_checkpoint_state(manager, run_dir)
-    if resume_dir is not None and manager.latest_checkpoint:
-        restore(gan, manager.latest_checkpoint)
-    start = int(gan.step.numpy())
+    start = resume(gan, manager, run_dir) if resuming else 0
     check_same_step(gan.strategy, start)
-    if chief and resume_dir is not None:
+    if chief and resuming:
         remove_interrupted_writes(run_dir)
         trim_event_files(run_dir / "tb", start)
-    if chief:
-        write_config(run_dir, cfg)
     if start >= steps:
         _log(f"{run_dir}: already at step {start} of {steps}; nothing to do")
-        if chief:
+        if chief:  # a run killed while finishing gets its final artifacts; config.yaml keeps the steps it trained
             finish(gan, run_dir)
         return run_dir
+    if chief:
+        write_config(run_dir, cfg)
 
     dataset = datalib.make_dataset(images, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
-    dataset = distribute_dataset(gan.strategy, dataset)
-    batches = iter(dataset)
-    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start) if chief else None
+    batches = iter(distribute_dataset(gan.strategy, dataset))
+    metrics = MetricsLog(run_dir / METRICS_FILE, resume_step=start) if chief else None
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else tf.summary.create_noop_writer()
     if chief:
         (run_dir / "samples").mkdir(exist_ok=True)
@@ -122,35 +125,19 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
 
     bar = tqdm(total=steps, initial=start, disable=quiet or not chief, unit="step", dynamic_ncols=True, file=sys.stderr)
-    window_start, window_steps, wall_start = time.perf_counter(), 0, time.perf_counter()
+    window = Window(time.perf_counter())
     try:
         for step in range(start + 1, steps + 1):
             logs = gan.train_step(next(batches))
-            window_steps += 1
+            window.steps += 1
             bar.update(1)
             out_of_time = t.time_budget_s is not None and any_worker(
-                gan.strategy, time.perf_counter() - wall_start >= t.time_budget_s)  # workers must stop at the same step
+                gan.strategy, time.perf_counter() - window.wall_start >= t.time_budget_s)  # workers must stop at the same step
             is_last = step == steps or out_of_time
             if step % t.log_every == 0 or is_last:
                 _check_finite(gan, manager)
-                now = time.perf_counter()
-                images_per_s = window_steps * cfg.data.batch_size * t.d_steps / max(now - window_start, 1e-9)
-                epoch = (step * t.d_steps) // per_epoch
-                gan.epoch.assign(epoch)
-                record = {"step": step, "epoch": epoch, **{k: float(v) for k, v in logs.items()}, "images_per_s": round(images_per_s, 1),
-                          "wall_s": round(now - wall_start, 2)}
-                if t.on_nan == "skip_step":
-                    record["skipped_steps"] = int(gan.skipped_steps.numpy())
-                if chief:
-                    metrics.write(record)
-                with writer.as_default(step=step):
-                    for k in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s"):
-                        tf.summary.scalar(k, record[k])
-                bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", ips=f"{images_per_s:.0f}")
-                if quiet and chief:
-                    _log(f"step {step}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
-                               f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} {images_per_s:.0f} img/s")
-                window_start, window_steps = time.perf_counter(), 0
+                record = window.record(gan, step, logs, per_epoch)
+                log_record(record, metrics, writer, bar, steps, quiet and chief)
             due_sample = step % t.sample_every == 0 or is_last
             due_checkpoint = step % t.checkpoint_every == 0 or is_last
             due_eval = periodic_eval is not None and (step % t.eval_every == 0 or is_last)
@@ -162,17 +149,11 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
                     if why:
                         _log(why)
             if due_sample and chief:
-                grid = write_sample_grid(gan, run_dir, step)
-                with writer.as_default(step=step):
-                    tf.summary.image("samples", grid[None], step=step)
+                write_sample_grid(gan, run_dir, step, writer)
             if due_checkpoint:
-                save_checkpoint(saver, step, gan.strategy)
+                write_checkpoint(saver, step, gan.strategy)
             if due_eval:
-                scores = periodic_eval(gan, step, metrics)
-                with writer.as_default(step=step):
-                    for k, v in scores.items():
-                        tf.summary.scalar(f"eval/{k}", v)
-                _log(f"eval step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+                evaluate_now(periodic_eval, gan, step, metrics, writer)
             if out_of_time:
                 _log(f"time budget of {t.time_budget_s:g} s reached at step {step}")
                 break
@@ -184,6 +165,59 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     return run_dir
 
 
+# ---------------------------------------------------------------- the periodic duties
+
+
+class Window:
+    """Throughput over the steps since the last log line, and the run's wall clock."""
+
+    def __init__(self, now: float):
+        self.wall_start = self.start = now
+        self.steps = 0
+
+    def record(self, gan: GAN, step: int, logs: dict, per_epoch: int) -> dict:
+        """The metrics.jsonl line for this step; starts the next window."""
+        t, now = gan.cfg.train, time.perf_counter()
+        images_per_s = self.steps * gan.cfg.data.batch_size * t.d_steps / max(now - self.start, 1e-9)
+        epoch = (step * t.d_steps) // per_epoch
+        gan.epoch.assign(epoch)
+        record = {"step": step, "epoch": epoch, **{k: float(v) for k, v in logs.items()},
+                  "images_per_s": round(images_per_s, 1), "wall_s": round(now - self.wall_start, 2)}
+        if t.on_nan == "skip_step":
+            record["skipped_steps"] = int(gan.skipped_steps.numpy())
+        self.start, self.steps = time.perf_counter(), 0
+        return record
+
+
+def log_record(record: dict, metrics: MetricsLog | None, writer, bar, steps: int, print_line: bool) -> None:
+    """One logged step: metrics.jsonl (chief), TensorBoard scalars, the progress bar or a log line."""
+    if metrics is not None:
+        metrics.write(record)
+    with writer.as_default(step=record["step"]):
+        for k in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s"):
+            tf.summary.scalar(k, record[k])
+    bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", ips=f"{record['images_per_s']:.0f}")
+    if print_line:
+        _log(f"step {record['step']}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
+             f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} {record['images_per_s']:.0f} img/s")
+
+
+def write_checkpoint(saver, step: int, strategy) -> None:
+    """Save, or stop in one line when the disk refuses (the previous checkpoints stay intact)."""
+    try:
+        save_checkpoint(saver, step, strategy)
+    except (tf.errors.OpError, OSError) as e:
+        raise DcganError(f"cannot write the checkpoint of step {step} in {saver.directory}: {first_line(e)}") from None
+
+
+def evaluate_now(periodic_eval: TrainingEval, gan: GAN, step: int, metrics: MetricsLog, writer) -> None:
+    scores = periodic_eval(gan, step, metrics)
+    with writer.as_default(step=step):
+        for k, v in scores.items():
+            tf.summary.scalar(f"eval/{k}", v)
+    _log(f"eval step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+
+
 def _check_finite(gan: GAN, manager) -> None:
     bad = int(gan.first_nonfinite_step.numpy())
     if bad >= 0 and gan.cfg.train.on_nan == "stop":
@@ -192,23 +226,33 @@ def _check_finite(gan: GAN, manager) -> None:
         raise DcganError(f"non-finite loss at step {bad}; training stopped ({kept})")
 
 
-def write_sample_grid(gan: GAN, run_dir: Path, step: int) -> np.ndarray:
+def write_sample_grid(gan: GAN, run_dir: Path, step: int, writer) -> None:
+    """The fixed-noise grid, as a PNG in samples/ and an image in TensorBoard."""
     n = gan.cfg.train.sample_grid
     images = gan.generate(gan.fixed_noise.numpy())
     grid = viz.image_grid(images, n, n)
-    viz.save_png(run_dir / "samples" / f"step_{step:07d}.png", viz.upscale(grid, 2 if images.shape[1] < 48 else 1))
-    return grid
+    path = run_dir / "samples" / f"step_{step:07d}.png"
+    try:
+        viz.save_png(path, viz.upscale(grid, 2 if images.shape[1] < 48 else 1))
+    except OSError as e:
+        raise DcganError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+    with writer.as_default(step=step):
+        tf.summary.image("samples", grid[None], step=step)
 
 
 def finish(gan: GAN, run_dir: Path) -> None:
     """The end-of-run artifacts: loss plot, progress GIF, the sampling generator as .keras."""
-    records = read_metrics(run_dir / "metrics.jsonl")
-    if records:
-        viz.plot_losses(run_dir / "losses.png", records)
-    frames = [viz.read_png(p) for p in sorted((run_dir / "samples").glob("step_*.png"))]
-    if frames:
-        viz.save_gif(run_dir / "progress.gif", frames, duration_ms=300)
-    save_generator(gan.sampler, run_dir / "generator.keras")
+    try:
+        records = read_metrics(run_dir / METRICS_FILE)
+        if records:
+            viz.plot_losses(run_dir / "losses.png", records)
+        frames = [viz.read_png(p) for p in sorted((run_dir / "samples").glob("step_*.png"))]
+        if frames:
+            viz.save_gif(run_dir / "progress.gif", frames, duration_ms=300)
+        save_generator(gan.sampler, run_dir / "generator.keras")
+    except OSError as e:  # the checkpoint is saved: a resume with the same steps writes these again
+        raise DcganError(f"cannot write the final artifacts of {run_dir}: {e.strerror or first_line(e)} "
+                         f"(the last checkpoint is intact; `dcgan train --resume {run_dir}` writes them again)") from None
 
 
 def _log(message: str) -> None:

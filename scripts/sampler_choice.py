@@ -32,12 +32,11 @@ class Lines:
 
 
 def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
+    from dcgan.checkpoints import run_checkpoint, run_steps
     from dcgan.data import load_images
-    from dcgan.evaluate import Evaluator, SamplerChoice, checkpoint_path
-    from dcgan.gan import CHECKPOINT_DIR
-    from dcgan.sample import checkpoint_steps
-    from dcgan.rundir import read_run_config
+    from dcgan.evaluate import Evaluator, SamplerChoice
     from dcgan.gan import GAN, restore
+    from dcgan.rundir import read_run_config
 
     cfg = read_run_config(run_dir)
     if cfg.train.ema_decay == 0:
@@ -46,8 +45,8 @@ def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
     choose, log = SamplerChoice(gan, load_images(cfg.data)), Lines()
     test = Evaluator(cfg.data, ("fid",), quiet=True)
     results = []
-    for step in steps or checkpoint_steps(run_dir / CHECKPOINT_DIR):
-        restore(gan, checkpoint_path(run_dir, step))
+    for step in steps or run_steps(run_dir):
+        restore(gan, run_checkpoint(run_dir, step).path)
         why = choose(gan, step, log, decide=True)
         if not log.records or log.records[-1]["step"] != step:
             raise DcganError(f"{run_dir}: no choice can be made: {why}")

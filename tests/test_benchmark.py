@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from conftest import cli_error
 from dcgan import benchmark
 
 
@@ -19,3 +21,9 @@ def test_benchmark_reports_every_variant_and_ratio(tiny_config):
 
 def test_matmul_peak_is_positive():
     assert benchmark.matmul_peak_gflops(n=256, repeats=2) > 0.1
+
+
+@pytest.mark.parametrize("flag, value", [("--windows", 0), ("--windows", -1), ("--window-steps", 0)])
+def test_window_counts_are_checked_before_any_work(flag, value, monkeypatch, capsys):
+    monkeypatch.setattr(benchmark, "matmul_peak_gflops", lambda: pytest.fail("the benchmark started"))
+    assert f"{flag} {value}: must be at least 1" in cli_error(capsys, "benchmark", f"{flag}={value}")

@@ -32,3 +32,24 @@ def test_no_command_prints_help_and_fails(capsys):
 
     assert main([]) == 2
     assert "usage: dcgan" in capsys.readouterr().out
+
+
+def test_an_empty_resume_is_an_error_not_a_new_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a new default run would be written to ./runs
+    for empty in ("", "  "):
+        assert "--resume: empty run directory name" in cli_error(capsys, "train", "--resume", empty)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_os_and_memory_errors_end_in_one_line(monkeypatch, capsys):
+    import dcgan.cli as cli
+
+    def disk_full(args):
+        raise OSError(28, "No space left on device", "/runs/x/samples/step_0000500.png")
+
+    def too_big(args):
+        raise MemoryError()
+
+    for fails, expected in ((disk_full, "/runs/x/samples/step_0000500.png: No space left on device"), (too_big, "out of memory")):
+        monkeypatch.setattr(cli, "cmd_sample", fails)
+        assert expected in cli_error(capsys, "sample", "run")

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import TINY, blob_images, write_idx
+from conftest import TINY, blob_images, cli_error, write_idx
 from dcgan import compare as C
 from dcgan import train as trainlib
 from dcgan.cli import main
@@ -53,10 +53,10 @@ def comparison(tmp_path_factory, cache_dir, data_dir):
         mp.setenv("DCGAN_CACHE", str(cache_dir))
         real_grid, real_train = trainlib.write_sample_grid, trainlib.train
 
-        def grid_then_kill(gan, run_dir, step):
+        def grid_then_kill(gan, run_dir, step, *rest):  # rest: whatever else train passes (its TensorBoard writer)
             if run_dir == second and step == 4:  # after step 4 is logged, before its checkpoint
                 raise Killed()
-            return real_grid(gan, run_dir, step)
+            return real_grid(gan, run_dir, step, *rest)
 
         mp.setattr(trainlib, "write_sample_grid", grid_then_kill)
         with pytest.raises(Killed):
@@ -205,6 +205,13 @@ def test_budget_arguments_are_checked(capsys):
     assert main(["compare", "--modes", "transpose:k4,upsample:cubic", "--steps", "10"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dcgan compare: error: --modes 'upsample:cubic': unknown option 'cubic'") and "\n" not in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0", "0.5"])
+@pytest.mark.parametrize("budget", [["--steps", "10"], ["--budget", "seconds", "--seconds", "10"]])
+def test_eval_every_must_be_a_finite_number_of_at_least_one(value, budget, capsys):
+    err = cli_error(capsys, "compare", "--modes", "subpixel", *budget, f"--eval-every={value}")  # = lets argparse take -inf
+    assert f"--eval-every {float(value):g}: with --budget" in err and "at least 1" in err
 
 
 def test_wall_time_adds_up_over_sessions():

@@ -1,11 +1,16 @@
+import contextlib
+import io
 import os
 import pickle
+import re
+import signal
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import blob_images, write_idx
+from conftest import blob_images, cli_error, write_idx
 from dcgan import data
 from dcgan.config import load_config
 from dcgan.data import DataError
@@ -130,7 +135,7 @@ def test_image_bomb_is_skipped_without_decoding(tmp_path, capsys):
     (root / "bomb.png").write_bytes(bytes(bomb))
     images = data.load_folder(root, 16, 1)
     assert images.shape == (1, 16, 16, 1) and int(images[0, 8, 8, 0]) == 200
-    assert f"1 image(s) over {data.MAX_IMAGE_PIXELS} pixels" in capsys.readouterr().out
+    assert f"1 image(s) over {data.MAX_IMAGE_PIXELS} pixels" in capsys.readouterr().err  # a warning: stderr
 
 
 def test_empty_folder_is_refused(tmp_path):
@@ -190,3 +195,300 @@ def test_pipeline_is_deterministic_and_resumable():
 def test_batch_larger_than_dataset_is_an_error():
     with pytest.raises(DataError, match="data.batch_size: 64 is larger than the dataset"):
         data.make_dataset(blob_images(10), 64, 0)
+
+
+# ---------------------------------------------------------------- hostile datasets (one line each, bounded work)
+
+
+@contextlib.contextmanager
+def deadline(seconds=5):
+    """Fail (instead of hanging the suite) if the body blocks, e.g. opening a FIFO."""
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _png(path, size=(16, 16), value=200, mode="L"):
+    from PIL import Image
+
+    Image.new(mode, size, value).save(path)
+
+
+def _noisy_png(path, side=64):
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path)
+
+
+def _mnist_folder_of(tmp, images, labels=None):
+    folder = tmp / "mnist"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte.gz", images)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.zeros(len(images), np.uint8) if labels is None else labels)
+    return "mnist", folder
+
+
+def _npz_of(tmp, x_train, name="mnist.npz"):
+    path = tmp / name
+    np.savez(path, x_train=x_train, y_train=np.zeros(len(x_train), np.int64))
+    return "mnist", path
+
+
+def _cifar_folder_of(tmp, first: bytes):
+    folder = tmp / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(first if i == 1 else pickle.dumps(cifar_batch(1, i), protocol=2))
+    return "cifar10", folder
+
+
+def _bytes_file(tmp, name, payload: bytes, dataset):
+    (tmp / name).write_bytes(payload)
+    return dataset, tmp / name
+
+
+_NAN = np.full((2, 4, 4), np.nan, np.float32)
+HOSTILE = {
+    "idx of 0x0 images": (lambda t: _mnist_folder_of(t, np.zeros((4, 0, 0), np.uint8)), r"train images: images of 0x0 pixels are empty"),
+    "idx of no images": (lambda t: _mnist_folder_of(t, np.zeros((0, 28, 28), np.uint8)), r"train images: holds no images"),
+    "npz of 0x0 images": (lambda t: _npz_of(t, np.zeros((4, 0, 0), np.uint8)), r"'x_train': images of 0x0 pixels are empty"),
+    "npz of strings": (lambda t: _npz_of(t, np.full((2, 4, 4), "abc")), r"'x_train': pixels must be integers in 0..255 or finite floats in \[0, 255\], got dtype <U3"),
+    "npz of records": (lambda t: _npz_of(t, np.zeros((2, 4, 4), [("a", "u1"), ("b", "f4")])), r"'x_train': pixels must be integers .*got dtype \["),
+    "npz of NaN": (lambda t: _npz_of(t, _NAN), r"'x_train': pixels must be finite, found NaN or infinity \(float32\)"),
+    "npz of complex": (lambda t: _npz_of(t, np.ones((2, 4, 4), np.complex64)), r"got dtype complex64"),
+    "npz of datetimes": (lambda t: _npz_of(t, np.zeros((2, 4, 4), "datetime64[s]")), r"got dtype datetime64\[s\]"),
+    "npz of 300s": (lambda t: _npz_of(t, np.full((2, 4, 4), 300, np.int16)), r"pixels must be in 0..255, found values from 300 to 300 \(int16\)"),
+    "npz that is not a zip": (lambda t: _bytes_file(t, "mnist.npz", b"\x93NUMPY" + bytes(100), "mnist"), r"corrupt or truncated file .*mnist.npz: not a zip/npz file$"),
+    "cifar data of strings": (lambda t: _cifar_folder_of(t, pickle.dumps({b"data": np.full((2, 3072), "x"), b"labels": [0, 0]}, protocol=2)),
+                              r"data_batch_1: 'data': pixels must be integers .*got dtype <U1"),
+    "cifar batch with no images": (lambda t: _cifar_folder_of(t, pickle.dumps({b"batch_label": b"", b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, protocol=2)),
+                                   r"data_batch_1: empty CIFAR-10 batch \('data' holds 0 images\)"),
+    "cifar batch of 0 bytes": (lambda t: _cifar_folder_of(t, b""), r"data_batch_1 is empty \(not a CIFAR-10 batch\)"),
+    "cifar tar.gz that is not a tar": (lambda t: _bytes_file(t, "cifar-10-python.tar.gz", b"garbage" * 100, "cifar10"),
+                                       r"corrupt or truncated archive .*cifar-10-python.tar.gz: not a tar or tar.gz/bz2/xz file$"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_dataset_is_one_line_data_error_for_training_and_features(tmp_path, case):
+    make, message = HOSTILE[case]
+    name, path = make(tmp_path)
+    rgb = ["data.channels=3", "data.image_size=32"] if name == "cifar10" else []
+    cfg = load_config(None, [f"data.name={name}", f"data.path={path}", *rgb]).data
+    for load in (lambda: data.load_images(cfg), lambda: data.load_labelled(name, path, "train")):
+        with pytest.raises(DataError) as error:
+            load()
+        assert re.search(message, str(error.value)), str(error.value)
+        assert "\n" not in str(error.value)
+
+
+def test_file_name_with_a_newline_stays_one_line(tmp_path):
+    _, path = _bytes_file(tmp_path, "bad\nname.npz", b"garbage" * 10, "mnist")
+    with pytest.raises(DataError, match=r"bad\\nname.npz: not a zip/npz file") as error:
+        data.load_labelled("mnist", str(path), "train")
+    assert "\n" not in str(error.value)
+
+
+def test_pixels_in_range_are_accepted_whatever_their_numeric_dtype(tmp_path):
+    pixels = blob_images(3, size=8)[..., 0]
+    for dtype in (np.int16, np.uint32, np.float32, np.float64):
+        _, path = _npz_of(tmp_path, pixels.astype(dtype), name=f"{np.dtype(dtype).name}.npz")
+        np.testing.assert_array_equal(data.load_mnist_npz(path, "train")[..., 0], pixels)
+    np.testing.assert_array_equal(data.as_pixels(np.array([0.4, 99.6, 255.0]), "x"), [0, 100, 255])  # rounded, not truncated
+
+
+def test_hostile_npz_through_the_cli_is_one_line_and_creates_no_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    _, path = _npz_of(tmp_path, _NAN)
+    line = cli_error(capsys, "train", "--set", "data.name=mnist", "--set", f"data.path={path}", "--set", f"run.dir={tmp_path / 'runs'}")
+    assert "pixels must be finite" in line
+    assert not (tmp_path / "runs").exists()
+    line = cli_error(capsys, "features", "train", "--data", "mnist", "--path", path)
+    assert "pixels must be finite" in line
+
+
+def _fifo(path):
+    os.mkfifo(path)
+    return path
+
+
+SPECIAL_FILES = {
+    "idx FIFO": (lambda t: ("mnist", _fifo((t / "mnist").mkdir() or t / "mnist" / "train-images-idx3-ubyte.gz").parent),
+                 r"train-images-idx3-ubyte.gz is not a regular file \(a FIFO\)"),
+    "npz FIFO": (lambda t: ("mnist", _fifo(t / "mnist.npz")), r"mnist.npz is not a regular file \(a FIFO\)"),
+    "cifar batch FIFO": (lambda t: ("cifar10", _fifo_batch(t)), r"data_batch_1 is not a regular file \(a FIFO\)"),
+    "cifar batch linked to a device": (lambda t: ("cifar10", _device_batch(t)), r"data_batch_1 -> /dev/null is not a regular file \(a character device\)"),
+    "cifar tar.gz FIFO": (lambda t: ("cifar10", _fifo(t / "cifar-10-python.tar.gz")), r"cifar-10-python.tar.gz is not a regular file \(a FIFO\)"),
+}
+
+
+def _fifo_batch(tmp):
+    _, folder = _cifar_folder_of(tmp, b"")
+    (folder / "data_batch_1").unlink()
+    _fifo(folder / "data_batch_1")
+    return folder
+
+
+def _device_batch(tmp):
+    _, folder = _cifar_folder_of(tmp, b"")
+    (folder / "data_batch_1").unlink()
+    (folder / "data_batch_1").symlink_to("/dev/null")
+    return folder
+
+
+@pytest.mark.parametrize("case", list(SPECIAL_FILES))
+def test_fifo_or_device_as_a_dataset_file_is_refused_without_opening_it(tmp_path, case):
+    make, message = SPECIAL_FILES[case]
+    name, path = make(tmp_path)
+    with deadline(), pytest.raises(DataError) as error:
+        data.load_labelled(name, path, "train")
+    assert re.search(message, str(error.value)), str(error.value)
+
+
+def test_image_folder_skips_fifos_devices_and_elongated_images_naming_each_reason(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _png(root / "ok.png")
+    _png(root / "strip.png", size=(2000, 1))  # scaled to 16 high, it would be 32,000 wide
+    _fifo(root / "pipe.png")
+    (root / "zero.jpg").symlink_to("/dev/zero")
+    with deadline():
+        images = data.load_folder(root, 16, 1)
+    assert images.shape == (1, 16, 16, 1)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # warnings go to stderr
+    assert (f"data: {root}: skipped 0 unreadable image(s), 2 image(s) that are not regular files (FIFOs, devices, ...), "
+            f"1 image(s) with an aspect ratio over 20:1 and 0 non-image file(s)") in captured.err
+
+
+def test_image_too_big_once_resized_or_for_memory_is_skipped(tmp_path, capsys, monkeypatch):
+    import tensorflow as tf
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _png(root / "a_ok.png")
+    _png(root / "b_wide.png", size=(50, 10))  # 500 pixels; resized to 32 high it is 32 x 160 = 5120
+    _png(root / "c_oom.png")
+    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 2000)
+    resize_crop, calls = data._resize_crop, []
+
+    def oom_on_c(img, size):
+        calls.append(size)
+        if len(calls) == 2:  # the second image decoded: c_oom.png
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return resize_crop(img, size)
+
+    monkeypatch.setattr(data, "_resize_crop", oom_on_c)
+    images = data.load_folder(root, 32, 1)
+    assert images.shape == (1, 32, 32, 1)
+    err = capsys.readouterr().err
+    assert "1 image(s) over 2000 pixels once resized to 32" in err and "1 image(s) too big for memory" in err
+
+
+def test_image_file_over_the_size_limit_is_skipped_unread(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _png(root / "small.png")
+    _noisy_png(root / "big.png")  # about 12 KB
+    monkeypatch.setattr(data, "MAX_IMAGE_FILE_BYTES", 10_000)
+    assert data.load_folder(root, 16, 1).shape == (1, 16, 16, 1)
+    assert "1 image(s) over 10000 bytes" in capsys.readouterr().err
+
+
+def _bytes_read() -> int:
+    return int(re.search(r"rchar: (\d+)", Path("/proc/self/io").read_text()).group(1))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux's /proc/self/io")
+def test_image_header_is_checked_before_the_rest_of_the_file_is_read(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _png(root / "ok.png")
+    bomb = bytearray((root / "ok.png").read_bytes())
+    bomb[16:24] = (60000).to_bytes(4, "big") * 2  # IHDR claims 3.6 gigapixels
+    (root / "bomb.png").write_bytes(bytes(bomb) + bytes(8 << 20))
+    before = _bytes_read()
+    data.load_folder(root, 16, 1)
+    assert _bytes_read() - before < 1 << 20
+    assert "1 image(s) over" in capsys.readouterr().err
+
+
+def test_jpeg_whose_frame_header_follows_large_metadata_is_read(tmp_path):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 12), (0, 0, 255)).save(buf, format="JPEG")
+    comment = b"\xff\xfe" + (65535).to_bytes(2, "big") + bytes(65533)  # a COM segment of the largest size
+    jpeg = buf.getvalue()[:2] + comment * 3 + buf.getvalue()[2:]  # the frame header now starts past 192 KB
+    (tmp_path / "a.jpg").write_bytes(jpeg)
+    images = data.load_folder(tmp_path, 8, 3)
+    assert images.shape == (1, 8, 8, 3) and images[0, 4, 4, 2] > 200
+
+
+def test_cifar_batch_file_over_the_limit_is_refused_before_reading(tmp_path, monkeypatch, cifar_dir):
+    monkeypatch.setattr(data, "MAX_CIFAR_BATCH_BYTES", 1000)
+    with pytest.raises(DataError, match=r"data_batch_1 is \d+ bytes, over the 1000-byte limit for a CIFAR-10 batch"):
+        data.load_cifar10_path(cifar_dir, "train")
+
+
+def _tar_of(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for info, blob in members:
+            tar.addfile(info, io.BytesIO(blob) if blob is not None else None)
+    return path
+
+
+def _batch_member(name, n):
+    blob = pickle.dumps(cifar_batch(n, 0), protocol=2)
+    info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+    info.size = len(blob)
+    return info, blob
+
+
+def _link_member(name):
+    info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+    info.type, info.linkname = tarfile.SYMTYPE, "/dev/zero"
+    return info, None
+
+
+@pytest.mark.parametrize("last", ["symlink", "huge"])
+def test_cifar_tar_member_that_is_a_link_or_too_big_fails_before_any_member_is_read(tmp_path, monkeypatch, last):
+    members = [_batch_member(f"data_batch_{i}", 1) for i in range(1, 5)]
+    members.append(_link_member("data_batch_5") if last == "symlink" else _batch_member("data_batch_5", 4))
+    tarball = _tar_of(tmp_path / "cifar-10-python.tar.gz", members)
+    monkeypatch.setattr(data, "MAX_ARRAY_BYTES", 8000)  # 1-image batches fit, the 4-image one does not
+    reads = []
+    extractfile = tarfile.TarFile.extractfile
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", lambda self, m: reads.append(m.name) or extractfile(self, m))
+    message = (r"'cifar-10-batches-py/data_batch_5' is not a regular file in the archive" if last == "symlink"
+               else r"'data_batch_5' declares \d+ bytes of data, over the 8000-byte limit")
+    with pytest.raises(DataError, match=message):
+        data.load_cifar10_path(tarball, "train")
+    assert reads == []
+
+
+def test_conform_in_batches_equals_conform_in_one(monkeypatch):
+    import tensorflow as tf
+
+    images = blob_images(7, size=28, channels=3, seed=4)
+    whole = {(size, ch): data.conform(images, size, ch) for size, ch in [(16, 3), (16, 1), (40, 1)]}
+    sizes = []
+    resize = tf.image.resize
+    monkeypatch.setattr(tf.image, "resize", lambda x, *a, **k: sizes.append(len(x)) or resize(x, *a, **k))
+    monkeypatch.setattr(data, "CONFORM_BATCH_BYTES", 2 * 4 * (28 * 28 * 3 + 40 * 40))  # two images a batch
+    for (size, ch), expected in whole.items():
+        np.testing.assert_array_equal(data.conform(images, size, ch), expected)
+    assert sizes and max(sizes) <= 3 and sum(sizes) == 3 * 7
+
+
+def test_conform_refuses_a_result_over_the_array_limit(monkeypatch):
+    monkeypatch.setattr(data, "MAX_ARRAY_BYTES", 10_000)
+    with pytest.raises(DataError, match=r"data.image_size: 10 images of 64x64x1 would take 40960 bytes, over the 10000-byte limit"):
+        data.conform(blob_images(10), 64, 1)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY, blob_images, write_idx
+from conftest import TINY, blob_images, cli_error, write_idx
 from dcgan import evaluate as E
 from dcgan.cli import main
 from dcgan.config import load_config
@@ -96,6 +96,19 @@ def test_errors_are_one_clear_line(tiny_config, tmp_path, capsys):
     assert main(["evaluate", str(run), "--metrics", "fid,is"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dcgan evaluate: error: unknown metric 'is'") and "\n" not in err
+
+
+def test_arguments_are_checked_before_the_run_is_read(tmp_path, capsys):
+    nowhere = tmp_path / "nowhere"  # its error would come next
+    with pytest.raises(DcganError, match="--n: 1000000000 is too many; at most 100000 generated images"):
+        E.evaluate(nowhere, n=1_000_000_000)
+    assert "--n: 100001 is too many" in cli_error(capsys, "evaluate", nowhere, "--n", 100_001)
+    (tmp_path / "dir.keras").mkdir()
+    with pytest.raises(DcganError, match="--feature-model: .*dir.keras is a directory, not a .keras file"):
+        E.evaluate(nowhere, feature_model=str(tmp_path / "dir.keras"))
+    (tmp_path / "text.keras").write_text("not a zip")
+    assert "text.keras is not a .keras (zip) file" in cli_error(capsys, "evaluate", nowhere, "--feature-model",
+                                                                tmp_path / "text.keras")
 
 
 def test_missing_step_lists_the_available_ones(trained_run):

@@ -73,18 +73,47 @@ def test_savedmodel_reproduces_dcgan_sample_without_dcgan(run, gan, tmp_path):
     assert floats.min() >= -1.0 and floats.max() <= 1.0
 
 
-def test_existing_export_needs_force(run, tmp_path, capsys):
+def test_force_replaces_only_an_earlier_export(run, tmp_path, capsys):
     run_dir, _ = run
     saved = tmp_path / "sm"
     saved.mkdir()
     (saved / "mine.txt").write_text("earlier work")
-    capsys.readouterr()
-    assert export(run_dir, "--format", "savedmodel", "--out", saved) == 2
-    assert "already exists; pass --force" in capsys.readouterr().err
-    assert (saved / "mine.txt").read_text() == "earlier work"
-    assert export(run_dir, "--format", "savedmodel", "--out", saved, "--force") == 0
-    assert (saved / "saved_model.pb").is_file() and not (saved / "mine.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]
+    assert "already exists; pass --force" in error_of(capsys, run_dir, "--format", "savedmodel", "--out", saved)
+    # --force never deletes a folder it did not write: once it removed whatever --out named
+    assert "replaces only an earlier export" in error_of(capsys, run_dir, "--format", "savedmodel", "--out", saved, "--force")
+    assert sorted(p.name for p in saved.iterdir()) == ["mine.txt"]
+    fresh = tmp_path / "fresh"
+    assert export(run_dir, "--format", "savedmodel", "--out", fresh) == 0
+    assert export(run_dir, "--format", "savedmodel", "--out", fresh, "--force", "--no-ema") == 0
+    assert (fresh / "saved_model.pb").is_file() and (fresh / "dcgan_export.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "sm"]  # no temporaries left behind
+
+
+def test_force_never_replaces_the_run_or_a_folder_above_it(run, tmp_path, capsys, monkeypatch):
+    run_dir, _ = run
+    before = sorted(p.name for p in run_dir.iterdir())
+    for out in (run_dir, run_dir.parent, run_dir / ".."):
+        assert "cannot write an export over the run directory" in error_of(
+            capsys, run_dir, "--format", "savedmodel", "--out", out, "--force")
+    monkeypatch.chdir(tmp_path)
+    assert "over the current directory" in error_of(capsys, run_dir, "--format", "savedmodel", "--out", ".", "--force")
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    (tmp_path / "notes.keras").write_text("not a keras file")
+    assert "replaces only an earlier export" in error_of(capsys, run_dir, "--out", tmp_path / "notes.keras", "--force")
+    assert (tmp_path / "notes.keras").read_text() == "not a keras file"
+    (tmp_path / "dir.keras").mkdir()
+    assert "is a directory" in error_of(capsys, run_dir, "--out", tmp_path / "dir.keras")
+
+
+def test_export_into_a_run_another_process_writes_is_refused(run, tmp_path, capsys):
+    from dcgan.rundir import lock_run
+
+    run_dir, _ = run
+    with lock_run(run_dir, "dcgan train"):
+        assert f"process {os.getpid()} (dcgan train" in error_of(capsys, run_dir, "--out", run_dir / "export" / "locked.keras")
+    assert export(run_dir, "--out", tmp_path / "elsewhere.keras") == 0  # outside the run: no lock needed
+    with lock_run(run_dir, "dcgan train"):
+        assert export(run_dir, "--out", tmp_path / "again.keras") == 0
 
 
 def error_of(capsys, *args) -> str:

@@ -1,4 +1,5 @@
 import json
+import zipfile
 
 import keras
 import numpy as np
@@ -106,8 +107,45 @@ def test_user_feature_model(tmp_path):
     with pytest.raises(DcganError, match="does not exist"):
         features.user_net(tmp_path / "missing.keras")
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
-    with pytest.raises(DcganError, match="cannot load --feature-model"):
+    with pytest.raises(DcganError, match="bad.keras is not a .keras \\(zip\\) file"):
         features.user_net(tmp_path / "bad.keras")
+
+
+def _zip(path, size: int, compression=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("model.weights.h5", bytes(size))
+    return path
+
+
+def test_keras_files_are_checked_before_keras_unzips_them(tmp_path, monkeypatch):
+    (tmp_path / "dir.keras").mkdir()
+    with pytest.raises(DcganError, match="--feature-model: .*dir.keras is a directory, not a .keras file"):
+        features.user_net(tmp_path / "dir.keras")
+    with pytest.raises(DcganError, match=r"bomb.keras is compressed [\d,]+:1; at most 100:1 is loaded"):
+        features.user_net(_zip(tmp_path / "bomb.keras", 17 << 20))  # 17 MiB of zeros in ~17 KB
+    features.check_keras_file(_zip(tmp_path / "small.keras", 1 << 20))  # a few MiB may compress any way
+    monkeypatch.setattr(features, "MAX_KERAS_BYTES", 1 << 20)
+    with pytest.raises(DcganError, match="classifier: .*big.keras unzips to 2 MiB; at most 1 MiB is loaded"):
+        features.check_keras_file(_zip(tmp_path / "big.keras", 2 << 20, zipfile.ZIP_STORED), "classifier")
+    assert features.check_keras_file(_user_model(tmp_path / "ok.keras")) == tmp_path / "ok.keras"
+
+
+def test_feature_layers_wider_than_the_covariance_can_hold_are_refused(tmp_path, monkeypatch):
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(64, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.Flatten(name="flat")(x)
+    keras.Model(inputs, keras.layers.Dense(2, name="head")(x)).save(tmp_path / "wide.keras")
+    assert features.user_net(tmp_path / "wide.keras", "conv").model.output_shape == (None, 28, 28, 64)  # 64, averaged
+    with pytest.raises(DcganError, match="--feature-layer 'flat' of wide.keras gives 50176 features per image; at most 4096"):
+        features.user_net(tmp_path / "wide.keras", "flat")
+    # a width only images can tell (any input size): checked on the real features, before their covariance
+    inputs = keras.Input((None, None, 1))
+    keras.Model(inputs, keras.layers.Flatten()(inputs)).save(tmp_path / "any.keras")
+    net = features.user_net(tmp_path / "any.keras")
+    monkeypatch.setattr(features, "MAX_FEATURES", 100)
+    monkeypatch.setattr(features, "feature_stats", lambda f: pytest.fail("the covariance was computed"))
+    with pytest.raises(DcganError, match="feature network user-any-output-.* gives 784 features per image; at most 100"):
+        features.real_statistics(net, blob_images(3, seed=6), "mnist", "test")
 
 
 def test_real_statistics_are_cached(tmp_path, cache):

@@ -48,8 +48,12 @@ def train_argv(runs: Path, *sets: str) -> list[str]:
 
 
 def tree(path: Path) -> dict[str, str]:
-    """Every file under path with a hash of its bytes (to show nothing was written)."""
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
+    """Every file under path with a hash of its bytes (to show nothing was written).
+
+    The run lock's file is left out: it only names whichever process last held the lock.
+    """
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*"))
+            if p.is_file() and p.name != rundir.LOCK_FILE}
 
 
 def gz(raw: bytes) -> bytes:
@@ -289,7 +293,7 @@ def test_image_folder_skips_junk_with_a_count_and_refuses_when_nothing_is_left(t
     (root / "dir.png").mkdir()  # a folder with an image's name is not a file
     images = datalib.load_folder(root, 16, 3)
     assert images.shape == (3, 16, 16, 3)
-    assert f"data: {root}: skipped 3 unreadable image(s) and 1 non-image file(s)" in capsys.readouterr().out
+    assert f"data: {root}: skipped 3 unreadable image(s) and 1 non-image file(s)" in capsys.readouterr().err
 
     for p in root.glob("good*.png"):
         p.unlink()

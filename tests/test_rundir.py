@@ -1,7 +1,11 @@
+import json
 import os
 import stat
 
-from dcgan.rundir import atomic_write, trim_event_files
+import pytest
+
+from dcgan.errors import DcganError
+from dcgan.rundir import MetricsLog, atomic_write, read_metrics, trim_event_files
 
 
 def test_atomic_write_replaces_whole_file_with_umask_permissions(tmp_path):
@@ -39,3 +43,26 @@ def test_trim_event_files_drops_later_steps_and_a_torn_record(tmp_path):
     trim_event_files(tmp_path, 10)
     assert event_steps(tmp_path) == [1, 2]
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_read_metrics_keeps_only_records_it_can_place(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    records = [{"step": 1, "g_loss": 1.0}, {"step": "2"}, {"step": None}, {"step": 3.0}, {"step": True}, {"g_loss": 2.0},
+               [4], {"step": 4, "note": "a\u2028b"}]
+    lines = [json.dumps(r, ensure_ascii=False) for r in records] + ["[" * 100_000, '{"step": ' + "9" * 5000 + "}"]
+    path.write_text("\n".join(lines) + '\n{"step": 5, "g_lo')  # ends in a torn line
+    assert [r["step"] for r in read_metrics(path)] == [1, 4]
+    MetricsLog(path, resume_step=3)  # a resume compares every step with its own
+    assert read_metrics(path) == [{"step": 1, "g_loss": 1.0}]
+
+
+def test_unreadable_metrics_files_are_one_line_naming_them(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1}\n{"step": 2, "x": "\xff"}\n')
+    with pytest.raises(DcganError, match=r"metrics.jsonl: line 2 is not UTF-8 text"):
+        read_metrics(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DcganError, match="metrics.jsonl: is a directory, not a metrics file"):
+        read_metrics(path)
+    assert read_metrics(tmp_path / "missing.jsonl") == []

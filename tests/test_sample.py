@@ -9,6 +9,7 @@ from dcgan import viz
 from dcgan.cli import main
 from dcgan.config import load_config
 from dcgan.errors import DcganError
+from dcgan import sample as S
 from dcgan.sample import latents, parse_grid, parse_seeds, slerp
 
 SIZE = 28
@@ -78,6 +79,61 @@ def test_parse_grid():
     for bad in ("8", "0x3", "8x", "axb", "2x-1"):
         with pytest.raises(DcganError, match="--grid"):
             parse_grid(bad)
+
+
+def test_numbers_too_long_for_int_are_one_clear_error():
+    with pytest.raises(DcganError, match="at most 18 digits"):
+        parse_seeds("9" * 5000)  # int() itself refuses more than 4300 digits
+    with pytest.raises(DcganError, match="--grid"):
+        parse_grid("1" * 5000 + "x1")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(grid="100000x100000"), "--grid 100000x100000: 10,000,000,000 images in one picture; at most 10,000"),
+    (dict(grid="101x100"), "--grid 101x100: 10,100 images"),
+    (dict(n=10_001), "--n 10001: 10,100 images in one picture"),  # a 101x100 layout
+    (dict(seeds="0-20000", out="g.png"), "--seeds '0-20000': 20,022 images"),
+    (dict(interpolate=10_000, frames=1), "--interpolate 10000 --frames 1: 10,001 images in one picture"),
+    (dict(interpolate=1, frames=100_000_000), "--interpolate 1 --frames 100000000: 100,000,001 images"),
+    (dict(interpolate=5_001, frames=1, out="walk.png"), "--interpolate 5001 --frames 1: 10,002 images"),  # 2 a row
+])
+def test_pictures_are_capped_before_seeds_are_listed(kwargs, message):
+    with pytest.raises(DcganError, match=message):
+        S.plan(**kwargs)
+
+
+def test_largest_pictures_pass():
+    assert S.plan(grid="100x100").picture_images() == 10_000
+    request = S.plan(interpolate=1, frames=9_999)
+    assert request.generated() == request.picture_images() == 10_000
+    request = S.plan(interpolate=2, frames=3, out="walk.png")
+    assert (request.generated(), request.picture_images()) == (7, 8)  # each row of the strip ends on its endpoint
+    assert S.plan(interpolate=5_000, frames=1, out="walk.png").picture_images() == 10_000
+
+
+def test_huge_requests_are_refused_fast_through_the_cli(tmp_path, capsys):
+    # the run is never looked up: each value fails in plan(), before TensorFlow builds anything
+    for flags in (["--grid", "100000x100000"], ["--interpolate", 1_000_000_000], ["--interpolate", 1_000_000],
+                  ["--interpolate", 1, "--frames", 100_000_000]):
+        assert "images in one picture; at most 10,000" in error_of(capsys, tmp_path / "nope", *flags)
+
+
+def test_output_size_is_capped_by_the_models_image_size(tmp_path):
+    grid = S.plan(grid="10x10")
+    S.check_output_size(grid, 28, 1)
+    with pytest.raises(DcganError, match="100 images of 1024x1024 make a 105-megapixel picture; at most 100 megapixels"):
+        S.check_output_size(grid, 1024, 3)
+    many = S.plan(n=2_000, out=str(tmp_path / "x.npz"))
+    S.check_output_size(many, 28, 1)
+    S.check_output_size(S.plan(n=1_000, out=str(tmp_path / "x.npz")), 1024, 3)
+    with pytest.raises(DcganError, match="2,000 images of 1024x1024x3 are 5.9 GiB; at most 4 GiB per call"):
+        S.check_output_size(many, 1024, 3)
+
+
+@pytest.mark.parametrize("value", [1e308, 10.5, float("inf"), float("nan"), 0, -1])
+def test_truncation_is_a_sane_factor(value):
+    with pytest.raises(DcganError, match=r"--truncation .*: must be in \(0, 10\]"):
+        S.plan(truncation=value)
 
 
 def test_latents_are_per_seed_and_truncation_scales():
@@ -227,6 +283,16 @@ def test_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
     assert "--truncation" in error_of(capsys, run_dir, "--truncation", 0)
     assert ".gif is written for --interpolate only" in error_of(capsys, run_dir, "--out", tmp_path / "x.gif")
     assert "walks between 3 seeds, got 2" in error_of(capsys, run_dir, "--interpolate", 2, "--seeds", "1,2")
+
+
+def test_picture_size_is_checked_before_the_generator_is_loaded(run, monkeypatch, capsys):
+    def no_loading(*a, **k):
+        raise AssertionError("the generator was loaded")
+
+    monkeypatch.setattr(S, "load_generator", no_loading)
+    monkeypatch.setattr(S, "MAX_PICTURE_PIXELS", 3 * SIZE * SIZE)
+    assert "4 images of 28x28 make a 0-megapixel picture" in error_of(capsys, run[0], "--grid", "2x2")
+    assert "--truncation 1e+308: must be in (0, 10]" in error_of(capsys, run[0], "--truncation", 1e308)
 
 
 def test_incompatible_checkpoint_is_one_clear_line(run, tmp_path, capsys):

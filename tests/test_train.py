@@ -1,6 +1,12 @@
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from conftest import TINY
+from dcgan.cli import main
 
 from dcgan.errors import DcganError
 from dcgan.rundir import read_metrics, resume_config
@@ -163,3 +169,94 @@ def test_time_budget_stops_cleanly_with_final_artifacts(tiny_config):
     assert 1 <= last < 100000
     assert tf.train.latest_checkpoint(str(run / CHECKPOINT_DIR)).endswith(f"ckpt-{last}")
     assert (run / "samples" / f"step_{last:07d}.png").is_file() and (run / "generator.keras").is_file()
+
+
+# ---------------------------------------------------------------- who may write a run, and when a resume is refused
+
+HOLD_LOCK = """
+import sys, time
+from dcgan.rundir import lock_run
+lock = lock_run(sys.argv[1], "dcgan train")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_writer_is_refused_while_the_first_runs_and_a_killed_one_leaves_no_lock(tiny_config, capsys):
+    import subprocess
+    import sys
+
+    from conftest import cli_error
+    from dcgan.rundir import lock_run
+
+    run = train(tiny_config("train.steps=3"), quiet=True)
+    before = (run / "config.yaml").read_text(), (run / "metrics.jsonl").read_text()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for steps in (6, 2):  # more steps, and a late resume with nothing to do: neither may touch the run
+            err = cli_error(capsys, "train", "--resume", run, "--quiet", "--set", f"train.steps={steps}")
+            assert f"is in use by process {holder.pid} (dcgan train" in err
+        assert ((run / "config.yaml").read_text(), (run / "metrics.jsonl").read_text()) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    with lock_run(run, "dcgan train"):  # the kernel dropped the dead holder's lock
+        pass
+
+
+def test_resume_without_checkpoints_is_refused_when_the_run_has_history(tiny_config, capsys):
+    from conftest import cli_error
+
+    run = train(tiny_config("train.steps=3"), quiet=True)
+    metrics, events = (run / "metrics.jsonl").read_bytes(), sorted((run / "tb").iterdir())
+    shutil.rmtree(run / CHECKPOINT_DIR)
+    err = cli_error(capsys, "train", "--resume", run, "--quiet")
+    assert "logged steps up to 3 but" in err and "holds no checkpoint" in err
+    (run / CHECKPOINT_DIR).write_text("a file where the folder was")
+    assert "checkpoints is not a directory" in cli_error(capsys, "train", "--resume", run, "--quiet")
+    assert (run / "metrics.jsonl").read_bytes() == metrics and sorted((run / "tb").iterdir()) == events
+
+
+def test_resume_of_a_run_that_never_got_past_step_0_starts_it(tiny_config):
+    from dcgan.rundir import write_config
+
+    cfg = tiny_config("train.steps=2", "run.name=fresh")
+    run = Path(cfg.run.dir) / "fresh"
+    write_config(run, cfg)  # killed before its first checkpoint, having logged nothing
+    assert train(resume_config(run), resume_dir=run, quiet=True) == run
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [2]
+
+
+@pytest.mark.parametrize("state", [b"\xff\xfe\x00garbage\x9c" * 30, b""], ids=["binary garbage", "empty"])
+def test_a_damaged_checkpoint_state_file_is_one_line_for_resume_and_evaluate(tiny_config, capsys, state):
+    from conftest import cli_error
+
+    run = train(tiny_config("train.steps=3"), quiet=True)
+    (run / CHECKPOINT_DIR / "checkpoint").write_bytes(state)
+    assert "checkpoint state file" in cli_error(capsys, "train", "--resume", run, "--quiet")
+    # readers go by the checkpoint files themselves, so a damaged state file does not stop them
+    assert main(["evaluate", str(run), "--n", "8", "--metrics", "checkerboard"]) == 0
+
+
+def test_run_dir_or_name_that_is_a_file_is_one_line(tiny_config, tmp_path, capsys):
+    from conftest import cli_error
+
+    cfg = tiny_config()
+    sets = [f"--set={s}" for s in (f"data.path={cfg.data.path}", "data.name=mnist", *TINY)]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert "is a file, not a directory" in cli_error(capsys, "train", *sets, f"--set=run.dir={blocker}")
+    assert "is an existing file" in cli_error(capsys, "train", *sets, f"--set=run.dir={tmp_path}", "--set=run.name=a-file")
+    assert blocker.read_text() == "x"
+
+
+def test_a_disk_that_refuses_a_checkpoint_stops_in_one_line(tiny_config, monkeypatch):
+    import dcgan.train as T
+
+    def full(manager, step, strategy):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device\nmore TensorFlow detail")
+
+    monkeypatch.setattr(T, "save_checkpoint", full)
+    with pytest.raises(DcganError, match=r"^cannot write the checkpoint of step 3 in .*: No space left on device$"):
+        train(tiny_config("train.steps=3"), quiet=True)
