@@ -206,6 +206,11 @@ def check_resumable(run_dir: Path) -> None:
     folder = run_dir / CHECKPOINT_DIR
     if folder.exists() and not folder.is_dir():
         raise DcganError(f"cannot resume {run_dir}: {folder} is not a directory")
+    for writable in (run_dir, folder) if folder.is_dir() else (run_dir,):
+        try:  # now, not after the data is loaded and the model built
+            probe_writable(writable)
+        except OSError as e:
+            raise DcganError(f"cannot resume {run_dir}: cannot write into {writable}: {e.strerror or e}") from None
     if checkpoint_steps(folder):
         return
     logged = max((r["step"] for r in read_metrics(run_dir / METRICS_FILE) if isinstance(r.get("step"), int)), default=0)

@@ -441,3 +441,33 @@ def test_package_writes_whole_files_only_through_the_atomic_helpers():
     offenders = [f"{p.name}:{i}: {line.strip()}" for p in sorted(PACKAGE.glob("*.py")) if p.name != "rundir.py"
                  for i, line in enumerate(p.read_text().splitlines(), 1) if direct.search(line) and not line.lstrip().startswith("#")]
     assert offenders == []
+
+
+# ---------------------------------------------------------------- a run the user may read but not write
+
+
+def test_read_only_run_is_refused_before_any_work_by_evaluate_and_resume(trained):
+    """Run as an unprivileged user (root writes anywhere): the refusal must come before scoring or training."""
+    import subprocess
+    import sys
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        run = shared / "run"
+        shutil.copytree(trained, run)
+        for p in [run, *run.rglob("*")]:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        for argv, expected in ((["evaluate", run, "--n", "8", "--metrics", "checkerboard"], f"cannot write into {run}"),
+                               (["train", "--resume", run, "--quiet"], f"cannot resume {run}: cannot write into {run}")):
+            proc = subprocess.run([*as_user, sys.executable, "-m", "dcgan", *map(str, argv)], capture_output=True, text=True,
+                                  timeout=120, env={**os.environ, "HOME": str(shared), "DCGAN_CACHE": str(shared / "cache")})
+            errors = [line for line in proc.stderr.splitlines() if line.startswith("dcgan ")]
+            assert proc.returncode == 2 and len(errors) == 1 and expected in errors[0], proc.stderr[-2000:]
+        assert not (run / "eval.json").exists()
+    finally:
+        for p in [shared, *shared.rglob("*")]:
+            p.chmod(0o755)
+        shutil.rmtree(shared)
