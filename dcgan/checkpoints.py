@@ -3,8 +3,8 @@
 A run keeps `tf.train.CheckpointManager` checkpoints in RUN/checkpoints (ckpt-<step>.index
 and .data-*; the .index file is written last, so its presence marks a complete checkpoint)
 and, with train.eval_every, the best one by FID in RUN/checkpoints/best. Commands that read
-a run (sample, export, evaluate, compare) find their checkpoint here, from the files on disk:
-the state file TensorFlow keeps beside them is only needed to resume training.
+a run (sample, export, evaluate, compare) find their checkpoint here, from the files on disk
+(the state file TensorFlow keeps beside them is only needed to resume training).
 """
 
 from __future__ import annotations

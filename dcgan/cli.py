@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 
 from dcgan import __version__
 from dcgan.errors import DcganError, first_line
 
 
 def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow without its start-up noise, unless the user asks for it.
+
+    On a machine without a GPU every command would otherwise print the absl preamble, oneDNN and CUDA
+    info lines at import and a `failed call to cuInit` error at the first op. A user who sets
+    TF_CPP_MIN_LOG_LEVEL (or DCGAN_TF_LOGS=1) gets TensorFlow's own logging untouched.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or os.environ.get("DCGAN_TF_LOGS"):
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    with _native_stderr_captured() as captured:
+        try:
+            import tensorflow as tf
+        except BaseException:
+            sys.stderr.write(captured())  # an import that fails keeps its explanation
+            raise
+    tf.get_logger().setLevel("ERROR")
+
+
+@contextlib.contextmanager
+def _native_stderr_captured():
+    """Point file descriptor 2 (where TensorFlow's C++ logs go) at a temporary file; yields a reader of it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def cmd_train(args) -> int:
@@ -103,10 +134,12 @@ def cmd_features(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dcgan.compare import compare, plan
+    from dcgan.compare import compare
+    from dcgan.modes import make_plan
 
-    p = plan(config=args.config, modes=args.modes, budget=args.budget, steps=args.steps, seconds=args.seconds,
-             seeds=args.seeds, name=args.name, overrides=args.set, eval_samples=args.eval_samples, eval_every=args.eval_every)
+    p = make_plan(config=args.config, modes=args.modes, budget=args.budget, steps=args.steps, seconds=args.seconds,
+                  seeds=args.seeds, name=args.name, overrides=args.set, eval_samples=args.eval_samples,
+                  eval_every=args.eval_every)
     _quiet_tensorflow()
     print(compare(p, quiet=args.quiet))
     return 0
@@ -122,6 +155,8 @@ def _evaluate_step(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dcgan.evaluate import METRICS  # the metrics table; no TensorFlow behind it
+
     parser = argparse.ArgumentParser(prog="dcgan", description="Train, sample, evaluate and compare DCGANs.")
     parser.add_argument("--version", action="version", version=f"dcgan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -173,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="FID, KID, precision/recall and checkerboard score -> table + RUN/eval.json")
     p.add_argument("run", metavar="RUN_DIR", help="a run directory")
     p.add_argument("--n", type=int, default=10000, help="generated images to score (default 10000)")
-    p.add_argument("--metrics", default="fid,kid,precision,recall,checkerboard", help="comma-separated subset (default: all)")
+    p.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated subset of {', '.join(METRICS)} (default: all)")
     p.add_argument("--step", type=_evaluate_step,
                    help="the checkpoint of this step, 'best' (by FID) or 'all' (every kept checkpoint: the curve), instead of the latest")
     _generator_choice(p, "score")

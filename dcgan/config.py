@@ -1,7 +1,8 @@
 """Configuration: typed sections with a default for every key, YAML in and out.
 
 A config is plain data (nested dataclasses). `load_config` reads an optional YAML
-file, applies `--set dotted.key=value` overrides and validates every value, so
+file (through dcgan.yamlio, which reads it safely and bounded), applies
+`--set dotted.key=value` overrides and validates every value, so
 the rest of the program can trust what it is given. Every field carries its
 help text and constraints in `metadata`, which is also what the README's config
 reference is generated from (`python -m dcgan.config`).
@@ -12,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import re
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -20,12 +20,9 @@ from pathlib import Path
 from typing import Any, Union
 
 import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.events import AliasEvent
-from yaml.nodes import ScalarNode
 
-from dcgan.errors import ConfigError
+from dcgan.errors import ConfigError, clip, show
+from dcgan.yamlio import read_value, read_yaml
 
 UPSAMPLING_MODES = ("transpose", "upsample", "subpixel")
 LOSSES = ("bce", "hinge", "lsgan")
@@ -157,7 +154,7 @@ def from_dict(data: Any, cls=Config, prefix: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {_show(data)}")
+        raise ConfigError(f"{where}: expected a mapping, got {show(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for key in data:
@@ -179,64 +176,10 @@ def from_dict(data: Any, cls=Config, prefix: str = "") -> Any:
 
 
 def _unknown_key(prefix: str, key: Any, fields: dict) -> str:
-    text = key if isinstance(key, str) else _show(key)
+    text = key if isinstance(key, str) else show(key)
     close = difflib.get_close_matches(text[:100], list(fields), n=1)  # a 1 MB key would make difflib slow
     hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
-    return f"unknown config key '{_clip(prefix + text)}'{hint}"
-
-
-SHOW_LIMIT = 60  # characters of a value an error message shows
-
-
-def _printable(text: str) -> str:
-    """text on one line: escaped (as ascii() does) if it holds a newline or other non-printable character."""
-    return text if text.isprintable() else ascii(text)[1:-1]
-
-
-def _clip(text: str, limit: int = SHOW_LIMIT) -> str:
-    """text printable and cut to at most limit characters (for keys and messages; values go through _show)."""
-    text = _printable(text[: limit + 1])
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _show(value: Any, limit: int = SHOW_LIMIT) -> str:
-    """A repr of value cut to limit characters, built lazily: never a full repr of a huge or deep value."""
-    text, size = [], 0
-    for piece in _pieces(value, limit, 0):
-        text.append(piece)
-        size += len(piece)
-        if size > limit:
-            break
-    shown = "".join(text)
-    return shown if size <= limit else shown[: limit - 3] + "..."
-
-
-def _pieces(value: Any, limit: int, depth: int):
-    """repr(value) in pieces; each piece is non-empty, so the caller's budget ends any walk, even of a cycle."""
-    if depth >= limit:  # every level adds a bracket: deeper than limit cannot show anyway
-        yield "..."
-    elif isinstance(value, dict):
-        yield "{"
-        for i, (k, v) in enumerate(value.items()):
-            if i:
-                yield ", "
-            yield from _pieces(k, limit, depth + 1)
-            yield ": "
-            yield from _pieces(v, limit, depth + 1)
-        yield "}"
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        yield "[" if isinstance(value, list) else "("
-        for i, v in enumerate(value):
-            if i:
-                yield ", "
-            yield from _pieces(v, limit, depth + 1)
-        yield "]" if isinstance(value, list) else ")"
-    elif isinstance(value, (str, bytes)):
-        yield repr(value[: limit + 1])  # longer than limit: it is cut anyway
-    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        yield f"<a {int(value.bit_length() * 0.30103) + 1}-digit integer>"  # str() of 4300+ digits raises
-    else:
-        yield repr(value)
+    return f"unknown config key '{clip(prefix + text)}'{hint}"
 
 
 def _check_value(key: str, value: Any, tp: Any, rules: dict) -> Any:
@@ -254,15 +197,15 @@ def _check_value(key: str, value: Any, tp: Any, rules: dict) -> Any:
         return [_check_value(f"{key}[{i}]", v, str, rules) for i, v in enumerate(value)]
     scalar_kinds = [k for k in kinds if k is not list]
     if not scalar_kinds:  # a list-only field given a scalar
-        raise ConfigError(f"{key}: expected a list, got {_show(value)}")
+        raise ConfigError(f"{key}: expected a list, got {show(value)}")
     value = _coerce(key, value, scalar_kinds[0])
     if "choices" in rules and value not in rules["choices"]:
         allowed = " | ".join(str(c) for c in rules["choices"])
-        raise ConfigError(f"{key}: {_show(value)} is not allowed; choose one of {allowed}")
+        raise ConfigError(f"{key}: {show(value)} is not allowed; choose one of {allowed}")
     if "min" in rules and value < rules["min"]:
-        raise ConfigError(f"{key}: {_show(value)} is below the minimum {rules['min']}")
+        raise ConfigError(f"{key}: {show(value)} is below the minimum {rules['min']}")
     if "max" in rules and value > rules["max"]:
-        raise ConfigError(f"{key}: {_show(value)} is above the maximum {rules['max']}")
+        raise ConfigError(f"{key}: {show(value)} is above the maximum {rules['max']}")
     return value
 
 
@@ -279,10 +222,10 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             if abs(value) > INT_LIMIT:
-                raise ConfigError(f"{key}: {_show(value)} is out of range (at most {INT_LIMIT})")
+                raise ConfigError(f"{key}: {show(value)} is out of range (at most {INT_LIMIT})")
             return value
         if isinstance(value, str):  # 0x10, 017, 1:30 are not read as numbers: say how to write one
-            raise ConfigError(f"{key}: {_show(value)} is not a valid int (write decimal digits, e.g. 1000 or 1_000)")
+            raise ConfigError(f"{key}: {show(value)} is not a valid int (write decimal digits, e.g. 1000 or 1_000)")
     elif kind is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
             try:
@@ -291,14 +234,14 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
                 pass
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if value != value or abs(value) > sys.float_info.max:  # nan, inf, or an int float() overflows on
-                raise ConfigError(f"{key}: {_show(value)} is not a finite number")
+                raise ConfigError(f"{key}: {show(value)} is not a finite number")
             return float(value)
     elif kind is str:
         if isinstance(value, str):
             _check_text(key, value)
         if isinstance(value, str) and value:
             return value
-    raise ConfigError(f"{key}: {_show(value)} is not a valid {kind.__name__}")
+    raise ConfigError(f"{key}: {show(value)} is not a valid {kind.__name__}")
 
 
 def _check_text(key: str, value: str) -> None:
@@ -306,22 +249,22 @@ def _check_text(key: str, value: str) -> None:
     if len(value) > MAX_TEXT:
         raise ConfigError(f"{key}: a string of {len(value)} characters is too long (at most {MAX_TEXT})")
     if "\x00" in value:
-        raise ConfigError(f"{key}: {_show(value)} contains a NUL character")
+        raise ConfigError(f"{key}: {show(value)} contains a NUL character")
     try:
         os.fsencode(value)
     except UnicodeError:  # a lone surrogate from a "\ud800" escape
-        raise ConfigError(f"{key}: {_show(value)} cannot be encoded as a file name") from None
+        raise ConfigError(f"{key}: {show(value)} cannot be encoded as a file name") from None
 
 
-def _check_run_name(name: str) -> None:
-    """run.name becomes one directory under run.dir, and is printed in every log line."""
+def check_dir_name(name: str, what: str = "run.name") -> None:
+    """A name that becomes one directory (run.name, compare's --name) and is printed in every log line."""
     if not name.isprintable():
-        raise ConfigError(f"run.name: {_show(name)} contains a non-printable character (newline, tab, ...)")
-    if "/" in name or name in (".", ".."):
-        raise ConfigError(f"run.name: {_show(name)} must be a plain directory name")
+        raise ConfigError(f"{what}: {show(name)} contains a non-printable character (newline, tab, ...)")
+    if not name or "/" in name or name in (".", ".."):
+        raise ConfigError(f"{what}: {show(name)} must be a plain directory name")
     size = len(os.fsencode(name))
     if size > 255:  # NAME_MAX of every common filesystem
-        raise ConfigError(f"run.name: {_show(name)} is {size} bytes in UTF-8; a directory name has at most 255")
+        raise ConfigError(f"{what}: {show(name)} is {size} bytes in UTF-8; a directory name has at most 255")
 
 
 def _check_cross_fields(cfg: Config) -> None:
@@ -337,7 +280,7 @@ def _check_cross_fields(cfg: Config) -> None:
     if cfg.data.name == "cifar10" and cfg.data.channels != 3:
         raise ConfigError("data.channels: cifar10 is RGB; set data.channels=3")
     if cfg.run.name is not None:
-        _check_run_name(cfg.run.name)
+        check_dir_name(cfg.run.name)
     start_size, blocks = upsampling_plan(cfg.data.image_size)
     modes = cfg.model.generator.upsampling
     if isinstance(modes, list) and len(modes) != blocks:
@@ -368,156 +311,7 @@ def block_modes(gen: GeneratorConfig, blocks: int) -> list[str]:
     return [gen.upsampling] * blocks
 
 
-# ---------------------------------------------------------------- YAML and overrides
-
-
-MAX_FILE_BYTES = 1 << 20  # a config is a few hundred bytes; this refuses /dev/zero and friends
-MAX_NODES = 10_000  # YAML values in a document, aliases expanded: a full config has under 100
-MAX_DEPTH = 32  # nesting levels: a config has 3
-
-INT_TAG, FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
-MERGE_TAG = "tag:yaml.org,2002:merge"
-# YAML 1.1 also reads 0x10, 017, 0b11 and 190:20:30 (base 60) as ints, and 1:30.5 as a float; a config means
-# none of them, so numbers are decimal only (optionally signed, `_` between digit groups: 1_000). The rest
-# stay strings, which a number field then refuses by name. Both patterns match a subset of what YAML 1.1
-# (and so yaml.safe_dump) takes for numbers, so every dumped config reads back the same.
-_DIGITS = r"[0-9]+(?:_[0-9]+)*"
-PLAIN_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*(?:_[0-9]+)*)$")
-PLAIN_FLOAT = re.compile(rf"""^(?:[-+]?{_DIGITS}\.(?:{_DIGITS})?(?:[eE][-+][0-9]+)?
-                              |\.{_DIGITS}(?:[eE][-+][0-9]+)?
-                              |[-+]?\.(?:inf|Inf|INF)
-                              |\.(?:nan|NaN|NAN))$""", re.X)
-
-
-class ConfigLoader(yaml.SafeLoader):
-    """SafeLoader that reads what a config can mean and refuses the rest with a marked YAML error:
-    decimal numbers only, no duplicate keys, bounded size (aliases expanded) and depth."""
-
-    yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag not in (INT_TAG, FLOAT_TAG)]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        # PyYAML's own attributes have no leading underscore; _sizes: id(node) -> its node count, aliases expanded
-        self._nodes, self._depth, self._sizes = 0, 0, {}
-
-    def compose_node(self, parent, index):
-        # A billion-laughs document is a few hundred bytes of aliases to aliases; its size is counted here, as
-        # if every alias were a copy, so it is refused before anything (repr, validation) walks the copies.
-        if self.check_event(AliasEvent):
-            event = self.peek_event()
-            target = self.anchors.get(event.anchor)
-            if target is not None:
-                if id(target) not in self._sizes:  # still being composed: a cycle, infinite when expanded
-                    raise ComposerError(None, None, f"alias *{event.anchor} is inside its own anchor",
-                                        event.start_mark)
-                self._count(self._sizes[id(target)], event.start_mark)
-            return super().compose_node(parent, index)
-        mark, before = self.peek_event().start_mark, self._nodes
-        self._depth += 1
-        if self._depth > MAX_DEPTH:  # PyYAML recurses once per level: a clear error long before RecursionError
-            raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        self._count(1, mark)
-        self._sizes[id(node)] = self._nodes - before
-        return node
-
-    def _count(self, n: int, mark) -> None:
-        self._nodes += n
-        if self._nodes > MAX_NODES:
-            raise ComposerError(None, None, f"more than {MAX_NODES} values (aliases expanded); "
-                                "a config needs far fewer", mark)
-
-    def compose_mapping_node(self, anchor):
-        node = super().compose_mapping_node(anchor)
-        seen = {}  # (tag, text) -> first key node; YAML says keys are unique, PyYAML keeps the last silently
-        for key, _ in node.value:
-            if not isinstance(key, ScalarNode) or key.tag == MERGE_TAG:  # `<<` may override merged keys
-                continue
-            first = seen.get((key.tag, key.value))
-            if first is not None:
-                raise ConstructorError(None, None, f"duplicate key {_show(key.value)} (first on line "
-                                       f"{first.start_mark.line + 1})", key.start_mark)
-            seen[key.tag, key.value] = key
-        return node
-
-    def construct_yaml_int(self, node):
-        text = self.construct_scalar(node)
-        if not PLAIN_INT.match(text) or len(text) > 100:  # also for explicit !!int
-            raise ConstructorError(None, None, f"{_show(text)} is not a decimal integer of at most 100 digits",
-                                   node.start_mark)
-        return int(text.replace("_", ""))
-
-    def construct_yaml_float(self, node):
-        text = self.construct_scalar(node)
-        if ":" in text:  # an explicit !!float 1:30 would be base 60
-            raise ConstructorError(None, None, f"{_show(text)} is not a decimal number", node.start_mark)
-        return self._checked(SafeConstructor.construct_yaml_float, node)
-
-    def construct_yaml_bool(self, node):
-        return self._checked(SafeConstructor.construct_yaml_bool, node)
-
-    def construct_yaml_timestamp(self, node):
-        return self._checked(SafeConstructor.construct_yaml_timestamp, node)
-
-    def _checked(self, construct, node):
-        # PyYAML's scalar constructors raise bare ValueError/KeyError/... on what an explicit tag (`!!float abc`)
-        # or an impossible date (2020-13-45) hands them; make that a marked YAML error like any other.
-        try:
-            return construct(self, node)
-        except (ValueError, KeyError, AttributeError, IndexError, TypeError):
-            raise ConstructorError(None, None, f"{_show(node.value)} is not a valid {node.tag.rsplit(':', 1)[-1]}",
-                                   node.start_mark) from None
-
-
-for _tag, _name in [(INT_TAG, "int"), (FLOAT_TAG, "float"), ("tag:yaml.org,2002:bool", "bool"),
-                    ("tag:yaml.org,2002:timestamp", "timestamp")]:
-    ConfigLoader.add_constructor(_tag, getattr(ConfigLoader, f"construct_yaml_{_name}"))
-ConfigLoader.add_implicit_resolver(INT_TAG, PLAIN_INT, list("-+0123456789"))
-ConfigLoader.add_implicit_resolver(FLOAT_TAG, PLAIN_FLOAT, list("-+0123456789."))
-
-
-def load_yaml(text: str) -> Any:
-    """Parse one YAML document with ConfigLoader; raises yaml.YAMLError (or RecursionError)."""
-    loader = ConfigLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    """'(line L, column C): problem' on one short line."""
-    mark = getattr(e, "problem_mark", None)
-    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    return f"{where}: {_clip(problem, 200)}"
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Load a YAML config file; any problem becomes one ConfigError line naming the file."""
-    path = Path(path)
-    shown = _printable(str(path))  # not cut: the OS bounds a path, and its end names the file
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise ConfigError(f"config file {shown} is larger than {MAX_FILE_BYTES >> 20} MiB")
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {shown}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        reason = getattr(e, "strerror", None) or str(e)  # strerror: without the file name said twice
-        raise ConfigError(f"cannot read config file {shown}: {_clip(reason, 200)}") from None
-    try:
-        return load_yaml(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML in {shown}{_yaml_problem(e)}") from None
-    except RecursionError:  # MAX_DEPTH stops PyYAML's recursion first; kept in case a caller's stack is deep
-        raise ConfigError(f"invalid YAML in {shown}: nested too deeply") from None
+# ---------------------------------------------------------------- overrides and files
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -525,13 +319,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or not key.isprintable():
-        raise ConfigError(f"--set {_show(text)}: expected dotted.key=value")
-    try:
-        value = load_yaml(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {_clip(key)}: cannot parse value {_show(raw)}{_yaml_problem(e)}") from None
-    except RecursionError:
-        raise ConfigError(f"--set {_clip(key)}: cannot parse value {_show(raw)}: nested too deeply") from None
+        raise ConfigError(f"--set {show(text)}: expected dotted.key=value")
+    value = read_value(raw, f"--set {clip(key)}")
     # "transpose,upsample" (or "/gpu:0,/gpu:1") is a convenient way to give a list on the command line
     if isinstance(value, str) and "," in value and key.endswith(("upsampling", "devices")):
         value = [v.strip() for v in value.split(",")]

@@ -3,30 +3,68 @@
 `Evaluator` holds the real side once (test images, their spectrum, the feature
 network and the real features) and scores any generator in one call; `evaluate`
 does that for a run's checkpoint (or all of them) and writes eval.json and spectrum.png;
-`TrainingEval` is what the training loop calls every `train.eval_every` steps, and
-`SamplerChoice` what it calls to decide which copy of the generator pictures come from.
+the metrics themselves are one table, `METRIC_TABLE`, which the CLI's default list comes from.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from dcgan import data as datalib
-from dcgan import metrics as M
-from dcgan import viz
-from dcgan.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR, run_checkpoint, run_steps
+from dcgan.metrics import feature_stats, fid, kid, power_spectrum, precision_recall, radial_profile, spectrum_ratio
+from dcgan import plots
+from dcgan.checkpoints import run_checkpoint, run_steps
 from dcgan.errors import DcganError, first_line
 from dcgan.features import check_keras_file, feature_net_for, real_statistics
-from dcgan.gan import GAN, checkpoint_manager, generate_images, restore
 from dcgan.rundir import atomic_write, lock_run, probe_writable, read_run_config
 
-METRICS = ("fid", "kid", "precision", "recall", "checkerboard")
-FEATURE_METRICS = ("fid", "kid", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the metrics table: how to compute it and what eval.json records beside its value."""
+
+    features: bool  # scored on the feature network's embeddings (else on pixels)
+    compute: Callable  # (evaluator, images, features, seed) -> this metric's value, or (value, std)
+    extra: tuple[str, ...] = ()  # fields after "value" in its eval.json record
+
+
+def _score_fid(ev, images, feats, seed):
+    return fid(*feature_stats(feats), ev.real["mu"], ev.real["sigma"])
+
+
+def _score_kid(ev, images, feats, seed):
+    return kid(feats, ev.real["features"], seed=seed)  # (value, std)
+
+
+def _score_precision(ev, images, feats, seed):
+    return ev.precision_recall(feats, seed)[0]
+
+
+def _score_recall(ev, images, feats, seed):
+    return ev.precision_recall(feats, seed)[1]
+
+
+def _score_checkerboard(ev, images, feats, seed):
+    return spectrum_ratio(power_spectrum(images), ev.real_spectrum)
+
+
+METRIC_TABLE: dict[str, Metric] = {
+    "fid": Metric(True, _score_fid),
+    "kid": Metric(True, _score_kid, extra=("std",)),
+    "precision": Metric(True, _score_precision),
+    "recall": Metric(True, _score_recall),
+    "checkerboard": Metric(False, _score_checkerboard),  # the excess power at N/2 and N/4 over the real images'
+}
+METRICS = tuple(METRIC_TABLE)  # `dcgan evaluate`'s default: all of them
 TRAINING_METRICS = ("fid", "kid", "checkerboard")
 EVAL_FILE = "eval.json"
 SPECTRUM_FILE = "spectrum.png"
@@ -62,9 +100,9 @@ class Evaluator:
         if real_images is None:  # data.limit trims the training set; the reference set is the whole split
             real_images = datalib.load_images(dataclasses.replace(data_cfg, limit=None), split=split)
         self.real_images = real_images
-        self.real_spectrum = M.power_spectrum(self.real_images)
+        self.real_spectrum = power_spectrum(self.real_images)
         self.net = self.real = None
-        if any(m in FEATURE_METRICS for m in self.metrics):
+        if any(METRIC_TABLE[m].features for m in self.metrics):
             self.net = feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet)
             self.real = real_statistics(self.net, self.real_images, data_cfg.name, self.split)
 
@@ -73,21 +111,25 @@ class Evaluator:
         return self.net.key if self.net is not None else None
 
     def score(self, images: np.ndarray, seed: int = 0) -> dict[str, float]:
-        """Every requested metric for uint8 images; KID adds 'kid_std'."""
+        """Every requested metric for uint8 images; a metric with a spread adds '<name>_std' (KID)."""
         if len(images) < 2:
             raise DcganError(f"evaluation needs at least 2 generated images, got {len(images)}")
-        out = {}
+        self._pr = None
         feats = self.net(images) if self.net is not None else None
-        if "fid" in self.metrics:
-            out["fid"] = M.fid(*M.feature_stats(feats), self.real["mu"], self.real["sigma"])
-        if "kid" in self.metrics:
-            out["kid"], out["kid_std"] = M.kid(feats, self.real["features"], seed=seed)
-        if "precision" in self.metrics or "recall" in self.metrics:
-            precision, recall = M.precision_recall(self._real_subset(len(feats), seed), feats)
-            out.update({k: v for k, v in (("precision", precision), ("recall", recall)) if k in self.metrics})
-        if "checkerboard" in self.metrics:
-            out["checkerboard"] = M.spectrum_ratio(M.power_spectrum(images), self.real_spectrum)
+        out = {}
+        for name in self.metrics:
+            value = METRIC_TABLE[name].compute(self, images, feats, seed)
+            if isinstance(value, tuple):
+                out[name], out[f"{name}_std"] = value
+            else:
+                out[name] = value
         return out
+
+    def precision_recall(self, feats: np.ndarray, seed: int) -> tuple[float, float]:
+        """Both from one k-NN computation, shared by the two metrics within a `score` call."""
+        if self._pr is None:
+            self._pr = precision_recall(self._real_subset(len(feats), seed), feats)
+        return self._pr
 
     def _real_subset(self, n: int, seed: int) -> np.ndarray:
         """As many real features as generated ones: k-NN radii depend on the sample size."""
@@ -98,6 +140,8 @@ class Evaluator:
 
     def evaluate_model(self, model, n: int, seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
         """Generate n images from a generator model and score them: (scores, images)."""
+        from dcgan.gan import generate_images
+
         images = generate_images(model, sample_latents(n, model.input_shape[-1], seed))
         return self.score(images, seed), images
 
@@ -133,59 +177,40 @@ def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = 
         return _evaluate_paths(run_dir, cfg, paths, n, metrics, step, use_ema, feature_model, feature_layer, seed, quiet)
 
 
-def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, metrics, step, use_ema, feature_model, feature_layer,
+def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, use_ema, feature_model, feature_layer,
                     seed: int, quiet: bool) -> list[dict]:
+    from dcgan.gan import GAN, restore
+
     gan = GAN(cfg)
-    evaluator = Evaluator(cfg.data, metrics, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
+    evaluator = Evaluator(cfg.data, names, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
     records = []
     start = time.perf_counter()
     for path in paths:
         restore(gan, path)
-        model = gan.pick(use_ema)
+        model = gan.sampling_generator(use_ema)
         scores, images = evaluator.evaluate_model(model, n, seed)
         base = {"n": n, "feature_network": evaluator.feature_network, "dataset_split": f"{cfg.data.name}:{evaluator.split}",
                 "checkpoint_step": int(gan.step.numpy()), "ema": model is gan.ema_generator}
-        for m in metrics:
+        for m in names:
             record = {"metric": m, "value": scores[m], **base}
-            if m == "kid":
-                record["std"] = scores["kid_std"]
-            if m == "checkerboard":
+            record.update({field: scores[f"{m}_{field}"] for field in METRIC_TABLE[m].extra})
+            if not METRIC_TABLE[m].features:
                 record["feature_network"] = None  # a pixel-space measure
             records.append(record)
         if not quiet and step == "all":
-            print(f"step {base['checkpoint_step']}: " + " ".join(f"{m} {scores[m]:.4g}" for m in metrics), flush=True)
+            print(f"step {base['checkpoint_step']}: " + " ".join(f"{m} {scores[m]:.4g}" for m in names), file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
     atomic_write(run_dir / EVAL_FILE, json.dumps(records, indent=2) + "\n")
-    if "checkerboard" in metrics:  # of the last checkpoint scored
-        plot_spectra(run_dir / SPECTRUM_FILE, images, evaluator.real_images, scores["checkerboard"])
+    if "checkerboard" in names:  # of the last checkpoint scored
+        profiles = {"real": radial_profile(evaluator.real_spectrum), "generated": radial_profile(power_spectrum(images))}
+        plots.plot_spectra(run_dir / SPECTRUM_FILE, profiles, images.shape[1],
+                           f"azimuthal power spectrum (checkerboard score {scores['checkerboard']:.3f})")
     if step == "all":
-        plot_curve(run_dir / CURVE_FILE, records)
+        plots.plot_curve(run_dir / CURVE_FILE, records)
     if not quiet:
         print(format_table(records))
         print(f"{n} samples x {len(paths)} checkpoint(s) scored in {seconds:.1f} s -> {run_dir / EVAL_FILE}")
     return records
-
-
-def plot_curve(path: Path, records: list[dict]) -> Path:
-    """Each metric against the checkpoint step, one panel per metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(dict.fromkeys(r["metric"] for r in records))
-    fig, axes = plt.subplots(1, len(names), figsize=(3.5 * len(names), 3), dpi=100, squeeze=False)
-    for ax, name in zip(axes[0], names):
-        points = [(r["checkpoint_step"], r["value"]) for r in records if r["metric"] == name]
-        ax.plot(*zip(*points), marker="o")
-        values = [v for _, v in points]
-        if min(values) > 0 and max(values) > 10 * min(values):  # early steps would flatten the tail
-            ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return viz.save_figure(fig, path)
 
 
 def format_table(records: list[dict]) -> str:
@@ -195,97 +220,3 @@ def format_table(records: list[dict]) -> str:
         rows.append((r["metric"], value, str(r["n"]), r["feature_network"] or "-", r["dataset_split"], str(r["checkpoint_step"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
-
-
-def plot_spectra(path: Path, fake: np.ndarray, real: np.ndarray, score: float) -> Path:
-    """Azimuthally averaged power spectra of generated and real images, log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    for images, label in ((real, "real"), (fake, "generated")):
-        profile = M.radial_profile(M.power_spectrum(images))
-        ax.semilogy(np.arange(1, len(profile)), profile[1:], label=label)  # radius 0 (DC) is removed
-    size = real.shape[1]
-    for f in (size / 4, size / 2):
-        ax.axvline(f, color="gray", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("spatial frequency (cycles per image)")
-    ax.set_ylabel("mean power")
-    ax.set_title(f"azimuthal power spectrum (checkerboard score {score:.3f}; dashed: N/4, N/2)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return viz.save_figure(fig, path)
-
-
-# ---------------------------------------------------------------- during training
-
-
-class TrainingEval:
-    """Called by train() every eval_every steps: score the sampler, log it, keep the best checkpoint by FID."""
-
-    def __init__(self, gan: GAN, run_dir: Path):
-        self.n = gan.cfg.train.eval_samples
-        self.seed = gan.cfg.train.seed
-        self.evaluator = Evaluator(gan.cfg.data, TRAINING_METRICS)  # says so when it trains the classifier
-        best_dir = Path(run_dir) / CHECKPOINT_DIR / BEST_DIR
-        self.best_file = best_dir / BEST_FILE
-        self.manager = checkpoint_manager(gan, run_dir, best_dir, max_to_keep=1)
-        self.best = json.loads(self.best_file.read_text()) if self.best_file.is_file() else None
-
-    def __call__(self, gan: GAN, step: int, metrics_log) -> dict[str, float]:
-        scores, _ = self.evaluator.evaluate_model(gan.sampler, self.n, self.seed)
-        metrics_log.write({"step": step, "eval": scores})
-        if self.best is None or scores["fid"] < self.best["fid"]:
-            self.manager.save(checkpoint_number=step)
-            self.best = {"step": step, "fid": scores["fid"], "checkpoint": Path(self.manager.latest_checkpoint).name}
-            atomic_write(self.best_file, json.dumps(self.best, indent=2) + "\n")
-        return scores
-
-
-class SamplerChoice:
-    """Called by train() when it writes pictures or a checkpoint: which copy of G do pictures come from?
-
-    The EMA copy is usually better, but not at every step: a lucky raw checkpoint, or an average that
-    lags a fast-improving generator, beats it. So at the last step (and at each evaluation) both copies
-    are scored on the same latents against the run's own training images (the test split stays unseen
-    by the choice) and the better one is recorded in the checkpoint; at other steps the EMA copy is.
-    """
-
-    STREAM = 3  # the choice's latents and real subset come from a random stream of their own
-
-    def __init__(self, gan: GAN, images: np.ndarray):
-        """images: the run's training images (the choice compares against a subset of them)."""
-        self.cfg = gan.cfg
-        self.images = images
-        self.evaluator = None
-        self.unavailable = None  # why no choice can be made (no feature network), once known
-
-    def __call__(self, gan: GAN, step: int, metrics_log, decide: bool) -> str | None:
-        """Set gan.sample_from_ema; when deciding, log both scores and return a line saying why."""
-        gan.sample_from_ema.assign(True)
-        if not decide or self.unavailable:
-            return None
-        start = time.perf_counter()
-        try:
-            self.evaluator = self.evaluator or self._evaluator()
-        except (DcganError, OSError) as e:  # an optional refinement: it never costs the run its final checkpoint
-            self.unavailable = str(e)
-            return f"sampling from the EMA copy: the raw generator cannot be compared with it ({e})"
-        n, latents_seed = self.cfg.train.select_samples, (self.cfg.train.seed, self.STREAM)
-        fid = {name: self.evaluator.evaluate_model(model, n, latents_seed)[0]["fid"]
-               for name, model in (("ema", gan.ema_generator), ("raw", gan.generator))}
-        choice = "ema" if fid["ema"] <= fid["raw"] else "raw"
-        gan.sample_from_ema.assign(choice == "ema")
-        metrics_log.write({"step": step, "sampler": {"choice": choice, "fid_ema": fid["ema"], "fid_raw": fid["raw"],
-                                                     "n": n, "real": len(self.evaluator.real_images)}})
-        other = "raw" if choice == "ema" else "ema"
-        return (f"sampling from the {'EMA copy' if choice == 'ema' else 'raw generator'} at step {step}: FID {fid[choice]:.4g} "
-                f"vs {other} {fid[other]:.4g} on {n} samples against training images ({time.perf_counter() - start:.1f} s)")
-
-    def _evaluator(self) -> Evaluator:
-        n = min(self.cfg.train.select_samples, len(self.images))
-        subset = np.sort(np.random.default_rng((self.cfg.train.seed, self.STREAM)).choice(len(self.images), n, replace=False))
-        return Evaluator(self.cfg.data, ("fid",), split=self.cfg.data.split, real_images=self.images[subset])

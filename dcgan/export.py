@@ -17,8 +17,8 @@ from pathlib import Path
 
 from dcgan.checkpoints import find_checkpoint
 from dcgan.errors import DcganError, first_line
-from dcgan.rundir import atomic_write, lock_run, probe_writable, remove_path
-from dcgan.sample import load_generator
+from dcgan import rundir
+from dcgan.rundir import atomic_write, lock_run, remove_path
 
 FORMATS = ("keras", "savedmodel")
 EXPORT_DIR = "export"
@@ -38,7 +38,7 @@ def output_path(run_dir: Path, fmt: str, out: str | None) -> Path:
     return Path(out) if out is not None else run_dir / EXPORT_DIR / SAVEDMODEL_DIR
 
 
-def check_output(path: Path, fmt: str, run_dir: Path, force: bool) -> None:
+def check_export_path(path: Path, fmt: str, run_dir: Path, force: bool) -> None:
     """Refuse to replace anything but an earlier export, and fail before the model is built if unwritable."""
     target = path.resolve()
     if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
@@ -55,11 +55,7 @@ def check_output(path: Path, fmt: str, run_dir: Path, force: bool) -> None:
     if taken and not is_earlier_export(path, fmt):
         what = "a .keras file" if fmt == "keras" else f"a SavedModel directory this command wrote (with {MARKER_FILE})"
         raise DcganError(f"--force replaces only an earlier export; {path} is not {what}, so it is left alone")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe_writable(path.parent)
-    except OSError as e:
-        raise DcganError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+    rundir.check_output(path.parent, is_dir=True)  # the export is written beside its final name, then moved
 
 
 def is_earlier_export(path: Path, fmt: str) -> bool:
@@ -81,14 +77,14 @@ def export(target: str | Path, fmt: str = "keras", out: str | None = None, step:
         raise DcganError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     checkpoint = find_checkpoint(target, step)
     path = output_path(checkpoint.run_dir, fmt, out)
-    check_output(path, fmt, checkpoint.run_dir, force)
+    check_export_path(path, fmt, checkpoint.run_dir, force)
     # an export into the run is a write into the run: not while another command writes there
     with lock_run(checkpoint.run_dir, "dcgan export") if inside(path, checkpoint.run_dir) else contextlib.nullcontext():
+        from dcgan.gan import load_generator, save_generator
+
         gen = load_generator(checkpoint, use_ema)
         try:
             if fmt == "keras":
-                from dcgan.gan import save_generator
-
                 save_generator(gen.model, path)
             else:
                 write_savedmodel(gen.model, path, {"run": str(checkpoint.run_dir), "step": checkpoint.step, "ema": gen.ema})

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 import zipfile
 from dataclasses import dataclass
@@ -140,7 +141,7 @@ def train_classifier(name: str, path: str | None = None, epochs: int | None = No
     test_images, test_labels = datalib.load_labelled(name, path, "test")
     classes = int(max(labels.max(), test_labels.max())) + 1
     if not quiet:
-        print(f"features: training the {name} classifier ({len(images)} images, {epochs} epochs) -> {folder}")
+        print(f"features: training the {name} classifier ({len(images)} images, {epochs} epochs) -> {folder}", file=sys.stderr)
     start = time.perf_counter()
     model = build_classifier(images.shape[1], images.shape[3], classes)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -11,6 +11,7 @@ come first. `restore` loads a checkpoint into it; `generate_images` draws pictur
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -20,11 +21,11 @@ import tensorflow as tf
 from dcgan import data as datalib
 from dcgan.config import Config
 from dcgan.distribute import check_strategy
-from dcgan.checkpoints import CHECKPOINT_DIR, PREFIX, STATE_FILE
+from dcgan.checkpoints import CHECKPOINT_DIR, PREFIX, STATE_FILE, Checkpoint
 from dcgan.errors import DcganError, first_line
 from dcgan.losses import discriminator_loss, generator_loss
 from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
-from dcgan.rundir import atomic_path
+from dcgan.rundir import atomic_path, read_run_config
 
 RECALIBRATION_BATCH = 512
 
@@ -68,7 +69,8 @@ class GAN(tf.Module):
             **({"ema_generator": self.ema_generator, "sample_from_ema": self.sample_from_ema} if self.ema_generator is not None else {}),
         )
         self.checkpoint = tf.train.Checkpoint(**self.checkpointed)
-        self.train_step = tf.function(self._train_step, jit_compile=t.jit_compile)
+        # XLA is chosen per run, so the update it compiles is wrapped here; train_step is the graph either way
+        self._update = tf.function(self._update_all, jit_compile=True) if t.jit_compile else self._update_all
 
     def _layer_seeds(self) -> dict:
         """Dropout's seed-generator states: Keras tracks them, tf.train.Checkpoint does not."""
@@ -78,19 +80,22 @@ class GAN(tf.Module):
 
     # ------------------------------------------------------------ the step
 
-    @property
-    def sampler(self):
-        """The generator used for pictures: the EMA copy, unless the run found the raw generator better."""
-        return self.pick(None)
-
-    def pick(self, use_ema: bool | None):
-        """The EMA copy (True), the raw generator (False) or the run's choice (None); raw when there is no EMA."""
+    def sampling_generator(self, use_ema: bool | None = None):
+        """The generator pictures come from: the EMA copy (True), the raw one (False), or (None) the copy the run
+        chose, which is the EMA copy unless the sampler choice found the raw generator better; raw when there is no EMA."""
         if use_ema is None:
             use_ema = bool(self.sample_from_ema.numpy())
         return self.ema_generator if use_ema and self.ema_generator is not None else self.generator
 
-    def _train_step(self, real):
-        """real: (global_batch, d_steps, H, W, C). Returns the step's mean losses."""
+    @tf.function
+    def train_step(self, real):
+        """One step: d_steps discriminator updates, one generator update, the EMA. Traced once per run.
+
+        real: (global_batch, d_steps, H, W, C). Returns the step's mean losses.
+        """
+        return self._update(real)
+
+    def _update_all(self, real):
         # The latents of the whole global batch are drawn here, in cross-replica context, and each replica
         # takes its slice: inside strategy.run a tf.random.Generator gives every replica its own stream, so
         # the noise (and with it every loss) would depend on the replica count. Drawn once per global batch,
@@ -201,10 +206,6 @@ class GAN(tf.Module):
 
     # ------------------------------------------------------------ pictures
 
-    def generate(self, latents, use_ema: bool | None = None, batch_size: int = 500) -> np.ndarray:
-        """uint8 images for a (N, latent_dim) array, BatchNorm in inference mode (use_ema: see `pick`)."""
-        return generate_images(self.pick(use_ema), latents, batch_size)
-
     def recalibrate_ema(self) -> None:
         if self.ema_generator is not None:
             z = tf.random.stateless_normal([RECALIBRATION_BATCH, self.cfg.model.generator.latent_dim], seed=[self.cfg.train.seed, 2])
@@ -248,6 +249,38 @@ def _compiled_predict(model):
 
 
 # ---------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class RunGenerator:
+    """A generator restored from a run's checkpoint, with the run's config and which copy it is."""
+
+    model: object  # keras.Model
+    cfg: object  # dcgan.config.Config of the run
+    checkpoint: Checkpoint
+    ema: bool
+    chosen: bool  # the copy the run chose for this checkpoint, not one the caller asked for
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.model.generator.latent_dim
+
+    def describe(self) -> str:
+        chosen = ", the run's choice" if self.chosen else ""
+        return f"ckpt-{self.checkpoint.step} ({'EMA' if self.ema else 'raw'} generator{chosen})"
+
+
+def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None, cfg=None) -> RunGenerator:
+    """Rebuild the run's GAN from its config.yaml (or cfg, when the caller has read it) and restore the checkpoint.
+
+    use_ema: the EMA copy (True), the raw generator (False), or the copy the run chose (None).
+    """
+    cfg = cfg or read_run_config(checkpoint.run_dir)
+    gan = GAN(cfg)
+    restore(gan, checkpoint.path)
+    model = gan.sampling_generator(use_ema)
+    return RunGenerator(model, cfg, checkpoint, ema=model is gan.ema_generator,
+                        chosen=use_ema is None and gan.ema_generator is not None)
 
 
 def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None, max_to_keep: int | None = None,

@@ -17,13 +17,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import linalg
 
+from dcgan.data import LUMA
 from dcgan.errors import DcganError
 
 # rows of pairwise distances computed at once: 2000 x 10000 float32 is 80 MB
 DISTANCE_BATCH = 2000
-LUMA = np.array([0.299, 0.587, 0.114])
 
 
 # ---------------------------------------------------------------- FID
@@ -43,6 +42,8 @@ def fid(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise DcganError(f"FID: feature sets differ in dimension ({mu1.shape} vs {mu2.shape})")
+    from scipy import linalg  # here, not at import: the CLI reads the metric names without it
+
     diff = mu1 - mu2
     with warnings.catch_warnings():  # the reference code's disp=False: singularity is handled below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from dcgan.checkpoints import CHECKPOINT_DIR, checkpoint_steps
-from dcgan.config import Config, ConfigError, apply_overrides, diff_keys, dump_config, from_dict, load_config, read_yaml, to_dict
+from dcgan.config import Config, ConfigError, apply_overrides, diff_keys, dump_config, from_dict, load_config, to_dict
 from dcgan.errors import DcganError
+from dcgan.yamlio import read_yaml
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -79,6 +80,18 @@ def remove_path(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def check_output(path: Path, is_dir: bool = False) -> None:
+    """Fail in one line, before any work, when a command's output cannot be written there (creates its folder)."""
+    folder = path if is_dir else path.parent
+    if not is_dir and path.is_dir():
+        raise DcganError(f"cannot write {path}: it is a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe_writable(folder)
+    except OSError as e:
+        raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def probe_writable(folder: Path) -> None:
@@ -213,7 +226,7 @@ def check_resumable(run_dir: Path) -> None:
             raise DcganError(f"cannot resume {run_dir}: cannot write into {writable}: {e.strerror or e}") from None
     if checkpoint_steps(folder):
         return
-    logged = max((r["step"] for r in read_metrics(run_dir / METRICS_FILE) if isinstance(r.get("step"), int)), default=0)
+    logged = max((r["step"] for r in read_metrics(run_dir / METRICS_FILE, "all")), default=0)
     if logged > 0 or (run_dir / "generator.keras").exists():
         what = f"logged steps up to {logged}" if logged else "wrote generator.keras"
         raise DcganError(f"cannot resume {run_dir}: it {what} but {folder} holds no checkpoint; "
@@ -221,7 +234,7 @@ def check_resumable(run_dir: Path) -> None:
 
 
 class MetricsLog:
-    """Append-only JSON lines, one per logged step.
+    """Append-only JSON lines: each record a step and its kind (see RECORD_KINDS), then its values.
 
     On resume, lines from steps after the restored checkpoint (work that was
     lost with the kill) and any torn last line are dropped, so the log never
@@ -231,12 +244,16 @@ class MetricsLog:
     def __init__(self, path: str | Path, resume_step: int | None = None):
         self.path = Path(path)
         if resume_step is not None and self.path.exists():
-            kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
+            kept = [r for r in read_metrics(self.path, "all") if r["step"] <= resume_step]
             atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
-    def write(self, record: dict) -> None:
+    def write(self, kind: str, record: dict) -> None:
+        """Append {"step": ..., "kind": kind, ...the rest of record}."""
+        if kind not in RECORD_KINDS:
+            raise ValueError(f"unknown metrics record kind {kind!r}")
+        line = json.dumps({"step": record["step"], "kind": kind, **record})
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(line + "\n")
             f.flush()
 
 
@@ -276,8 +293,19 @@ def _readable_records(path: Path) -> tuple[list[bytes], bool]:
             return records, True
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """Every record of a metrics file that can be placed: an object with an integer step.
+RECORD_KINDS = ("train", "eval", "sampler")  # a logged step's losses; an evaluation's scores; the sampler choice
+
+
+def record_kind(record: dict) -> str:
+    """A record's kind; files written before records carried one are told apart by their keys."""
+    kind = record.get("kind")
+    if kind in RECORD_KINDS:
+        return kind
+    return "eval" if "eval" in record else "sampler" if "sampler" in record else "train"
+
+
+def read_metrics(path: str | Path, kind: str) -> list[dict]:
+    """The records of one kind ('train', 'eval', 'sampler', or 'all') that can be placed: objects with an integer step.
 
     A torn line is skipped, and so is a record whose step is not an integer: resume, the loss
     plot and compare place records by step. A file that is not UTF-8 text is an error naming it.
@@ -304,4 +332,4 @@ def read_metrics(path: str | Path) -> list[dict]:
             continue
         if isinstance(record, dict) and type(record.get("step")) is int:  # bool is an int too
             records.append(record)
-    return records
+    return records if kind == "all" else [r for r in records if record_kind(r) == kind]

@@ -15,13 +15,17 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dcgan import viz
-from dcgan.checkpoints import Checkpoint, find_checkpoint
+from dcgan.checkpoints import find_checkpoint
 from dcgan.errors import DcganError
-from dcgan.rundir import atomic_write, read_run_config
+from dcgan.rundir import atomic_write, check_output, read_run_config
+
+if TYPE_CHECKING:
+    from dcgan.gan import RunGenerator
 
 DEFAULT_GRID = (8, 8)
 GRID_FILE = "sample_grid.png"
@@ -100,47 +104,6 @@ def walk(endpoints: np.ndarray, frames: int) -> np.ndarray:
     return np.stack(steps + [endpoints[-1]])
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-@dataclass
-class Generator:
-    model: object  # keras.Model
-    cfg: object  # dcgan.config.Config of the run
-    checkpoint: Checkpoint
-    ema: bool
-    chosen: bool  # the copy the run chose for this checkpoint, not one the caller asked for
-
-    @property
-    def latent_dim(self) -> int:
-        return self.cfg.model.generator.latent_dim
-
-    def describe(self) -> str:
-        chosen = ", the run's choice" if self.chosen else ""
-        return f"ckpt-{self.checkpoint.step} ({'EMA' if self.ema else 'raw'} generator{chosen})"
-
-
-def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None, cfg=None) -> Generator:
-    """Rebuild the run's GAN from its config.yaml (or cfg, when the caller has read it) and restore the checkpoint.
-
-    use_ema: the EMA copy (True), the raw generator (False), or the copy the run chose (None).
-    """
-    from dcgan.gan import GAN, restore
-
-    cfg = cfg or read_run_config(checkpoint.run_dir)
-    gan = GAN(cfg)
-    restore(gan, checkpoint.path)
-    model = gan.pick(use_ema)
-    return Generator(model, cfg, checkpoint, ema=model is gan.ema_generator, chosen=use_ema is None and gan.ema_generator is not None)
-
-
-def generate(gen: Generator, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """uint8 images, BatchNorm in inference mode, in batches of one compiled function."""
-    from dcgan.gan import generate_images
-
-    return generate_images(gen.model, z, batch_size)
-
-
 # ---------------------------------------------------------------- outputs
 
 
@@ -162,19 +125,6 @@ def output_kind(out: str | None, interpolate: int | None) -> str:
     if suffix:
         raise DcganError(f"--out {out}: unsupported file type {suffix}; use a directory, .png, .npz or .gif")
     return "dir"
-
-
-def check_writable(path: Path, is_dir: bool) -> None:
-    """Fail before generating anything when the output cannot be written."""
-    folder = path if is_dir else path.parent
-    try:
-        if not is_dir and path.is_dir():
-            raise DcganError(f"cannot write {path}: it is a directory")
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DcganError(f"cannot write {path}: permission denied")
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -241,7 +191,7 @@ def check_output_size(request: Request, size: int, channels: int) -> None:
                          f"at most {MAX_SAMPLE_BYTES >> 30} GiB per call (split --seeds or --n over several calls)")
 
 
-def plan(seeds: str | None = None, n: int | None = None, grid: str | None = None, out: str | None = None,
+def parse_request(seeds: str | None = None, n: int | None = None, grid: str | None = None, out: str | None = None,
          interpolate: int | None = None, frames: int | None = None, truncation: float = 1.0) -> Request:
     """Check every argument (no TensorFlow needed) and decide the seeds and the layout."""
     if seeds is not None and n is not None:
@@ -293,21 +243,23 @@ def sample(target: str | Path, step: int | None = None, seeds: str | None = None
            grid: str | None = None, out: str | None = None, interpolate: int | None = None,
            frames: int | None = None, truncation: float = 1.0, use_ema: bool | None = None, batch_size: int = 500) -> str:
     """`dcgan sample`: write the requested images; returns a one-line summary."""
-    request = plan(seeds, n, grid, out, interpolate, frames, truncation)
+    request = parse_request(seeds, n, grid, out, interpolate, frames, truncation)
     if batch_size < 1:
         raise DcganError(f"--batch-size {batch_size}: must be at least 1")
     if request.out is not None:
-        check_writable(request.out, request.kind == "dir")
+        check_output(request.out, is_dir=request.kind == "dir")
     checkpoint = find_checkpoint(target, step)
     cfg = read_run_config(checkpoint.run_dir)
     check_output_size(request, cfg.data.image_size, cfg.data.channels)
+    from dcgan.gan import generate_images, load_generator  # TensorFlow: only once the request is known to be good
+
     gen = load_generator(checkpoint, use_ema, cfg)
     path = default_output(request, checkpoint.run_dir)
     z = latents(request.seeds, gen.latent_dim, truncation)
     if request.kind in WALKS:
         z = walk(z, request.frames)
     start = time.perf_counter()
-    images = generate(gen, z, batch_size)
+    images = generate_images(gen.model, z, batch_size)
     seconds = time.perf_counter() - start
     try:
         write(request, path, images, gen, truncation)
@@ -316,7 +268,7 @@ def sample(target: str | Path, step: int | None = None, seeds: str | None = None
     return f"{path}: {len(images)} images from {gen.describe()} in {seconds:.2f} s ({len(images) / max(seconds, 1e-9):.0f} images/s)"
 
 
-def write(request: Request, path: Path, images: np.ndarray, gen: Generator, truncation: float) -> None:
+def write(request: Request, path: Path, images: np.ndarray, gen: RunGenerator, truncation: float) -> None:
     if request.kind == "grid":
         viz.save_png(path, fill_grid(images, *request.grid))
     elif request.kind == "dir":

@@ -18,14 +18,14 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from dcgan import data as datalib
-from dcgan import viz
+from dcgan import plots, viz
 from dcgan.config import Config
 from dcgan.distribute import (any_worker, check_same_step, distribute_dataset, is_chief, make_strategy,
                               new_shared_run_dir, save_checkpoint, worker_checkpoint_dir)
 from dcgan.checkpoints import CHECKPOINT_DIR
 from dcgan.errors import DcganError, first_line
-from dcgan.evaluate import SamplerChoice, TrainingEval
-from dcgan.gan import GAN, checkpoint_manager, restore, save_generator
+from dcgan.hooks import SamplerChoice, TrainingEval
+from dcgan.gan import GAN, checkpoint_manager, generate_images, restore, save_generator
 from dcgan.rundir import METRICS_FILE, MetricsLog, check_resumable, lock_run, probe_writable, read_metrics, remove_path, trim_event_files, write_config
 
 # ---------------------------------------------------------------- schedule and resume
@@ -48,11 +48,16 @@ def make_run_dir(run_dir: Path, fresh: bool) -> None:
         raise DcganError(f"cannot {what} {run_dir}: {e.strerror or first_line(e)}") from None
 
 
-def resume(gan: GAN, manager: tf.train.CheckpointManager, run_dir: Path) -> int:
-    """Restore the latest checkpoint, if there is one; returns the step training continues from."""
+def resume(gan: GAN, manager: tf.train.CheckpointManager, run_dir: Path, chief: bool) -> int:
+    """Restore the latest checkpoint (if any) and drop what a kill left; returns the step training continues from."""
     if manager.latest_checkpoint:
         restore(gan, manager.latest_checkpoint)
-    return int(gan.step.numpy())
+    start = int(gan.step.numpy())
+    check_same_step(gan.strategy, start)
+    if chief:
+        remove_interrupted_writes(run_dir)
+        trim_event_files(run_dir / "tb", start)  # steps after the checkpoint are trained and logged again
+    return start
 
 
 def remove_interrupted_writes(run_dir: Path) -> None:
@@ -101,11 +106,7 @@ def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, run_dir: Path, resu
     per_epoch = datalib.batches_per_epoch(len(images), cfg.data.batch_size)
     manager = checkpoint_manager(gan, run_dir)  # the chief's checkpoints: every worker resumes from them
     saver = manager if chief else checkpoint_manager(gan, run_dir, worker_checkpoint_dir(run_dir / CHECKPOINT_DIR, gan.strategy))
-    start = resume(gan, manager, run_dir) if resuming else 0
-    check_same_step(gan.strategy, start)
-    if chief and resuming:
-        remove_interrupted_writes(run_dir)
-        trim_event_files(run_dir / "tb", start)
+    start = resume(gan, manager, run_dir, chief) if resuming else 0
     if start >= steps:
         _log(f"{run_dir}: already at step {start} of {steps}; nothing to do")
         if chief:  # a run killed while finishing gets its final artifacts; config.yaml keeps the steps it trained
@@ -143,11 +144,7 @@ def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, run_dir: Path, resu
             due_eval = periodic_eval is not None and (step % t.eval_every == 0 or is_last)
             if due_sample or due_checkpoint or due_eval:
                 _check_finite(gan, manager)  # on every worker, so that all of them stop at the same step
-                gan.recalibrate_ema()  # the EMA copy's BatchNorm statistics, for pictures, checkpoint and scores
-                if choose_sampler is not None:
-                    why = choose_sampler(gan, step, metrics, decide=t.select_sampler and (is_last or due_eval))
-                    if why:
-                        _log(why)
+                settle_sampler(gan, choose_sampler, step, metrics, decide=t.select_sampler and (is_last or due_eval))
             if due_sample and chief:
                 write_sample_grid(gan, run_dir, step, writer)
             if due_checkpoint:
@@ -192,7 +189,7 @@ class Window:
 def log_record(record: dict, metrics: MetricsLog | None, writer, bar, steps: int, print_line: bool) -> None:
     """One logged step: metrics.jsonl (chief), TensorBoard scalars, the progress bar or a log line."""
     if metrics is not None:
-        metrics.write(record)
+        metrics.write("train", record)
     with writer.as_default(step=record["step"]):
         for k in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s"):
             tf.summary.scalar(k, record[k])
@@ -200,6 +197,15 @@ def log_record(record: dict, metrics: MetricsLog | None, writer, bar, steps: int
     if print_line:
         _log(f"step {record['step']}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
              f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} {record['images_per_s']:.0f} img/s")
+
+
+def settle_sampler(gan: GAN, choose_sampler: SamplerChoice | None, step: int, metrics: MetricsLog | None, decide: bool) -> None:
+    """Before pictures, a checkpoint or scores: the EMA copy's BatchNorm statistics, and which copy samples."""
+    gan.recalibrate_ema()
+    if choose_sampler is not None:
+        why = choose_sampler(gan, step, metrics, decide=decide)
+        if why:
+            _log(why)
 
 
 def write_checkpoint(saver, step: int, strategy) -> None:
@@ -229,7 +235,7 @@ def _check_finite(gan: GAN, manager) -> None:
 def write_sample_grid(gan: GAN, run_dir: Path, step: int, writer) -> None:
     """The fixed-noise grid, as a PNG in samples/ and an image in TensorBoard."""
     n = gan.cfg.train.sample_grid
-    images = gan.generate(gan.fixed_noise.numpy())
+    images = generate_images(gan.sampling_generator(), gan.fixed_noise.numpy())
     grid = viz.image_grid(images, n, n)
     path = run_dir / "samples" / f"step_{step:07d}.png"
     try:
@@ -243,13 +249,13 @@ def write_sample_grid(gan: GAN, run_dir: Path, step: int, writer) -> None:
 def finish(gan: GAN, run_dir: Path) -> None:
     """The end-of-run artifacts: loss plot, progress GIF, the sampling generator as .keras."""
     try:
-        records = read_metrics(run_dir / METRICS_FILE)
+        records = read_metrics(run_dir / METRICS_FILE, "train")
         if records:
-            viz.plot_losses(run_dir / "losses.png", records)
+            plots.plot_losses(run_dir / "losses.png", records)
         frames = [viz.read_png(p) for p in sorted((run_dir / "samples").glob("step_*.png"))]
         if frames:
             viz.save_gif(run_dir / "progress.gif", frames, duration_ms=300)
-        save_generator(gan.sampler, run_dir / "generator.keras")
+        save_generator(gan.sampling_generator(), run_dir / "generator.keras")
     except OSError as e:  # the checkpoint is saved: a resume with the same steps writes these again
         raise DcganError(f"cannot write the final artifacts of {run_dir}: {e.strerror or first_line(e)} "
                          f"(the last checkpoint is intact; `dcgan train --resume {run_dir}` writes them again)") from None

@@ -1,4 +1,4 @@
-"""Pictures: image grids, PNG/GIF files, loss curves. numpy and Pillow/matplotlib only."""
+"""Pictures made of pixels: image grids, PNG and GIF files. numpy and Pillow only (figures: dcgan.plots)."""
 
 from __future__ import annotations
 
@@ -59,32 +59,3 @@ def read_png(path: str | Path) -> np.ndarray:
     with Image.open(path) as img:
         arr = np.asarray(img)
     return arr[..., None] if arr.ndim == 2 else arr
-
-
-def plot_losses(path: str | Path, records: list[dict]) -> Path:
-    """Generator and discriminator loss against step, from metrics.jsonl records."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = [r for r in records if "g_loss" in r]
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    steps = [r["step"] for r in records]
-    ax.plot(steps, [r["d_loss"] for r in records], label="discriminator")
-    ax.plot(steps, [r["g_loss"] for r in records], label="generator")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return atomic_write(path, buf.getvalue())

@@ -44,7 +44,7 @@ def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: P
                                        f"run.dir={out / 'runs'}", f"run.name=default-seed{seed}", *sets])
         gan = GAN(run_cfg)
         restore(gan, find_checkpoint(train(run_cfg, quiet=True)).path)  # the latest checkpoint, as `dcgan sample` loads it
-        model, steps = gan.sampler, int(gan.step.numpy())
+        model, steps = gan.sampling_generator(), int(gan.step.numpy())
         sampler = "ema" if model is gan.ema_generator else "raw"
         copies = {c: m for c, m in (("ema", gan.ema_generator), ("raw", gan.generator)) if m is not None and m is not model}
     else:

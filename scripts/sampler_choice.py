@@ -27,15 +27,16 @@ class Lines:
     def __init__(self):
         self.records = []
 
-    def write(self, record: dict) -> None:
-        self.records.append(record)
+    def write(self, kind: str, record: dict) -> None:
+        self.records.append({"kind": kind, **record})
 
 
 def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
     from dcgan.checkpoints import run_checkpoint, run_steps
     from dcgan.data import load_images
-    from dcgan.evaluate import Evaluator, SamplerChoice
+    from dcgan.evaluate import Evaluator
     from dcgan.gan import GAN, restore
+    from dcgan.hooks import SamplerChoice
     from dcgan.rundir import read_run_config
 
     cfg = read_run_config(run_dir)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from conftest import cli_error
 from dcgan import benchmark
+from helpers import cli_error
 
 
 def test_benchmark_reports_every_variant_and_ratio(tiny_config):

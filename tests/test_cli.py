@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import cli_error
+from helpers import cli_error, run_cli
 
 COMMANDS = ("train", "sample", "export", "evaluate", "features", "benchmark", "compare")
 
@@ -28,10 +28,8 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
 
 
 def test_no_command_prints_help_and_fails(capsys):
-    from dcgan.cli import main
-
-    assert main([]) == 2
-    assert "usage: dcgan" in capsys.readouterr().out
+    status, out, _ = run_cli(capsys)
+    assert status == 2 and "usage: dcgan" in out
 
 
 def test_an_empty_resume_is_an_error_not_a_new_run(tmp_path, capsys, monkeypatch):

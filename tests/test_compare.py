@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from conftest import TINY, blob_images, cli_error, write_idx
-from dcgan import compare as C
+from dcgan import compare, modes, report
 from dcgan import train as trainlib
 from dcgan.cli import main
 from dcgan.errors import DcganError
 from dcgan.rundir import read_metrics
-from dcgan.sample import find_checkpoint, generate, latents, load_generator
+from dcgan.checkpoints import find_checkpoint
+from dcgan.gan import generate_images, load_generator
+from dcgan.sample import latents
 from dcgan.viz import read_png
 
 MODES = "transpose:k4,upsample:nearest"
@@ -46,7 +48,7 @@ def tiny_sets(root, data):
 def comparison(tmp_path_factory, cache_dir, data_dir):
     """Two modes, 4 steps each: killed during the second run's last step, then run again."""
     root = tmp_path_factory.mktemp("compare")
-    p = C.plan(None, MODES, budget="steps", steps=4, eval_every=2, overrides=tiny_sets(root, data_dir), eval_samples=32)
+    p = modes.make_plan(None, MODES, budget="steps", steps=4, eval_every=2, overrides=tiny_sets(root, data_dir), eval_samples=32)
     first, second = (p.run_dir(m, 0) for m in p.modes)
     calls = []
     with pytest.MonkeyPatch.context() as mp:
@@ -60,9 +62,9 @@ def comparison(tmp_path_factory, cache_dir, data_dir):
 
         mp.setattr(trainlib, "write_sample_grid", grid_then_kill)
         with pytest.raises(Killed):
-            C.compare(p, quiet=True)
-        killed = SimpleNamespace(result=(second / C.RESULT_FILE).exists(),
-                                 steps=[r["step"] for r in read_metrics(second / "metrics.jsonl") if "d_loss" in r])
+            compare.compare(p, quiet=True)
+        killed = SimpleNamespace(result=(second / compare.RESULT_FILE).exists(),
+                                 steps=[r["step"] for r in read_metrics(second / "metrics.jsonl", "train") if "d_loss" in r])
         mp.setattr(trainlib, "write_sample_grid", real_grid)
         before = {f: f.stat().st_mtime_ns for f in first.rglob("*") if f.is_file()}
 
@@ -71,8 +73,8 @@ def comparison(tmp_path_factory, cache_dir, data_dir):
             return real_train(cfg, resume_dir=resume_dir, quiet=quiet, **kw)
 
         mp.setattr(trainlib, "train", recording_train)
-        report = C.compare(p, quiet=True)
-    return SimpleNamespace(plan=p, report=report, first=first, second=second, before=before, calls=calls, killed=killed)
+        report_md = compare.compare(p, quiet=True)
+    return SimpleNamespace(plan=p, report=report_md, first=first, second=second, before=before, calls=calls, killed=killed)
 
 
 def table(markdown: str, heading: str) -> tuple[list[str], list[list[str]]]:
@@ -85,12 +87,12 @@ def table(markdown: str, heading: str) -> tuple[list[str], list[list[str]]]:
 
 def test_report_has_every_column_filled(comparison):
     p, text = comparison.plan, comparison.report.read_text()
-    assert comparison.report == p.directory / C.REPORT_MD
+    assert comparison.report == p.directory / report.REPORT_MD
     assert "same number of training steps: 4 per run" in text
     assert f"os.cpu_count() = {os.cpu_count()}" in text
     assert f"`{p.command()}`" in text and "--budget steps --steps 4" in p.command()
     header, rows = table(text, "Per mode")
-    assert header == ["mode"] + [h for _, h, _ in C.COLUMNS]
+    assert header == ["mode"] + [h for _, h, _ in report.COLUMNS]
     assert [r[0] for r in rows] == ["`transpose:k4`", "`upsample:nearest`"]
     run_header, per_run = table(text, "Per run")
     assert run_header == ["mode", "seed"] + header[1:] and len(per_run) == 2
@@ -99,15 +101,15 @@ def test_report_has_every_column_filled(comparison):
         for c in row:
             assert c and "nan" not in c.lower() and "inf" not in c.lower()
     # the numbers behind the table
-    report = json.loads((p.directory / C.REPORT_JSON).read_text())
-    assert report["budget"] == {"kind": "steps", "amount": 4, "eval_every": 2.0}
-    assert report["machine"]["cpu_count"] == os.cpu_count()
-    by_mode = {m["mode"]: m for m in report["modes"]}
+    saved = json.loads((p.directory / report.REPORT_JSON).read_text())
+    assert saved["budget"] == {"kind": "steps", "amount": 4, "eval_every": 2.0}
+    assert saved["machine"]["cpu_count"] == os.cpu_count()
+    by_mode = {m["mode"]: m for m in saved["modes"]}
     t, u = by_mode["transpose:k4"]["runs"][0], by_mode["upsample:nearest"]["runs"][0]
     for r in (t, u):
         assert r["step"] == 4 and r["seed"] == 0 and r["eval_samples"] == 32
         assert [c["step"] for c in r["curve"]] == [2, 4]  # train.eval_every = 2
-        assert all(math.isfinite(r[k]) for k, _, _ in C.COLUMNS)
+        assert all(math.isfinite(r[k]) for k, _, _ in report.COLUMNS)
         assert 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 and r["fid"] > 0 and r["checkerboard"] > 0
         assert r["images_per_s"] > 0 and r["wall_s"] > 0 and r["feature_network"].startswith("classifier-mnist-")
     # resize-convolution: a 3x3 kernel (fewer weights than 4x4) applied at the doubled resolution (more FLOPs)
@@ -117,11 +119,11 @@ def test_report_has_every_column_filled(comparison):
 
 def test_figures_are_written(comparison):
     d = comparison.plan.directory
-    for name in (C.SAMPLES_FIG, C.SPECTRA_FIG, C.FID_FIG):
+    for name in (report.SAMPLES_FIG, report.SPECTRA_FIG, report.FID_FIG):
         image = read_png(d / name)
         assert image.shape[0] > 100 and image.shape[1] > 200 and image.std() > 0
         assert f"]({name})" in comparison.report.read_text()
-    samples = read_png(d / C.SAMPLES_FIG)
+    samples = read_png(d / report.SAMPLES_FIG)
     assert samples.shape[1] > 1.8 * samples.shape[0]  # two square 8x8 panels side by side
 
 
@@ -132,30 +134,30 @@ def test_resume_skips_finished_runs_and_resumes_the_unfinished_one(comparison):
     assert c.calls == [(c.second.name, c.second)]
     assert {f: f.stat().st_mtime_ns for f in c.first.rglob("*") if f.is_file()} == c.before
     # the unfinished one went on from its step-3 checkpoint; the lost step's lines were dropped
-    assert C.read_sessions(c.second) == [0, 3]
-    records = read_metrics(c.second / "metrics.jsonl")
+    assert compare.read_sessions(c.second) == [0, 3]
+    records = read_metrics(c.second / "metrics.jsonl", "all")
     assert [r["step"] for r in records if "d_loss" in r] == [2, 4]
     assert [r["step"] for r in records if "eval" in r] == [2, 4]
-    assert json.loads((c.second / C.RESULT_FILE).read_text())["step"] == 4
+    assert json.loads((c.second / compare.RESULT_FILE).read_text())["step"] == 4
     # it is a normal run directory
     assert (c.second / "generator.keras").is_file() and (c.second / "config.yaml").is_file()
 
 
 def test_the_same_latents_go_through_every_mode(comparison):
     runs = {m.label: comparison.plan.run_dir(m, 0) for m in comparison.plan.modes}
-    z, panels = C.sample_panels(runs, n=16)
+    z, panels = compare.sample_panels(runs, n=16)
     assert np.array_equal(z, latents(range(16), 8))
     for label, run in runs.items():
-        assert np.array_equal(panels[label], generate(load_generator(find_checkpoint(run)), z))
+        assert np.array_equal(panels[label], generate_images(load_generator(find_checkpoint(run)).model, z))
     a, b = panels.values()
     assert a.shape == b.shape == (16, 28, 28, 1) and not np.array_equal(a, b)
 
 
 def test_a_changed_setting_under_the_same_name_is_refused(comparison, data_dir):
     p = comparison.plan
-    other = C.plan(None, MODES, budget="steps", steps=4, eval_every=2, overrides=[*p.overrides, "train.lr_g=0.001"], eval_samples=32)
+    other = modes.make_plan(None, MODES, budget="steps", steps=4, eval_every=2, overrides=[*p.overrides, "train.lr_g=0.001"], eval_samples=32)
     with pytest.raises(DcganError, match=r"transpose-k4-seed0 was trained with other settings \(train.lr_g\)"):
-        C.compare(other, quiet=True)
+        compare.compare(other, quiet=True)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -172,11 +174,11 @@ def test_a_changed_setting_under_the_same_name_is_refused(comparison, data_dir):
 ])
 def test_a_bad_mode_spec_is_one_clear_error(spec, message):
     with pytest.raises(DcganError, match=message):
-        C.plan(None, spec, budget="steps", steps=10)
+        modes.make_plan(None, spec, budget="steps", steps=10)
 
 
 def test_mode_specs_become_generator_settings():
-    p = C.plan(None, "transpose:k5,upsample:bilinear,subpixel,transpose+upsample:k4", budget="steps", steps=10,
+    p = modes.make_plan(None, "transpose:k5,upsample:bilinear,subpixel,transpose+upsample:k4", budget="steps", steps=10,
                seeds="3,4", overrides=["model.generator.kernel_size=3"])
     gens = [p.run_config(m, 4).model.generator for m in p.modes]
     assert [(g.upsampling, g.transpose_kernel_size, g.interpolation) for g in gens] == [
@@ -185,9 +187,9 @@ def test_mode_specs_become_generator_settings():
     cfg = p.run_config(p.modes[3], 4)
     assert cfg.train.seed == 4 and cfg.train.steps == 10 and cfg.train.eval_every == 2
     assert cfg.run.name == "transpose+upsample-k4-seed4" and cfg.run.dir.endswith("compare-fashion_mnist-10steps")
-    s = C.plan(None, "subpixel", budget="seconds", seconds=100, eval_every=30).run_config(C.parse_mode("subpixel"), 0)
-    assert s.train.steps == C.STEP_CAP and s.train.eval_every is None
-    assert C.plan(None, "subpixel", budget="seconds", seconds=100, eval_every=30).targets() == [30, 60, 90, 100]
+    s = modes.make_plan(None, "subpixel", budget="seconds", seconds=100, eval_every=30).run_config(modes.parse_mode("subpixel"), 0)
+    assert s.train.steps == modes.STEP_CAP and s.train.eval_every is None
+    assert modes.make_plan(None, "subpixel", budget="seconds", seconds=100, eval_every=30).targets() == [30, 60, 90, 100]
 
 
 def test_budget_arguments_are_checked(capsys):
@@ -197,11 +199,11 @@ def test_budget_arguments_are_checked(capsys):
         (dict(budget="seconds", seconds=10.0, steps=5), "--steps applies to --budget steps"),
         (dict(budget="steps", steps=10, eval_every=2.5), "--eval-every 2.5: with --budget steps it is a whole number"),
         (dict(budget="steps", steps=10, seeds="0,0"), "--seeds '0,0': a seed is repeated"),
-        (dict(budget="steps", steps=10, name="a/b"), "--name 'a/b': must be a plain directory name"),
+        (dict(budget="steps", steps=10, name="a/b"), "--name: 'a/b' must be a plain directory name"),
         (dict(budget="steps", steps=10, eval_samples=3), "--eval-samples 3: must be at least 16"),
     ]:
         with pytest.raises(DcganError, match=message.replace("(", r"\(").replace("+", r"\+")):
-            C.plan(None, "subpixel", **kwargs)
+            modes.make_plan(None, "subpixel", **kwargs)
     assert main(["compare", "--modes", "transpose:k4,upsample:cubic", "--steps", "10"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dcgan compare: error: --modes 'upsample:cubic': unknown option 'cubic'") and "\n" not in err
@@ -219,22 +221,22 @@ def test_wall_time_adds_up_over_sessions():
     # session 2 started at 20; session 3 at 40 was started by `dcgan train --resume`, unknown to the ledger
     records = [{"step": 10, "wall_s": 5.0}, {"step": 20, "wall_s": 9.0}, {"step": 20, "eval": {"fid": 1.0}},
                {"step": 30, "wall_s": 20.0}, {"step": 40, "wall_s": 24.0}, {"step": 50, "wall_s": 3.0}]
-    assert C.spent_seconds(records, [0, 20]) == pytest.approx(9.0 + 24.0 + 3.0)
+    assert compare.spent_seconds(records, [0, 20]) == pytest.approx(9.0 + 24.0 + 3.0)
     # without the ledger the second session would look like the first one's continuation
-    assert C.spent_seconds(records[:5], []) == pytest.approx(24.0)
-    assert C.spent_seconds(records[:5], [0, 20]) == pytest.approx(33.0)
-    assert C.spent_seconds([], [0]) == 0.0
+    assert compare.spent_seconds(records[:5], []) == pytest.approx(24.0)
+    assert compare.spent_seconds(records[:5], [0, 20]) == pytest.approx(33.0)
+    assert compare.spent_seconds([], [0]) == 0.0
 
 
 def test_seed_summaries_show_mean_std_and_noise():
-    runs = [{k: 1.0 for k, _, _ in C.COLUMNS} for _ in range(2)]
+    runs = [{k: 1.0 for k, _, _ in report.COLUMNS} for _ in range(2)]
     runs[0]["fid"], runs[1]["fid"] = 10.0, 12.0
-    s = C.summarize(runs)
+    s = report.summarize(runs)
     assert s["fid"] == {"mean": 11.0, "std": pytest.approx(math.sqrt(2)), "n": 2}
-    assert C.cell(s["fid"], "g") == "11 ± 1.4" and C.cell(s["fid"], "f3") == "11.000 ± 1.414" and C.cell(s["step"], "int") == "1"
-    worse = C.summarize([{**r, "fid": r["fid"] + 1.5} for r in runs])
-    far = C.summarize([{**r, "fid": r["fid"] + 20} for r in runs])
-    assert C.noise_verdicts({"a": s, "b": worse, "c": far}) == {
+    assert report.cell(s["fid"], "g") == "11 ± 1.4" and report.cell(s["fid"], "f3") == "11.000 ± 1.414" and report.cell(s["step"], "int") == "1"
+    worse = report.summarize([{**r, "fid": r["fid"] + 1.5} for r in runs])
+    far = report.summarize([{**r, "fid": r["fid"] + 20} for r in runs])
+    assert report.noise_verdicts({"a": s, "b": worse, "c": far}) == {
         "a": "best", "b": "+1.5 (within noise)", "c": "+20 (beyond noise)"}
 
 
@@ -243,19 +245,19 @@ def test_seconds_budget_through_the_cli(tmp_path, data_dir, capsys):
                                                                   "train.log_every=5"] for f in ("--set", s)]
     assert main(["compare", "--modes", "subpixel", "--budget", "seconds", "--seconds", "4", "--eval-every", "2",
                  "--eval-samples", "32", "--quiet", *sets]) == 0
-    report = tmp_path / "runs" / "compare-mnist-4s" / C.REPORT_MD
-    assert capsys.readouterr().out.strip() == str(report)
-    assert "same wall-clock training time on this machine: 4 s per run" in report.read_text()
-    run = report.parent / "subpixel-seed0"
-    result = json.loads((run / C.RESULT_FILE).read_text())
+    report_md = tmp_path / "runs" / "compare-mnist-4s" / report.REPORT_MD
+    assert capsys.readouterr().out.strip() == str(report_md)
+    assert "same wall-clock training time on this machine: 4 s per run" in report_md.read_text()
+    run = report_md.parent / "subpixel-seed0"
+    result = json.loads((run / compare.RESULT_FILE).read_text())
     # timed segments up to 2 s and 4 s spent, each followed by an untimed evaluation of its last checkpoint.
     # A segment that overshoots the next target (the first step's graph trace takes seconds on a loaded
     # machine) covers it too; otherwise the next session resumes from the evaluated checkpoint.
     curve = result["curve"]
-    assert C.read_sessions(run) == [0] + [c["step"] for c in curve[:-1]]
+    assert compare.read_sessions(run) == [0] + [c["step"] for c in curve[:-1]]
     for target in (2.0, 4.0):
-        assert any(c["spent_s"] >= target - C.TIME_TOLERANCE_S for c in curve)
+        assert any(c["spent_s"] >= target - compare.TIME_TOLERANCE_S for c in curve)
     assert all(a["spent_s"] < b["spent_s"] and a["step"] < b["step"] for a, b in zip(curve, curve[1:]))
-    assert result["wall_s"] == curve[-1]["spent_s"] >= 4.0 - C.TIME_TOLERANCE_S and result["step"] == curve[-1]["step"]
-    records = read_metrics(run / "metrics.jsonl")
+    assert result["wall_s"] == curve[-1]["spent_s"] >= 4.0 - compare.TIME_TOLERANCE_S and result["step"] == curve[-1]["step"]
+    records = read_metrics(run / "metrics.jsonl", "all")
     assert max(r["step"] for r in records) == result["step"] and len([r for r in records if "eval" in r]) == len(curve)

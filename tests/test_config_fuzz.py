@@ -2,14 +2,13 @@
 
 import dataclasses
 import math
-import re
 import typing
 
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dcgan.config import Config, ConfigError, from_dict, load_config, load_yaml, to_dict
+from dcgan.config import Config, ConfigError, from_dict, load_config, to_dict
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FEWER = settings(SETTINGS, max_examples=100)  # the same values again, through a file or the command line
@@ -120,39 +119,3 @@ def test_overrides_return_config_or_raise_config_error(overrides):
         assert "\n" not in str(e)
         return
     _assert_valid(cfg)
-
-
-@SETTINGS
-@given(value=st.text() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | st.booleans() | st.none())
-@example(value="190:20:30")
-@example(value="1e-4")  # a string to YAML 1.1 (no dot), so safe_dump writes it unquoted
-@example(value="0x10")
-def test_what_yaml_safe_dump_writes_the_config_loader_reads_back(value):
-    """run config.yaml files are written by yaml.safe_dump: the stricter loader reads them as safe_load does."""
-    for data in (value, {"key": value}, [value]):
-        text = yaml.safe_dump(data, allow_unicode=True)
-        back, reference = load_yaml(text), yaml.safe_load(text)  # (safe_load itself turns '\x85' into ' ')
-        assert repr(back) == repr(reference) and type(_leaf(back)) is type(_leaf(reference)) is type(value)
-
-
-def _leaf(data):
-    return data["key"] if isinstance(data, dict) else data[0] if isinstance(data, list) else data
-
-
-@SETTINGS
-@given(text=st.text(alphabet="0123456789+-_:.xobeE", min_size=1, max_size=10))
-@example(text="190:20:30")
-@example(text="017")
-@example(text="0x10")
-@example(text="1:30.5")
-def test_only_decimal_text_reads_as_a_number(text):
-    """A number is read only from decimal text, and then it is the number YAML 1.1 reads too."""
-    try:
-        value = load_yaml(f"v: {text}")["v"]
-    except Exception as e:  # noqa: BLE001 - only a YAML error is allowed, checked below
-        assert isinstance(e, yaml.YAMLError), repr(e)
-        return
-    if isinstance(value, (int, float)):
-        assert re.fullmatch(r"[-+]?[0-9._]*(?:[eE][-+][0-9]+)?", text), "no base 60, hex, octal, binary"
-        assert not re.match(r"[-+]?0[0-9_]", text) or "." in text, "no octal"
-        assert value == yaml.safe_load(f"v: {text}")["v"] == (float(text) if isinstance(value, float) else int(text))

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.rundir import read_metrics, resume_config, write_config
-from dcgan.gan import CHECKPOINT_DIR, GAN, restore
+from dcgan.checkpoints import CHECKPOINT_DIR
+from dcgan.gan import GAN, restore
 from dcgan.train import train
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "crash_test.py"
@@ -31,7 +32,7 @@ def test_fast_kill_test_resumes_to_the_uninterrupted_weights(tmp_path, capsys):
     for key in ("failed_resumes", "backward", "invalid_metrics", "metric_mismatches", "mismatches"):
         assert figures[key] == "0", key
     assert crash._children and all(p.poll() is not None for p in crash._children)  # nothing left running
-    steps = [r["step"] for r in read_metrics(tmp_path / "runs" / "crashed" / "metrics.jsonl")]
+    steps = [r["step"] for r in read_metrics(tmp_path / "runs" / "crashed" / "metrics.jsonl", "all")]
     assert steps == list(range(1, 31))  # every step logged exactly once despite the kills
 
 
@@ -54,7 +55,7 @@ def test_run_killed_before_its_first_checkpoint_resumes_from_step_0(tiny_config)
         path.write_bytes(b"half")
     train(resume_config(run), resume_dir=run, quiet=True)
 
-    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [2, 3]
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl", "all")] == [2, 3]
     assert (run / "metrics.jsonl").read_text().endswith("}\n")
     # a later save never removes a shard folder holding a stale file: resuming does
     assert not (ckpt / "ckpt-3_temp").exists() and not list(ckpt.glob("checkpoint.tmp*"))

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY
-from dcgan.cli import main
 from dcgan.config import ConfigError, load_config
 from dcgan.distribute import check_strategy, is_chief, make_strategy, read_tf_config, tf_config_from_flags
 from dcgan.errors import DcganError
 from dcgan.rundir import read_metrics
-from dcgan.gan import CHECKPOINT_DIR, GAN, restore
+from dcgan.checkpoints import CHECKPOINT_DIR
+from dcgan.gan import GAN, restore
 from dcgan.train import train
+from helpers import TINY, cli_error
 
 HERE = Path(__file__).parent
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -87,14 +87,14 @@ def test_multi_worker_resumes_from_the_chiefs_checkpoints(tiny_config):
     assert sorted(p.name for p in ckpt.iterdir() if p.suffix == ".index") == [f"ckpt-{i}.index" for i in (1, 2, 3, 4)]
     assert not [p for p in ckpt.iterdir() if p.is_dir()]  # worker 1's throwaway checkpoints are gone
     # only the chief logged: each step once, one event file per training process that was a chief
-    records = read_metrics(run / "metrics.jsonl")
+    records = read_metrics(run / "metrics.jsonl", "all")
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 2
     assert (run / "samples" / "step_0000004.png").is_file() and (run / "generator.keras").is_file()
 
     # two workers compute what one process computes
     ref = train(tiny_config(*common, "run.name=ref", "train.steps=4"), quiet=True)
-    ref_records = read_metrics(ref / "metrics.jsonl")
+    ref_records = read_metrics(ref / "metrics.jsonl", "all")
     np.testing.assert_allclose([[r[m] for m in METRICS] for r in records], [[r[m] for m in METRICS] for r in ref_records],
                                rtol=0, atol=1e-4)
     # and the chief's checkpoint restores in one process
@@ -151,10 +151,10 @@ def test_worker_flags_build_tf_config(monkeypatch):
 
 
 def test_cli_rejects_half_given_worker_flags(capsys):
-    assert main(["train", "--workers", "127.0.0.1:1,127.0.0.1:2"]) == 2
-    assert "dcgan train: error: --workers and --worker-index go together" in capsys.readouterr().err
-    assert main(["train", "--workers", "127.0.0.1:1", "--worker-index", "0", "--set", "distribute.strategy=mirrored"]) == 2
-    assert "--workers needs distribute.strategy=multi_worker, not mirrored" in capsys.readouterr().err
+    assert cli_error(capsys, "train", "--workers", "127.0.0.1:1,127.0.0.1:2") == (
+        "dcgan train: error: --workers and --worker-index go together")
+    err = cli_error(capsys, "train", "--workers", "127.0.0.1:1", "--worker-index", "0", "--set", "distribute.strategy=mirrored")
+    assert "--workers needs distribute.strategy=multi_worker, not mirrored" in err
 
 
 def test_tpu_without_a_tpu_is_a_clear_error(monkeypatch, tiny_config):

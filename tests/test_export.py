@@ -1,14 +1,13 @@
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 
-from conftest import cli_error
 from dcgan.cli import main
 from dcgan.sample import latents
-from test_sample import gan, make_run  # noqa: F401 (gan: the restored run, a fixture)
+from helpers import cli_error
 
 # Loads the SavedModel with TensorFlow alone and converts to uint8 the way dcgan.data.to_uint8 does.
 SERVE = """
@@ -24,35 +23,30 @@ np.savez(sys.argv[3], floats=floats, images=images)
 """
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    # sub-pixel blocks: the generator holds the project's custom layer and initializer
-    return make_run(tmp_path_factory, "train.ema_decay=0.9", "model.generator.upsampling=subpixel,transpose")
-
-
 def export(*args) -> int:
     return main(["export", *map(str, args)])
 
 
-def test_keras_file_loads_in_safe_mode_and_matches_the_ema_generator(run, gan, tmp_path):
+def test_keras_file_loads_in_safe_mode_and_matches_the_ema_generator(tiny_run, tiny_gan, tmp_path):
     import keras
 
     import dcgan.models  # noqa: F401  registers DepthToSpace and ICNR for the loader
 
-    run_dir, cfg = run
+    run_dir = shutil.copytree(tiny_run[0], tmp_path / "run")  # the default export goes into the run: a copy of it
+    cfg = tiny_run[1]
     assert export(run_dir) == 0
     path = run_dir / "export" / "generator.keras"
     model = keras.saving.load_model(path, safe_mode=True)
     z = latents(range(6), cfg.model.generator.latent_dim)
-    np.testing.assert_array_equal(model(z, training=False).numpy(), gan.ema_generator(z, training=False).numpy())
+    np.testing.assert_array_equal(model(z, training=False).numpy(), tiny_gan.ema_generator(z, training=False).numpy())
     assert export(run_dir, "--no-ema", "--out", tmp_path / "raw.keras") == 0
     raw = keras.saving.load_model(tmp_path / "raw.keras", safe_mode=True)
-    np.testing.assert_array_equal(raw(z, training=False).numpy(), gan.generator(z, training=False).numpy())
+    np.testing.assert_array_equal(raw(z, training=False).numpy(), tiny_gan.generator(z, training=False).numpy())
     assert not np.array_equal(raw(z, training=False).numpy(), model(z, training=False).numpy())
 
 
-def test_savedmodel_reproduces_dcgan_sample_without_dcgan(run, gan, tmp_path):
-    run_dir, cfg = run
+def test_savedmodel_reproduces_dcgan_sample_without_dcgan(tiny_run, tiny_gan, tmp_path):
+    run_dir, cfg = tiny_run
     saved = tmp_path / "gen"
     assert export(run_dir, "--format", "savedmodel", "--out", saved) == 0
     assert (saved / "saved_model.pb").is_file()
@@ -69,18 +63,19 @@ def test_savedmodel_reproduces_dcgan_sample_without_dcgan(run, gan, tmp_path):
     with np.load(tmp_path / "out.npz") as f:
         floats, images = f["floats"], f["images"]
     np.testing.assert_array_equal(images, sampled)
-    np.testing.assert_allclose(floats, gan.ema_generator(z, training=False).numpy(), atol=1e-5)
+    np.testing.assert_allclose(floats, tiny_gan.ema_generator(z, training=False).numpy(), atol=1e-5)
     assert floats.min() >= -1.0 and floats.max() <= 1.0
 
 
-def test_force_replaces_only_an_earlier_export(run, tmp_path, capsys):
-    run_dir, _ = run
+def test_force_replaces_only_an_earlier_export(tiny_run, tmp_path, capsys):
+    run_dir, _ = tiny_run
     saved = tmp_path / "sm"
     saved.mkdir()
     (saved / "mine.txt").write_text("earlier work")
-    assert "already exists; pass --force" in error_of(capsys, run_dir, "--format", "savedmodel", "--out", saved)
+    assert "already exists; pass --force" in cli_error(capsys, "export", run_dir, "--format", "savedmodel", "--out", saved)
     # --force never deletes a folder it did not write: once it removed whatever --out named
-    assert "replaces only an earlier export" in error_of(capsys, run_dir, "--format", "savedmodel", "--out", saved, "--force")
+    assert "replaces only an earlier export" in cli_error(capsys, "export", run_dir, "--format", "savedmodel", "--out", saved,
+                                                          "--force")
     assert sorted(p.name for p in saved.iterdir()) == ["mine.txt"]
     fresh = tmp_path / "fresh"
     assert export(run_dir, "--format", "savedmodel", "--out", fresh) == 0
@@ -89,44 +84,42 @@ def test_force_replaces_only_an_earlier_export(run, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "sm"]  # no temporaries left behind
 
 
-def test_force_never_replaces_the_run_or_a_folder_above_it(run, tmp_path, capsys, monkeypatch):
-    run_dir, _ = run
+def test_force_never_replaces_the_run_or_a_folder_above_it(tiny_run, tmp_path, capsys, monkeypatch):
+    run_dir, _ = tiny_run
     before = sorted(p.name for p in run_dir.iterdir())
     for out in (run_dir, run_dir.parent, run_dir / ".."):
-        assert "cannot write an export over the run directory" in error_of(
-            capsys, run_dir, "--format", "savedmodel", "--out", out, "--force")
+        assert "cannot write an export over the run directory" in cli_error(
+            capsys, "export", run_dir, "--format", "savedmodel", "--out", out, "--force")
     monkeypatch.chdir(tmp_path)
-    assert "over the current directory" in error_of(capsys, run_dir, "--format", "savedmodel", "--out", ".", "--force")
+    assert "over the current directory" in cli_error(capsys, "export", run_dir, "--format", "savedmodel", "--out", ".",
+                                                     "--force")
     assert sorted(p.name for p in run_dir.iterdir()) == before
     (tmp_path / "notes.keras").write_text("not a keras file")
-    assert "replaces only an earlier export" in error_of(capsys, run_dir, "--out", tmp_path / "notes.keras", "--force")
+    assert "replaces only an earlier export" in cli_error(capsys, "export", run_dir, "--out", tmp_path / "notes.keras",
+                                                          "--force")
     assert (tmp_path / "notes.keras").read_text() == "not a keras file"
     (tmp_path / "dir.keras").mkdir()
-    assert "is a directory" in error_of(capsys, run_dir, "--out", tmp_path / "dir.keras")
+    assert "is a directory" in cli_error(capsys, "export", run_dir, "--out", tmp_path / "dir.keras")
 
 
-def test_export_into_a_run_another_process_writes_is_refused(run, tmp_path, capsys):
+def test_export_into_a_run_another_process_writes_is_refused(tiny_run, tmp_path, capsys):
     from dcgan.rundir import lock_run
 
-    run_dir, _ = run
+    run_dir, _ = tiny_run
     with lock_run(run_dir, "dcgan train"):
-        assert f"process {os.getpid()} (dcgan train" in error_of(capsys, run_dir, "--out", run_dir / "export" / "locked.keras")
+        err = cli_error(capsys, "export", run_dir, "--out", run_dir / "export" / "locked.keras")
+        assert f"process {os.getpid()} (dcgan train" in err
     assert export(run_dir, "--out", tmp_path / "elsewhere.keras") == 0  # outside the run: no lock needed
     with lock_run(run_dir, "dcgan train"):
         assert export(run_dir, "--out", tmp_path / "again.keras") == 0
 
 
-def error_of(capsys, *args) -> str:
-    return cli_error(capsys, "export", *args)
-
-
-def test_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
-    run_dir, _ = run
-    assert "run directory or checkpoint not found" in error_of(capsys, tmp_path / "nope")
-    assert "available steps: 3, 6" in error_of(capsys, run_dir, "--step", 4)
-    assert "--format 'onnx'" in error_of(capsys, run_dir, "--format", "onnx")
+def test_errors_are_one_line_and_exit_2(tiny_run, tmp_path, capsys):
+    # a missing run, step or checkpoint: test_checkpoints.py, for every command that reads a run
+    run_dir, _ = tiny_run
+    assert "--format 'onnx'" in cli_error(capsys, "export", run_dir, "--format", "onnx")
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a directory")
-    assert "cannot write" in error_of(capsys, run_dir, "--out", blocker / "gen.keras")
+    assert "cannot write" in cli_error(capsys, "export", run_dir, "--out", blocker / "gen.keras")
     (tmp_path / "taken.keras").write_text("earlier work")
-    assert "already exists" in error_of(capsys, run_dir, "--out", tmp_path / "taken.keras")
+    assert "already exists" in cli_error(capsys, "export", run_dir, "--out", tmp_path / "taken.keras")

@@ -5,11 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import blob_images, write_idx
 from dcgan import features
 from dcgan.cli import main
 from dcgan.config import load_config
 from dcgan.errors import DcganError
+from helpers import blob_images, write_mnist
 
 
 @pytest.fixture(autouse=True)
@@ -21,15 +21,7 @@ def cache(tmp_path, monkeypatch):
 @pytest.fixture
 def labelled_dir(tmp_path):
     """IDX files of two easy classes: bright discs (0) and their negatives (1)."""
-    folder = tmp_path / "labelled"
-    folder.mkdir()
-    for prefix, n, seed in (("train", 384, 1), ("t10k", 128, 2)):
-        discs = blob_images(n, seed=seed)[..., 0]
-        labels = np.arange(n) % 2
-        images = np.where(labels[:, None, None] == 1, 255 - discs, discs)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    return folder
+    return write_mnist(tmp_path / "labelled", n_train=384, n_test=128, invert_class_1=True)
 
 
 def test_classifier_trains_records_accuracy_and_is_reused(labelled_dir, cache, monkeypatch, capsys):

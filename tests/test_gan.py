@@ -1,4 +1,8 @@
-"""The GAN's state: what a checkpoint holds and how it restores."""
+"""dcgan/gan.py: the step (the EMA and its warm-up, d_steps, skipped non-finite steps) and what a checkpoint holds.
+
+The steps here are GAN.train_step on batches shaped as the data pipeline ships them,
+(global batch, d_steps, H, W, C) uint8, without the training loop around it.
+"""
 
 import numpy as np
 import pytest
@@ -6,6 +10,91 @@ import tensorflow as tf
 
 from dcgan.errors import DcganError
 from dcgan.gan import GAN, restore
+from helpers import blob_images
+
+
+def batches(gan: GAN, n: int, seed: int = 0) -> list:
+    """n real batches for gan's step: one image per row and discriminator update."""
+    t, d = gan.cfg.data, gan.cfg.train.d_steps
+    images = blob_images(n * t.batch_size * d, seed=seed)
+    return [tf.constant(b) for b in images.reshape(n, t.batch_size, d, *images.shape[1:])]
+
+
+def values(variables) -> list[np.ndarray]:
+    return [np.array(v.numpy()) for v in variables]
+
+
+# ---------------------------------------------------------------- the step
+
+
+def test_ema_warm_up_ramps_the_decay_from_0(tiny_config):
+    """At the update made when the step counter reads s, the EMA decay is ema_decay * min(s / ema_warmup, 1)."""
+    decay, warmup, steps = 0.9, 3, 5
+    gan = GAN(tiny_config(f"train.ema_decay={decay}", f"train.ema_warmup={warmup}"))
+    for a, b in zip(gan.ema_generator.get_weights(), gan.generator.get_weights(), strict=True):  # a copy to start
+        np.testing.assert_array_equal(a, b)
+    raw = []
+    for s, real in enumerate(batches(gan, steps)):
+        gan.train_step(real)
+        raw.append([w.astype(np.float64) for w in values(gan.generator.trainable_variables)])
+        if s == 0:  # decay 0: the EMA is the generator just trained, whatever it started from
+            for a, b in zip(values(gan.ema_generator.trainable_variables), raw[0], strict=True):
+                np.testing.assert_array_equal(a, b)
+    # closed form: the EMA is the average of the generators after each step with weights (1 - d_i) * prod_{j > i} d_j
+    d = [decay * min(s / warmup, 1.0) for s in range(steps)]
+    assert d == pytest.approx([0.0, 0.3, 0.6, 0.9, 0.9])
+    w = [(1 - d[i]) * np.prod(d[i + 1:]) for i in range(steps)]
+    assert sum(w) == pytest.approx(1.0)
+    expected = [sum(w[i] * raw[i][k] for i in range(steps)) for k in range(len(raw[0]))]
+    for got, want in zip(values(gan.ema_generator.trainable_variables), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert not all(np.allclose(a, b) for a, b in zip(raw[-1], expected))  # and it is not just the last generator
+
+
+@pytest.mark.parametrize("d_steps", [1, 3])
+def test_the_discriminator_gets_d_steps_updates_per_step(tiny_config, d_steps):
+    gan = GAN(tiny_config(f"train.d_steps={d_steps}", "train.ema_decay=0"))
+    d_before = values(gan.discriminator.trainable_variables)
+    for real in batches(gan, 2):
+        logs = gan.train_step(real)
+    assert int(gan.step.numpy()) == 2 and int(gan.g_optimizer.iterations.numpy()) == 2
+    assert int(gan.d_optimizer.iterations.numpy()) == 2 * d_steps
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake"} and all(np.isfinite(float(v)) for v in logs.values())
+    assert not any(np.array_equal(a, b) for a, b in zip(d_before, values(gan.discriminator.trainable_variables)))
+
+
+def test_a_non_finite_loss_skips_the_update_and_records_its_step(tiny_config):
+    gan = GAN(tiny_config("train.on_nan=skip_step"))
+    good = batches(gan, 5)
+    for real in good[:2]:
+        gan.train_step(real)
+    assert int(gan.skipped_steps.numpy()) == 0 and int(gan.first_nonfinite_step.numpy()) == -1
+    kernel = gan.discriminator.get_layer("logit").kernel
+    healthy = kernel.numpy()
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))  # a diverged discriminator: every loss is NaN
+
+    def state():  # the weights both networks train and the optimizers' moments and counters
+        return values([*gan.generator.trainable_variables, *gan.discriminator.trainable_variables,
+                       *gan.g_optimizer.variables, *gan.d_optimizer.variables])
+
+    before = state()
+    for real in good[2:4]:  # steps 3 and 4
+        logs = gan.train_step(real)
+        assert not np.isfinite(float(logs["d_loss"])) and not np.isfinite(float(logs["g_loss"]))
+    for a, b in zip(before, state()):
+        np.testing.assert_array_equal(a, b)  # NaN where it was, nothing applied
+    assert int(gan.skipped_steps.numpy()) == 2 and int(gan.first_nonfinite_step.numpy()) == 3
+    assert int(gan.step.numpy()) == 4 and int(gan.g_optimizer.iterations.numpy()) == int(gan.d_optimizer.iterations.numpy()) == 2
+
+    kernel.assign(healthy)
+    generator = values(gan.generator.trainable_variables)
+    logs = gan.train_step(good[4])  # finite again: applied, and the first bad step stays the one recorded
+    assert np.isfinite(float(logs["d_loss"])) and int(gan.g_optimizer.iterations.numpy()) == 3
+    assert int(gan.skipped_steps.numpy()) == 2 and int(gan.first_nonfinite_step.numpy()) == 3
+    assert not any(np.array_equal(a, b) for a, b in zip(generator, values(gan.generator.trainable_variables)))
+
+
+# ---------------------------------------------------------------- checkpoints and the sampling copy
 
 
 def test_checkpoint_from_before_the_sampler_choice_samples_from_the_ema_copy(tiny_config, tmp_path):
@@ -15,7 +104,7 @@ def test_checkpoint_from_before_the_sampler_choice_samples_from_the_ema_copy(tin
     gan = GAN(cfg)
     gan.sample_from_ema.assign(False)
     restore(gan, path)
-    assert bool(gan.sample_from_ema.numpy()) is True and gan.sampler is gan.ema_generator
+    assert bool(gan.sample_from_ema.numpy()) is True and gan.sampling_generator() is gan.ema_generator
     for x, y in zip(old.state_arrays(), gan.state_arrays()):
         np.testing.assert_array_equal(x, y)
     del old.checkpointed["fixed_noise"]  # any other missing variable is still refused
@@ -26,11 +115,11 @@ def test_checkpoint_from_before_the_sampler_choice_samples_from_the_ema_copy(tin
 
 def test_pick_follows_the_saved_choice_unless_told(tiny_config):
     gan = GAN(tiny_config("train.ema_decay=0.9"))
-    assert gan.sampler is gan.ema_generator and bool(gan.sample_from_ema.numpy())  # EMA until a choice says otherwise
+    assert gan.sampling_generator() is gan.ema_generator and bool(gan.sample_from_ema.numpy())  # EMA until a choice says otherwise
     gan.sample_from_ema.assign(False)
-    assert gan.sampler is gan.generator and gan.pick(None) is gan.generator
-    assert gan.pick(True) is gan.ema_generator and gan.pick(False) is gan.generator
+    assert gan.sampling_generator() is gan.generator and gan.sampling_generator(None) is gan.generator
+    assert gan.sampling_generator(True) is gan.ema_generator and gan.sampling_generator(False) is gan.generator
     plain = GAN(tiny_config("train.ema_decay=0"))
     assert plain.ema_generator is None and not bool(plain.sample_from_ema.numpy())
-    assert plain.pick(True) is plain.generator and plain.sampler is plain.generator
+    assert plain.sampling_generator(True) is plain.generator and plain.sampling_generator() is plain.generator
     assert "sample_from_ema" not in plain.checkpointed  # nothing to choose: checkpoints stay as they were

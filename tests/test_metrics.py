@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from conftest import blob_images
 from dcgan import metrics as M
 from dcgan.errors import DcganError
+from helpers import blob_images
 
 
 def _gaussian(rng, n, mean, cov):

@@ -26,3 +26,10 @@ def test_main_job_command_is_in_the_readme():
 def test_config_reference_matches_the_schema():
     # regenerate with: python scripts/update_readme.py
     assert reference_markdown() in README
+
+
+def test_code_map_names_every_module_of_the_package():
+    section = README.split("## Code map", 1)[1].split("\n## ", 1)[0]
+    mapped = set(re.findall(r"`(\w+)\.py`", section))
+    modules = {p.stem for p in (ROOT / "dcgan").glob("*.py") if not p.stem.startswith("__")}
+    assert mapped == modules

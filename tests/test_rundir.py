@@ -6,6 +6,7 @@ import pytest
 
 from dcgan.errors import DcganError
 from dcgan.rundir import MetricsLog, atomic_write, read_metrics, trim_event_files
+from helpers import event_steps
 
 
 def test_atomic_write_replaces_whole_file_with_umask_permissions(tmp_path):
@@ -16,14 +17,6 @@ def test_atomic_write_replaces_whole_file_with_umask_permissions(tmp_path):
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
     assert [p.name for p in path.parent.iterdir()] == ["x.txt"]
-
-
-def event_steps(folder, tags: bool = False) -> list:
-    """The step (or (tag, step)) of every summary in a folder's TensorBoard event files, in file order."""
-    import tensorflow as tf
-
-    return [(v.tag, e.step) if tags else e.step for path in sorted(folder.glob("events.out.tfevents.*"))
-            for e in tf.compat.v1.train.summary_iterator(str(path)) for v in e.summary.value]
 
 
 def test_trim_event_files_drops_later_steps_and_a_torn_record(tmp_path):
@@ -51,18 +44,18 @@ def test_read_metrics_keeps_only_records_it_can_place(tmp_path):
                [4], {"step": 4, "note": "a\u2028b"}]
     lines = [json.dumps(r, ensure_ascii=False) for r in records] + ["[" * 100_000, '{"step": ' + "9" * 5000 + "}"]
     path.write_text("\n".join(lines) + '\n{"step": 5, "g_lo')  # ends in a torn line
-    assert [r["step"] for r in read_metrics(path)] == [1, 4]
+    assert [r["step"] for r in read_metrics(path, "all")] == [1, 4]
     MetricsLog(path, resume_step=3)  # a resume compares every step with its own
-    assert read_metrics(path) == [{"step": 1, "g_loss": 1.0}]
+    assert read_metrics(path, "train") == [{"step": 1, "g_loss": 1.0}]
 
 
 def test_unreadable_metrics_files_are_one_line_naming_them(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b'{"step": 1}\n{"step": 2, "x": "\xff"}\n')
     with pytest.raises(DcganError, match=r"metrics.jsonl: line 2 is not UTF-8 text"):
-        read_metrics(path)
+        read_metrics(path, "all")
     path.unlink()
     path.mkdir()
     with pytest.raises(DcganError, match="metrics.jsonl: is a directory, not a metrics file"):
-        read_metrics(path)
-    assert read_metrics(tmp_path / "missing.jsonl") == []
+        read_metrics(path, "all")
+    assert read_metrics(tmp_path / "missing.jsonl", "all") == []

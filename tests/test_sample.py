@@ -4,49 +4,20 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from conftest import TINY, blob_images, write_idx, cli_error
 from dcgan import viz
 from dcgan.cli import main
-from dcgan.config import load_config
 from dcgan.errors import DcganError
 from dcgan import sample as S
 from dcgan.sample import latents, parse_grid, parse_seeds, slerp
+from helpers import cli_error, usage_error
 
 SIZE = 28
 
 
-def make_run(tmp_path_factory, *overrides):
-    """Train one tiny run (6 steps, checkpoints at 3 and 6) for a whole test module."""
-    root = tmp_path_factory.mktemp("run")
-    mnist = root / "mnist"
-    mnist.mkdir()
-    write_idx(mnist / "train-images-idx3-ubyte.gz", blob_images(256, seed=1)[..., 0])
-    write_idx(mnist / "train-labels-idx1-ubyte.gz", np.zeros(256, np.uint8))
-    cfg = load_config(None, ["data.name=mnist", f"data.path={mnist}", f"run.dir={root / 'runs'}", "run.name=tiny", *TINY, *overrides])
-    from dcgan.train import train
-
-    return train(cfg, quiet=True), cfg
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return make_run(tmp_path_factory, "train.ema_decay=0.9")
-
-
-@pytest.fixture(scope="module")
-def gan(run):
-    from dcgan.gan import GAN, restore
-
-    run_dir, cfg = run
-    g = GAN(cfg)
-    restore(g, str(run_dir / "checkpoints" / "ckpt-6"))
-    return g
-
-
-@pytest.fixture(scope="module")
-def reference(run, tmp_path_factory) -> dict:
+def reference(tiny_run, tmp_path_factory) -> dict:
     """Seeds 0..63 from the latest checkpoint's EMA generator, sampled once for the module."""
-    return npz(run[0], tmp_path_factory.mktemp("ref"), "--n", 64)
+    return npz(tiny_run[0], tmp_path_factory.mktemp("ref"), "--n", 64)
 
 
 def sample(*args) -> int:
@@ -99,33 +70,33 @@ def test_numbers_too_long_for_int_are_one_clear_error():
 ])
 def test_pictures_are_capped_before_seeds_are_listed(kwargs, message):
     with pytest.raises(DcganError, match=message):
-        S.plan(**kwargs)
+        S.parse_request(**kwargs)
 
 
 def test_largest_pictures_pass():
-    assert S.plan(grid="100x100").picture_images() == 10_000
-    request = S.plan(interpolate=1, frames=9_999)
+    assert S.parse_request(grid="100x100").picture_images() == 10_000
+    request = S.parse_request(interpolate=1, frames=9_999)
     assert request.generated() == request.picture_images() == 10_000
-    request = S.plan(interpolate=2, frames=3, out="walk.png")
+    request = S.parse_request(interpolate=2, frames=3, out="walk.png")
     assert (request.generated(), request.picture_images()) == (7, 8)  # each row of the strip ends on its endpoint
-    assert S.plan(interpolate=5_000, frames=1, out="walk.png").picture_images() == 10_000
+    assert S.parse_request(interpolate=5_000, frames=1, out="walk.png").picture_images() == 10_000
 
 
 def test_huge_requests_are_refused_fast_through_the_cli(tmp_path, capsys):
     # the run is never looked up: each value fails in plan(), before TensorFlow builds anything
     for flags in (["--grid", "100000x100000"], ["--interpolate", 1_000_000_000], ["--interpolate", 1_000_000],
                   ["--interpolate", 1, "--frames", 100_000_000]):
-        assert "images in one picture; at most 10,000" in error_of(capsys, tmp_path / "nope", *flags)
+        assert "images in one picture; at most 10,000" in cli_error(capsys, "sample", tmp_path / "nope", *flags)
 
 
 def test_output_size_is_capped_by_the_models_image_size(tmp_path):
-    grid = S.plan(grid="10x10")
+    grid = S.parse_request(grid="10x10")
     S.check_output_size(grid, 28, 1)
     with pytest.raises(DcganError, match="100 images of 1024x1024 make a 105-megapixel picture; at most 100 megapixels"):
         S.check_output_size(grid, 1024, 3)
-    many = S.plan(n=2_000, out=str(tmp_path / "x.npz"))
+    many = S.parse_request(n=2_000, out=str(tmp_path / "x.npz"))
     S.check_output_size(many, 28, 1)
-    S.check_output_size(S.plan(n=1_000, out=str(tmp_path / "x.npz")), 1024, 3)
+    S.check_output_size(S.parse_request(n=1_000, out=str(tmp_path / "x.npz")), 1024, 3)
     with pytest.raises(DcganError, match="2,000 images of 1024x1024x3 are 5.9 GiB; at most 4 GiB per call"):
         S.check_output_size(many, 1024, 3)
 
@@ -133,7 +104,7 @@ def test_output_size_is_capped_by_the_models_image_size(tmp_path):
 @pytest.mark.parametrize("value", [1e308, 10.5, float("inf"), float("nan"), 0, -1])
 def test_truncation_is_a_sane_factor(value):
     with pytest.raises(DcganError, match=r"--truncation .*: must be in \(0, 10\]"):
-        S.plan(truncation=value)
+        S.parse_request(truncation=value)
 
 
 def test_latents_are_per_seed_and_truncation_scales():
@@ -156,8 +127,8 @@ def test_slerp_stays_on_the_sphere_and_hits_endpoints():
 # ---------------------------------------------------------------- images
 
 
-def test_same_seed_same_pixels_whatever_else_is_asked(run, reference, tmp_path):
-    run_dir, _ = run
+def test_same_seed_same_pixels_whatever_else_is_asked(tiny_run, reference, tmp_path):
+    run_dir, _ = tiny_run
     other = npz(run_dir, tmp_path, "--seeds", "7,70-75,5")
     np.testing.assert_array_equal(other["seeds"], [7, 70, 71, 72, 73, 74, 75, 5])
     np.testing.assert_array_equal(other["images"][[0, -1]], reference["images"][[7, 5]])
@@ -168,37 +139,37 @@ def test_same_seed_same_pixels_whatever_else_is_asked(run, reference, tmp_path):
         np.testing.assert_array_equal(viz.read_png(tmp_path / "picks" / f"seed_{seed:04d}.png"), reference["images"][seed])
 
 
-def test_npz_contents_match_the_ema_generator(run, gan, reference, tmp_path):
+def test_npz_contents_match_the_ema_generator(tiny_run, tiny_gan, reference, tmp_path):
     from dcgan.gan import generate_images
 
-    run_dir, cfg = run
+    run_dir, cfg = tiny_run
     images = reference["images"]
     assert images.shape == (64, SIZE, SIZE, 1) and images.dtype == np.uint8
     assert images.std() > 0 and images.max() > images.min()
     np.testing.assert_array_equal(reference["seeds"], np.arange(64))
     assert int(reference["step"]) == 6 and bool(reference["ema"])
     z = latents(range(10), cfg.model.generator.latent_dim)
-    np.testing.assert_array_equal(images[:10], generate_images(gan.ema_generator, z))
+    np.testing.assert_array_equal(images[:10], generate_images(tiny_gan.ema_generator, z))
     truncated = npz(run_dir, tmp_path, "--n", 10, "--truncation", 0.5)["images"]
-    np.testing.assert_array_equal(truncated, generate_images(gan.ema_generator, 0.5 * z))
+    np.testing.assert_array_equal(truncated, generate_images(tiny_gan.ema_generator, 0.5 * z))
     assert not np.array_equal(truncated, images[:10])
 
 
-def test_no_ema_uses_the_raw_generator(run, gan, reference, tmp_path):
+def test_no_ema_uses_the_raw_generator(tiny_run, tiny_gan, reference, tmp_path):
     from dcgan.gan import generate_images
 
-    run_dir, cfg = run
+    run_dir, cfg = tiny_run
     raw = npz(run_dir, tmp_path, "--n", 8, "--no-ema")
     z = latents(range(8), cfg.model.generator.latent_dim)
-    np.testing.assert_array_equal(raw["images"], generate_images(gan.generator, z))
+    np.testing.assert_array_equal(raw["images"], generate_images(tiny_gan.generator, z))
     assert not bool(raw["ema"])
     assert not np.array_equal(raw["images"], reference["images"][:8])
 
 
-def test_default_is_the_copy_the_run_chose(run, gan, reference, tmp_path, capsys):
+def test_default_is_the_copy_the_run_chose(tiny_run, tiny_gan, reference, tmp_path, capsys):
     from dcgan.gan import GAN, generate_images, restore
 
-    run_dir, cfg = run
+    run_dir, cfg = tiny_run
     chose_raw = tmp_path / "chose-raw"
     shutil.copytree(run_dir, chose_raw)
     g = GAN(cfg)
@@ -209,20 +180,18 @@ def test_default_is_the_copy_the_run_chose(run, gan, reference, tmp_path, capsys
     capsys.readouterr()
     chosen = npz(chose_raw, tmp_path, "--n", 8)
     assert "(raw generator, the run's choice)" in capsys.readouterr().out
-    np.testing.assert_array_equal(chosen["images"], generate_images(gan.generator, z))
+    np.testing.assert_array_equal(chosen["images"], generate_images(tiny_gan.generator, z))
     assert not bool(chosen["ema"])
     forced = npz(chose_raw, tmp_path, "--n", 8, "--ema")
     np.testing.assert_array_equal(forced["images"], reference["images"][:8])
     assert bool(forced["ema"])
     assert "(EMA generator)" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exit_:  # argparse: one or the other
-        sample(chose_raw, "--ema", "--no-ema")
-    assert exit_.value.code == 2
-    assert "argument --no-ema: not allowed with argument --ema" in capsys.readouterr().err
+    # argparse: one or the other
+    assert "argument --no-ema: not allowed with argument --ema" in usage_error(capsys, "sample", chose_raw, "--ema", "--no-ema")
 
 
-def test_grid_geometry_and_cells(run, reference, tmp_path):
-    run_dir, _ = run
+def test_grid_geometry_and_cells(tiny_run, reference, tmp_path):
+    run_dir = shutil.copytree(tiny_run[0], tmp_path / "run")  # the default picture goes into the run: a copy of it
     assert sample(run_dir) == 0  # default: 8x8 of seeds 0..63 in the run directory
     default = viz.read_png(run_dir / "sample_grid.png")
     assert default.shape == (8 * (SIZE + 2) + 2, 8 * (SIZE + 2) + 2, 1)
@@ -233,8 +202,8 @@ def test_grid_geometry_and_cells(run, reference, tmp_path):
     np.testing.assert_array_equal(grid, viz.image_grid(reference["images"][:6], 2, 3))
 
 
-def test_interpolation_endpoints_are_the_seeds_images(run, reference, tmp_path):
-    run_dir, _ = run
+def test_interpolation_endpoints_are_the_seeds_images(tiny_run, reference, tmp_path):
+    run_dir, _ = tiny_run
     ends = reference["images"][[3, 9, 4]]
     assert sample(run_dir, "--seeds", "3,9,4", "--interpolate", 2, "--frames", 3, "--out", tmp_path / "w.gif") == 0
     with Image.open(tmp_path / "w.gif") as gif:
@@ -249,8 +218,8 @@ def test_interpolation_endpoints_are_the_seeds_images(run, reference, tmp_path):
     np.testing.assert_array_equal(strip, viz.image_grid(np.concatenate([walk[0:4], walk[3:7]]), 2, 4))
 
 
-def test_checkpoint_path_and_step_pick_the_same_checkpoint(run, reference, tmp_path):
-    run_dir, _ = run
+def test_checkpoint_path_and_step_pick_the_same_checkpoint(tiny_run, reference, tmp_path):
+    run_dir, _ = tiny_run
     by_step = npz(run_dir, tmp_path, "--step", 3, "--n", 4)
     by_path = npz(run_dir / "checkpoints" / "ckpt-3", tmp_path, "--n", 4)
     np.testing.assert_array_equal(by_step["images"], by_path["images"])
@@ -261,45 +230,38 @@ def test_checkpoint_path_and_step_pick_the_same_checkpoint(run, reference, tmp_p
 # ---------------------------------------------------------------- errors
 
 
-def error_of(capsys, *args) -> str:
-    return cli_error(capsys, "sample", *args)
-
-
-def test_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
-    run_dir, _ = run
-    assert "run directory or checkpoint not found" in error_of(capsys, tmp_path / "nope")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    shutil.copy(run_dir / "config.yaml", empty / "config.yaml")
-    assert "no checkpoint in" in error_of(capsys, empty)
-    assert "available steps: 3, 6" in error_of(capsys, run_dir, "--step", 5)
-    assert "--seeds '0-x'" in error_of(capsys, run_dir, "--seeds", "0-x")
-    assert "--grid '8by8'" in error_of(capsys, run_dir, "--grid", "8by8")
-    assert "--grid 2x2 has 4 cells but 3 seeds" in error_of(capsys, run_dir, "--grid", "2x2", "--seeds", "0-2")
+def test_errors_are_one_line_and_exit_2(tiny_run, tmp_path, capsys):
+    # a missing run, step or checkpoint: test_checkpoints.py, for every command that reads a run
+    run_dir, _ = tiny_run
+    assert "--seeds '0-x'" in cli_error(capsys, "sample", run_dir, "--seeds", "0-x")
+    assert "--grid '8by8'" in cli_error(capsys, "sample", run_dir, "--grid", "8by8")
+    assert "--grid 2x2 has 4 cells but 3 seeds" in cli_error(capsys, "sample", run_dir, "--grid", "2x2", "--seeds", "0-2")
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a directory")
-    assert f"cannot write {blocker / 'out.npz'}" in error_of(capsys, run_dir, "--out", blocker / "out.npz")
-    assert "cannot write" in error_of(capsys, run_dir, "--out", blocker / "pngs")
-    assert "--truncation" in error_of(capsys, run_dir, "--truncation", 0)
-    assert ".gif is written for --interpolate only" in error_of(capsys, run_dir, "--out", tmp_path / "x.gif")
-    assert "walks between 3 seeds, got 2" in error_of(capsys, run_dir, "--interpolate", 2, "--seeds", "1,2")
+    assert f"cannot write {blocker / 'out.npz'}" in cli_error(capsys, "sample", run_dir, "--out", blocker / "out.npz")
+    assert "cannot write" in cli_error(capsys, "sample", run_dir, "--out", blocker / "pngs")
+    assert "--truncation" in cli_error(capsys, "sample", run_dir, "--truncation", 0)
+    assert ".gif is written for --interpolate only" in cli_error(capsys, "sample", run_dir, "--out", tmp_path / "x.gif")
+    assert "walks between 3 seeds, got 2" in cli_error(capsys, "sample", run_dir, "--interpolate", 2, "--seeds", "1,2")
 
 
-def test_picture_size_is_checked_before_the_generator_is_loaded(run, monkeypatch, capsys):
+def test_picture_size_is_checked_before_the_generator_is_loaded(tiny_run, monkeypatch, capsys):
     def no_loading(*a, **k):
         raise AssertionError("the generator was loaded")
 
-    monkeypatch.setattr(S, "load_generator", no_loading)
+    import dcgan.gan
+
+    monkeypatch.setattr(dcgan.gan, "load_generator", no_loading)
     monkeypatch.setattr(S, "MAX_PICTURE_PIXELS", 3 * SIZE * SIZE)
-    assert "4 images of 28x28 make a 0-megapixel picture" in error_of(capsys, run[0], "--grid", "2x2")
-    assert "--truncation 1e+308: must be in (0, 10]" in error_of(capsys, run[0], "--truncation", 1e308)
+    assert "4 images of 28x28 make a 0-megapixel picture" in cli_error(capsys, "sample", tiny_run[0], "--grid", "2x2")
+    assert "--truncation 1e+308: must be in (0, 10]" in cli_error(capsys, "sample", tiny_run[0], "--truncation", 1e308)
 
 
-def test_incompatible_checkpoint_is_one_clear_line(run, tmp_path, capsys):
-    run_dir, _ = run
+def test_incompatible_checkpoint_is_one_clear_line(tiny_run, tmp_path, capsys):
+    run_dir, _ = tiny_run
     other = tmp_path / "other"
     shutil.copytree(run_dir, other)
     text = (other / "config.yaml").read_text()
     (other / "config.yaml").write_text(text.replace("latent_dim: 8", "latent_dim: 9"))
-    err = error_of(capsys, other)
+    err = cli_error(capsys, "sample", other)
     assert "cannot restore checkpoint" in err and "ckpt-6" in err

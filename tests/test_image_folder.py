@@ -1,0 +1,155 @@
+"""Image folders: PNG/JPEG files resized and cropped, each header checked before the file is read."""
+
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import deadline, fifo
+from dcgan import data, datafiles, image_folder
+from dcgan.config import load_config
+from dcgan.datafiles import DataError
+
+
+def test_image_folder_resizes_crops_and_skips_junk(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(root / "a.png")
+    Image.new("RGB", (30, 60), (0, 255, 0)).save(root / "sub" / "b.jpg")
+    (root / "broken.png").write_bytes(b"not a png")
+    (root / "notes.txt").write_text("hello")
+    cfg = load_config(None, ["data.name=folder", f"data.path={root}", "data.image_size=16", "data.channels=3"]).data
+    images = data.load_images(cfg)
+    assert images.shape == (2, 16, 16, 3)
+    assert images[0, 8, 8].tolist() == [255, 0, 0]
+    assert abs(int(images[1, 8, 8, 1]) - 255) <= 2 and images[1, 8, 8, 0] <= 2  # JPEG rounding
+    gray = data.load_images(load_config(None, ["data.name=folder", f"data.path={root}", "data.image_size=8", "data.channels=1"]).data)
+    assert gray.shape == (2, 8, 8, 1)
+
+
+def test_image_size_is_read_from_the_header(tmp_path):
+    from PIL import Image
+
+    image = Image.new("RGB", (37, 21), (1, 2, 3))
+    for name, options in {"a.png": {}, "b.jpg": {}, "c.jpg": {"progressive": True}}.items():
+        image.save(tmp_path / name, **options)
+        assert image_folder.image_size_of((tmp_path / name).read_bytes()) == (21, 37), name
+    with pytest.raises(ValueError, match="not a PNG or JPEG"):
+        image_folder.image_size_of(b"GIF89a" + bytes(20))
+
+
+def test_image_bomb_is_skipped_without_decoding(tmp_path, capsys):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    Image.new("L", (16, 16), 200).save(root / "ok.png")
+    bomb = bytearray((root / "ok.png").read_bytes())
+    bomb[16:24] = (60000).to_bytes(4, "big") * 2  # IHDR now claims 60000 x 60000 (3.6 gigapixels)
+    (root / "bomb.png").write_bytes(bytes(bomb))
+    images = image_folder.load_folder(root, 16, 1)
+    assert images.shape == (1, 16, 16, 1) and int(images[0, 8, 8, 0]) == 200
+    assert f"1 image(s) over {datafiles.MAX_IMAGE_PIXELS} pixels" in capsys.readouterr().err  # a warning: stderr
+
+
+def test_empty_folder_is_refused(tmp_path):
+    (tmp_path / "x.txt").write_text("no images")
+    with pytest.raises(DataError, match="no readable PNG/JPEG images"):
+        image_folder.load_folder(tmp_path, 16, 3)
+
+
+def _png(path, size=(16, 16), value=200, mode="L"):
+    from PIL import Image
+
+    Image.new(mode, size, value).save(path)
+
+
+def _noisy_png(path, side=64):
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path)
+
+
+def test_image_folder_skips_fifos_devices_and_elongated_images_naming_each_reason(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _png(root / "ok.png")
+    _png(root / "strip.png", size=(2000, 1))  # scaled to 16 high, it would be 32,000 wide
+    fifo(root / "pipe.png")
+    (root / "zero.jpg").symlink_to("/dev/zero")
+    with deadline():
+        images = image_folder.load_folder(root, 16, 1)
+    assert images.shape == (1, 16, 16, 1)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # warnings go to stderr
+    assert (f"data: {root}: skipped 0 unreadable image(s), 2 image(s) that are not regular files (FIFOs, devices, ...), "
+            f"1 image(s) with an aspect ratio over 20:1 and 0 non-image file(s)") in captured.err
+
+
+def test_image_too_big_once_resized_or_for_memory_is_skipped(tmp_path, capsys, monkeypatch):
+    import tensorflow as tf
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _png(root / "a_ok.png")
+    _png(root / "b_wide.png", size=(50, 10))  # 500 pixels; resized to 32 high it is 32 x 160 = 5120
+    _png(root / "c_oom.png")
+    monkeypatch.setattr(datafiles, "MAX_IMAGE_PIXELS", 2000)
+    resize_crop, calls = image_folder._resize_crop, []
+
+    def oom_on_c(img, size):
+        calls.append(size)
+        if len(calls) == 2:  # the second image decoded: c_oom.png
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return resize_crop(img, size)
+
+    monkeypatch.setattr(image_folder, "_resize_crop", oom_on_c)
+    images = image_folder.load_folder(root, 32, 1)
+    assert images.shape == (1, 32, 32, 1)
+    err = capsys.readouterr().err
+    assert "1 image(s) over 2000 pixels once resized to 32" in err and "1 image(s) too big for memory" in err
+
+
+def test_image_file_over_the_size_limit_is_skipped_unread(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _png(root / "small.png")
+    _noisy_png(root / "big.png")  # about 12 KB
+    monkeypatch.setattr(image_folder, "MAX_IMAGE_FILE_BYTES", 10_000)
+    assert image_folder.load_folder(root, 16, 1).shape == (1, 16, 16, 1)
+    assert "1 image(s) over 10000 bytes" in capsys.readouterr().err
+
+
+def _bytes_read() -> int:
+    return int(re.search(r"rchar: (\d+)", Path("/proc/self/io").read_text()).group(1))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux's /proc/self/io")
+def test_image_header_is_checked_before_the_rest_of_the_file_is_read(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _png(root / "ok.png")
+    bomb = bytearray((root / "ok.png").read_bytes())
+    bomb[16:24] = (60000).to_bytes(4, "big") * 2  # IHDR claims 3.6 gigapixels
+    (root / "bomb.png").write_bytes(bytes(bomb) + bytes(8 << 20))
+    before = _bytes_read()
+    image_folder.load_folder(root, 16, 1)
+    assert _bytes_read() - before < 1 << 20
+    assert "1 image(s) over" in capsys.readouterr().err
+
+
+def test_jpeg_whose_frame_header_follows_large_metadata_is_read(tmp_path):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 12), (0, 0, 255)).save(buf, format="JPEG")
+    comment = b"\xff\xfe" + (65535).to_bytes(2, "big") + bytes(65533)  # a COM segment of the largest size
+    jpeg = buf.getvalue()[:2] + comment * 3 + buf.getvalue()[2:]  # the frame header now starts past 192 KB
+    (tmp_path / "a.jpg").write_bytes(jpeg)
+    images = image_folder.load_folder(tmp_path, 8, 3)
+    assert images.shape == (1, 8, 8, 3) and images[0, 4, 4, 2] > 200

@@ -1,0 +1,89 @@
+"""dcgan/losses.py: each loss kind's per-example values on known logits, against the formulas written out."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan.losses import discriminator_loss, generator_loss
+
+REAL = np.array([-3.0, -1.0, 0.0, 0.5, 2.0, 4.0], np.float32)
+FAKE = np.array([2.0, 1.0, 0.0, -0.5, -2.0, -4.0], np.float32)
+
+
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def bce(target, logits):
+    """Sigmoid cross-entropy written out: -t log(sigmoid(x)) - (1 - t) log(1 - sigmoid(x))."""
+    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    return -target * np.log(p) - (1.0 - target) * np.log(1.0 - p)
+
+
+def d_loss(kind, real=REAL, fake=FAKE, real_target=1.0):
+    return discriminator_loss(kind, tf.constant(real), tf.constant(fake), real_target).numpy()
+
+
+def g_loss(kind, fake=FAKE):
+    return generator_loss(kind, tf.constant(fake)).numpy()
+
+
+def test_known_values_at_zero_logits():
+    zero = np.zeros(1, np.float32)
+    np.testing.assert_allclose(d_loss("bce", zero, zero), [2 * np.log(2)], rtol=1e-6)  # D unsure of both: log 2 each
+    np.testing.assert_allclose(g_loss("bce", zero), [np.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(d_loss("hinge", zero, zero), [2.0])  # inside both margins by 1
+    np.testing.assert_allclose(g_loss("hinge", zero), [0.0])
+    np.testing.assert_allclose(d_loss("lsgan", zero, zero), [0.5])  # 0.5 (0 - 1)^2 + 0.5 0^2
+    np.testing.assert_allclose(g_loss("lsgan", zero), [0.5])
+
+
+def test_bce_discriminator_and_non_saturating_generator():
+    np.testing.assert_allclose(d_loss("bce"), bce(1.0, REAL) + bce(0.0, FAKE), rtol=1e-5)
+    np.testing.assert_allclose(d_loss("bce"), softplus(-REAL) + softplus(FAKE), rtol=1e-5)
+    # non-saturating: -log D(G(z)), not log(1 - D(G(z))); large while D rejects the fakes
+    np.testing.assert_allclose(g_loss("bce"), softplus(-FAKE), rtol=1e-5)
+    assert g_loss("bce", np.array([-10.0], np.float32))[0] == pytest.approx(10.0, abs=1e-3)
+
+
+def test_hinge_losses():
+    np.testing.assert_allclose(d_loss("hinge"), np.maximum(0, 1 - REAL) + np.maximum(0, 1 + FAKE))
+    np.testing.assert_allclose(d_loss("hinge", [4.0, 1.0], [-4.0, -1.0]), [0.0, 0.0])  # beyond the margins: no loss
+    np.testing.assert_allclose(g_loss("hinge"), -FAKE)
+
+
+def test_least_squares_losses():
+    np.testing.assert_allclose(d_loss("lsgan"), 0.5 * (REAL - 1) ** 2 + 0.5 * FAKE**2, rtol=1e-6)
+    np.testing.assert_allclose(g_loss("lsgan"), 0.5 * (FAKE - 1) ** 2, rtol=1e-6)
+
+
+def test_label_smoothing_is_one_sided():
+    """real_target < 1 softens the real term of bce and lsgan; the fake term and the generator's loss are unchanged."""
+    smoothed = d_loss("bce", real_target=0.9)
+    np.testing.assert_allclose(smoothed, bce(0.9, REAL) + bce(0.0, FAKE), rtol=1e-5)  # the fakes' target stays 0
+    np.testing.assert_allclose(smoothed - d_loss("bce"), bce(0.9, REAL) - bce(1.0, REAL), rtol=1e-4, atol=1e-6)
+    # the smoothed real term is smallest at logit(0.9), no longer growing ever more confident
+    logits = np.linspace(-1, 5, 601).astype(np.float32)
+    best = logits[np.argmin(d_loss("bce", logits, np.full_like(logits, -50.0), real_target=0.9))]
+    assert best == pytest.approx(np.log(0.9 / 0.1), abs=0.01)
+    np.testing.assert_allclose(d_loss("lsgan", real_target=0.9), 0.5 * (REAL - 0.9) ** 2 + 0.5 * FAKE**2, rtol=1e-6)
+    np.testing.assert_allclose(d_loss("hinge", real_target=0.9), d_loss("hinge"))  # hinge has no target to smooth
+
+
+@pytest.mark.parametrize("kind", ["bce", "hinge", "lsgan"])
+def test_losses_are_per_example_float32_whatever_the_logits_shape_and_dtype(kind):
+    for dtype in (tf.float32, tf.float16, tf.bfloat16):
+        real = tf.cast(tf.reshape(tf.constant(REAL), [6, 1]), dtype)  # a discriminator's (batch, 1) logits
+        fake = tf.cast(tf.reshape(tf.constant(FAKE), [6, 1]), dtype)
+        d, g = discriminator_loss(kind, real, fake, 0.9), generator_loss(kind, fake)
+        assert d.shape == (6,) and g.shape == (6,) and d.dtype == g.dtype == tf.float32, dtype
+        # the half-precision logits hold these values exactly, so the losses match float32's
+        np.testing.assert_allclose(d.numpy(), d_loss(kind, real_target=0.9), rtol=1e-6)
+        np.testing.assert_allclose(g.numpy(), g_loss(kind), rtol=1e-6)
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown loss 'wgan'"):
+        discriminator_loss("wgan", REAL, FAKE)
+    with pytest.raises(ValueError, match="unknown loss 'wgan'"):
+        generator_loss("wgan", FAKE)
