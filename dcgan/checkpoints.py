@@ -75,5 +75,6 @@ def find_checkpoint(target: str | Path, step: int | None = None) -> Checkpoint:
         if step is not None:
             raise DcganError(f"--step picks a checkpoint of a run directory; {target} already names one")
         prefix = path.with_name(m[1])
-        return Checkpoint(prefix.parent.parent, str(prefix), int(m[2]))
+        folder = prefix.parent.parent if prefix.parent.name == BEST_DIR else prefix.parent  # RUN/checkpoints[/best]
+        return Checkpoint(folder.parent, str(prefix), int(m[2]))
     raise DcganError(f"run directory or checkpoint not found: {target}")

@@ -55,6 +55,8 @@ class GAN(tf.Module):
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
             self.first_nonfinite_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+            # set by any update of this step that was skipped (d_steps > 1 has several): the step counts once
+            self.step_skipped = tf.Variable(False, trainable=False, name="step_skipped")
             self.rng = tf.random.Generator.from_seed(t.seed)
         n_fixed = t.sample_grid**2
         self.fixed_noise = tf.Variable(
@@ -102,8 +104,10 @@ class GAN(tf.Module):
         # one device and N replicas see the same numbers for the same seed.
         t = self.cfg.train
         latents = self.rng.normal([self.cfg.data.batch_size, t.d_steps, self.cfg.model.generator.latent_dim])
+        self.step_skipped.assign(False)
         logs = self.strategy.run(self._replica_step, args=(real, latents))
         logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in logs.items()}
+        self.skipped_steps.assign_add(tf.cast(self.step_skipped, tf.int64))
         if self.ema_generator is not None:
             self._update_ema()
         self.step.assign_add(1)
@@ -163,11 +167,8 @@ class GAN(tf.Module):
             return tf.constant(True)
 
         def skip():
-            if optimizer is self.g_optimizer:  # count each bad step once
-                self.skipped_steps.assign_add(1)
-                self.first_nonfinite_step.assign(
-                    tf.where(self.first_nonfinite_step < 0, self.step + 1, self.first_nonfinite_step)
-                )
+            self.step_skipped.assign(True)
+            self.first_nonfinite_step.assign(tf.where(self.first_nonfinite_step < 0, self.step + 1, self.first_nonfinite_step))
             return tf.constant(False)
 
         if tf.__internal__.distribute.strategy_supports_no_merge_call():

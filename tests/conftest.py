@@ -1,7 +1,6 @@
 """Shared fixtures: tiny configs, datasets in the real file formats, and one tiny trained run for the session.
 
-Plain helpers are in helpers.py; the names below re-exported from it keep `from conftest import ...`
-working in modules that have not moved to `from helpers import ...` yet.
+Plain helpers (file writers, CLI checks) are in helpers.py.
 """
 
 import os
@@ -11,8 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest
 
 from dcgan.config import load_config
-from helpers import (TINY, blob_images, cifar_batch, cli_error, deadline, fifo, mnist_sets,  # noqa: F401 (re-exported)
-                     one_line_config_error, write_idx, write_mnist)
+from helpers import mnist_sets, write_mnist
 
 
 @pytest.fixture

@@ -131,8 +131,6 @@ def test_find_checkpoint_refuses_what_names_no_checkpoint(run, tmp_path):
         assert error(find_checkpoint, target) == f"run directory or checkpoint not found: {target}"
 
 
-@pytest.mark.xfail(strict=True, reason="package bug: the run of RUN/checkpoints/best/ckpt-N is taken to be RUN/checkpoints, "
-                                       "so `dcgan sample|export` of the best checkpoint's path fails for want of a config.yaml")
 def test_an_explicit_best_checkpoint_belongs_to_its_run(run):
     best = run / CHECKPOINT_DIR / BEST_DIR / "ckpt-8"
     assert find_checkpoint(best) == Checkpoint(run, str(best), 8)

@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from conftest import cifar_batch
+from helpers import cifar_batch
 from dcgan import cifar, data, datafiles
 from dcgan.config import load_config
 from dcgan.datafiles import DataError

@@ -51,3 +51,23 @@ def test_os_and_memory_errors_end_in_one_line(monkeypatch, capsys):
     for fails, expected in ((disk_full, "/runs/x/samples/step_0000500.png: No space left on device"), (too_big, "out of memory")):
         monkeypatch.setattr(cli, "cmd_sample", fails)
         assert expected in cli_error(capsys, "sample", "run")
+
+
+def test_tensorflow_start_up_noise_is_silenced_and_the_error_is_the_last_line(tiny_run, tmp_path):
+    """Without TF_CPP_MIN_LOG_LEVEL set, as a user runs it: a failed restore prints one line and nothing after it."""
+    import os
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run)
+    config = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config.replace("base_channels: 4", "base_channels: 6", 1))  # no longer the checkpoint's shape
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "DCGAN_TF_LOGS")}
+    proc = subprocess.run([sys.executable, "-m", "dcgan", "sample", str(run), "--out", str(tmp_path / "g.png")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith("dcgan sample: error: cannot restore checkpoint")
+    loud = subprocess.run([sys.executable, "-m", "dcgan", "sample", str(run), "--out", str(tmp_path / "g.png")],
+                          capture_output=True, text=True, env={**env, "DCGAN_TF_LOGS": "1"}, timeout=120)
+    assert loud.returncode == 2 and len(loud.stderr.strip().splitlines()) > 1  # asked for: TensorFlow speaks

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import TINY, blob_images, cli_error, write_idx
+from helpers import TINY, cli_error, write_mnist
 from dcgan import compare, modes, report
 from dcgan import train as trainlib
 from dcgan.cli import main
@@ -33,11 +33,7 @@ def cache(cache_dir, monkeypatch):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """Tiny MNIST IDX files with two labels (the feature classifier needs classes)."""
-    folder = tmp_path_factory.mktemp("mnist")
-    for prefix, n, seed in (("train", 256, 1), ("t10k", 64, 2)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", blob_images(n, seed=seed)[..., 0])
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 2)
-    return folder
+    return write_mnist(tmp_path_factory.mktemp("mnist"), two_classes=True)
 
 
 def tiny_sets(root, data):

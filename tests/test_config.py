@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import one_line_config_error
+from helpers import one_line_config_error
 from dcgan.config import (
     Config, ConfigError, apply_overrides, block_modes, diff_keys, dump_config, from_dict, load_config,
     reference_markdown, to_dict, upsampling_plan,

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import cifar_batch, deadline, fifo
+from helpers import cifar_batch, deadline, fifo
 from helpers import blob_images, cli_error, write_idx
 from dcgan import data, datafiles
 from dcgan.config import load_config

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import deadline, fifo
+from helpers import deadline, fifo
 from helpers import blob_images
 from dcgan import datafiles, mnist
 from dcgan.datafiles import DataError, FileTooLarge, NotRegularFile, open_regular

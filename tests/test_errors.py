@@ -20,3 +20,11 @@ def test_clip_and_printable_keep_text_on_one_line():
     assert printable("a\nb\u2028c") == "a\\nb\\u2028c"
     assert clip("x" * 100, 10) == "xxxxxxx..."
     assert clip("a\nb") == "a\\nb"
+
+
+def test_first_line_cuts_long_messages_and_names_an_empty_one():
+    from dcgan.errors import first_line
+
+    assert first_line(ValueError("No space left on device\n  more TensorFlow detail\n")) == "No space left on device"
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(OSError("  \n")) == "OSError"

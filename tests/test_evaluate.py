@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan import evaluate as E
+from dcgan import evaluate
 from dcgan.hooks import SamplerChoice
 from dcgan.cli import main
 from dcgan.config import load_config
@@ -43,9 +43,9 @@ def final_choice(run) -> str:
 
 def test_evaluate_a_trained_run(trained_run, capsys):
     run = trained_run
-    records = E.evaluate(run, n=64)
-    assert [r["metric"] for r in records] == list(E.METRICS)
-    saved = json.loads((run / E.EVAL_FILE).read_text())
+    records = evaluate.evaluate(run, n=64)
+    assert [r["metric"] for r in records] == list(evaluate.METRICS)
+    saved = json.loads((run / evaluate.EVAL_FILE).read_text())
     assert saved == records
     by_name = {r["metric"]: r for r in saved}
     for r in saved:
@@ -57,50 +57,50 @@ def test_evaluate_a_trained_run(trained_run, capsys):
     assert by_name["fid"]["value"] > 0 and by_name["checkerboard"]["value"] > 0
     assert 0 <= by_name["precision"]["value"] <= 1 and 0 <= by_name["recall"]["value"] <= 1
     assert by_name["kid"]["std"] >= 0
-    spectrum = read_png(run / E.SPECTRUM_FILE)
+    spectrum = read_png(run / evaluate.SPECTRUM_FILE)
     assert spectrum.shape[0] > 100 and spectrum.shape[1] > 100
     table = capsys.readouterr().out
     assert "metric" in table and "checkerboard" in table and "±" in table
 
     # a subset of metrics, an explicit step, either copy: same latents, so FID is reproducible
-    again = E.evaluate(run, n=64, metrics="fid,checkerboard", step=4, quiet=True)
+    again = evaluate.evaluate(run, n=64, metrics="fid,checkerboard", step=4, quiet=True)
     assert [r["metric"] for r in again] == ["fid", "checkerboard"]
     assert again[0]["value"] == pytest.approx(by_name["fid"]["value"], rel=1e-5)
-    ema = E.evaluate(run, n=64, metrics=["fid"], use_ema=True, quiet=True)
-    raw = E.evaluate(run, n=64, metrics=["fid"], use_ema=False, quiet=True)
+    ema = evaluate.evaluate(run, n=64, metrics=["fid"], use_ema=True, quiet=True)
+    raw = evaluate.evaluate(run, n=64, metrics=["fid"], use_ema=False, quiet=True)
     assert ema[0]["ema"] is True and raw[0]["ema"] is False
     assert raw[0]["value"] != pytest.approx(ema[0]["value"], rel=1e-6)
     assert again[0]["value"] == pytest.approx((ema if final_choice(run) == "ema" else raw)[0]["value"], rel=1e-5)
     capsys.readouterr()
     assert main(["evaluate", str(run), "--n", "32", "--metrics", "checkerboard", "--step", "3"]) == 0
     assert "checkerboard" in capsys.readouterr().out
-    assert json.loads((run / E.EVAL_FILE).read_text())[0]["checkpoint_step"] == 3
+    assert json.loads((run / evaluate.EVAL_FILE).read_text())[0]["checkpoint_step"] == 3
 
 
 def test_errors_are_one_clear_line(tiny_config, tmp_path, capsys):
     with pytest.raises(DcganError, match="unknown metric 'fdi'; valid metrics: fid, kid, precision, recall, checkerboard"):
-        E.evaluate(tmp_path, metrics="fid,fdi")
+        evaluate.evaluate(tmp_path, metrics="fid,fdi")
     run = tmp_path / "empty-run"
     write_config(run, tiny_config())
     with pytest.raises(DcganError, match=r"no checkpoint in .*checkpoints; train the run first"):
-        E.evaluate(run, n=8)
+        evaluate.evaluate(run, n=8)
     with pytest.raises(DcganError, match="no best checkpoint"):
-        E.evaluate(run, step="best")
+        evaluate.evaluate(run, step="best")
     with pytest.raises(DcganError, match=r"no checkpoint in .*checkpoints; train the run first"):
-        E.evaluate(run, step="all")
+        evaluate.evaluate(run, step="all")
     with pytest.raises(DcganError, match="run directory not found"):
-        E.evaluate(tmp_path / "nowhere")
+        evaluate.evaluate(tmp_path / "nowhere")
     assert cli_error(capsys, "evaluate", run, "--metrics", "fid,is").startswith("dcgan evaluate: error: unknown metric 'is'")
 
 
 def test_arguments_are_checked_before_the_run_is_read(tmp_path, capsys):
     nowhere = tmp_path / "nowhere"  # its error would come next
     with pytest.raises(DcganError, match="--n: 1000000000 is too many; at most 100000 generated images"):
-        E.evaluate(nowhere, n=1_000_000_000)
+        evaluate.evaluate(nowhere, n=1_000_000_000)
     assert "--n: 100001 is too many" in cli_error(capsys, "evaluate", nowhere, "--n", 100_001)
     (tmp_path / "dir.keras").mkdir()
     with pytest.raises(DcganError, match="--feature-model: .*dir.keras is a directory, not a .keras file"):
-        E.evaluate(nowhere, feature_model=str(tmp_path / "dir.keras"))
+        evaluate.evaluate(nowhere, feature_model=str(tmp_path / "dir.keras"))
     (tmp_path / "text.keras").write_text("not a zip")
     assert "text.keras is not a .keras (zip) file" in cli_error(capsys, "evaluate", nowhere, "--feature-model",
                                                                 tmp_path / "text.keras")
@@ -110,11 +110,11 @@ def test_step_all_scores_every_kept_checkpoint_oldest_first(trained_run, capsys)
     assert main(["evaluate", str(trained_run), "--n", "32", "--metrics", "fid,checkerboard", "--step", "all"]) == 0
     progress = capsys.readouterr().err  # log lines go to stderr; stdout carries the table
     assert "step 3: fid" in progress and "step 4: fid" in progress
-    records = json.loads((trained_run / E.EVAL_FILE).read_text())
+    records = json.loads((trained_run / evaluate.EVAL_FILE).read_text())
     assert [(r["checkpoint_step"], r["metric"]) for r in records] == [(3, "fid"), (3, "checkerboard"), (4, "fid"), (4, "checkerboard")]
-    one = E.evaluate(trained_run, n=32, metrics="fid", step=3, quiet=True)
+    one = evaluate.evaluate(trained_run, n=32, metrics="fid", step=3, quiet=True)
     assert one[0]["value"] == pytest.approx(records[0]["value"], rel=1e-5)  # restoring in turn leaks nothing between steps
-    curve = read_png(trained_run / E.CURVE_FILE)
+    curve = read_png(trained_run / evaluate.CURVE_FILE)
     assert curve.shape[1] > 400  # one panel per metric
     # argparse rejects it before any work
     assert "expected a step number, 'best' or 'all', got 'al'" in usage_error(capsys, "evaluate", trained_run, "--step", "al")
@@ -133,7 +133,7 @@ def test_training_with_eval_every_logs_and_keeps_the_best_checkpoint(trained_run
     assert [p.name for p in best_dir.glob("*.index")] == [f"ckpt-{best['step']}.index"]
     # the regular checkpoints are untouched, and the best one evaluates to the logged FID
     assert (run / CHECKPOINT_DIR / "ckpt-4.index").is_file()
-    scored = E.evaluate(run, n=32, metrics="fid", step="best", quiet=True)
+    scored = evaluate.evaluate(run, n=32, metrics="fid", step="best", quiet=True)
     assert scored[0]["checkpoint_step"] == best["step"]
     assert scored[0]["value"] == pytest.approx(best["eval"]["fid"], rel=1e-4)
 
@@ -231,7 +231,7 @@ def test_sampler_choice_script_replays_the_choice_and_judges_it(trained_run, cap
     assert [r["step"] for r in results] == [3, 4]
     logged = [r["sampler"] for r in read_metrics(trained_run / "metrics.jsonl", "all") if "sampler" in r and r["step"] == 4][-1]
     assert results[1]["choice"] == logged["choice"] and results[1]["fid_ema"] == pytest.approx(logged["fid_ema"], rel=1e-4)
-    scored = E.evaluate(trained_run, n=32, metrics="fid", step=4, use_ema=False, quiet=True)
+    scored = evaluate.evaluate(trained_run, n=32, metrics="fid", step=4, use_ema=False, quiet=True)
     assert results[1]["test_fid_raw"] == pytest.approx(scored[0]["value"], rel=1e-5)
     agreed = sum(r[f"test_fid_{r['choice']}"] <= min(r["test_fid_ema"], r["test_fid_raw"]) for r in results)
     assert lines[-1].startswith(f"choice agreed with the test split at {agreed} of 2 checkpoints")

@@ -94,6 +94,15 @@ def test_a_non_finite_loss_skips_the_update_and_records_its_step(tiny_config):
     assert not any(np.array_equal(a, b) for a, b in zip(generator, values(gan.generator.trainable_variables)))
 
 
+def test_a_non_finite_extra_discriminator_update_counts_as_a_bad_step(tiny_config):
+    gan = GAN(tiny_config("train.d_steps=2", "train.ema_decay=0"))
+    real = batches(gan, 1)[0].numpy().astype(np.float32) / 127.5 - 1.0  # the step scales uint8 pixels the same way
+    real[0, 0] = np.nan  # one image of the extra update's share of the batch
+    gan.train_step(tf.constant(real))
+    assert int(gan.d_optimizer.iterations.numpy()) == 1  # the bad update was skipped, the last one applied
+    assert int(gan.skipped_steps.numpy()) == 1 and int(gan.first_nonfinite_step.numpy()) == 1
+
+
 # ---------------------------------------------------------------- checkpoints and the sampling copy
 
 
@@ -113,7 +122,7 @@ def test_checkpoint_from_before_the_sampler_choice_samples_from_the_ema_copy(tin
         restore(gan, path)
 
 
-def test_pick_follows_the_saved_choice_unless_told(tiny_config):
+def test_sampling_generator_follows_the_saved_choice_unless_told(tiny_config):
     gan = GAN(tiny_config("train.ema_decay=0.9"))
     assert gan.sampling_generator() is gan.ema_generator and bool(gan.sample_from_ema.numpy())  # EMA until a choice says otherwise
     gan.sample_from_ema.assign(False)

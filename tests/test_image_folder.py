@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import deadline, fifo
+from helpers import deadline, fifo
 from dcgan import data, datafiles, image_folder
 from dcgan.config import load_config
 from dcgan.datafiles import DataError

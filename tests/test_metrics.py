@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from dcgan import metrics as M
+from dcgan import metrics
 from dcgan.errors import DcganError
 from helpers import blob_images
 
@@ -18,8 +18,8 @@ def _closed_form(mu1, s1, mu2, s2):
 
 def test_fid_of_a_set_with_itself_is_zero():
     x = np.random.default_rng(0).normal(size=(500, 8))
-    mu, sigma = M.feature_stats(x)
-    assert abs(M.fid(mu, sigma, mu, sigma)) < 1e-6
+    mu, sigma = metrics.feature_stats(x)
+    assert abs(metrics.fid(mu, sigma, mu, sigma)) < 1e-6
 
 
 def test_fid_of_gaussians_matches_the_closed_form():
@@ -29,28 +29,28 @@ def test_fid_of_gaussians_matches_the_closed_form():
     mu1, mu2 = np.zeros(4), np.array([1.0, -2.0, 0.5, 0.0])
     exact = _closed_form(mu1, s1, mu2, s2)
     # the formula itself, on the true parameters
-    assert M.fid(mu1, s1, mu2, s2) == pytest.approx(exact, rel=1e-8)
+    assert metrics.fid(mu1, s1, mu2, s2) == pytest.approx(exact, rel=1e-8)
     # diagonal covariances: sum (sqrt a - sqrt b)^2 + |mu1 - mu2|^2
     d1, d2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
-    assert M.fid(np.zeros(3), np.diag(d1), np.ones(3), np.diag(d2)) == pytest.approx(3 + 1 + 0 + 4)
+    assert metrics.fid(np.zeros(3), np.diag(d1), np.ones(3), np.diag(d2)) == pytest.approx(3 + 1 + 0 + 4)
     # and estimated from samples
     x, y = _gaussian(rng, 40000, mu1, s1), _gaussian(rng, 40000, mu2, s2)
-    assert M.fid(*M.feature_stats(x), *M.feature_stats(y)) == pytest.approx(exact, rel=0.03)
+    assert metrics.fid(*metrics.feature_stats(x), *metrics.feature_stats(y)) == pytest.approx(exact, rel=0.03)
 
 
 def test_fid_survives_singular_covariances():
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(5, 20)), rng.normal(size=(5, 20))  # rank 4 covariances in 20 dims
-    value = M.fid(*M.feature_stats(x), *M.feature_stats(y))
+    value = metrics.fid(*metrics.feature_stats(x), *metrics.feature_stats(y))
     assert np.isfinite(value) and value > 0
 
 
 def test_kid_is_zero_for_one_distribution_and_grows_with_a_shift():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(400, 16)), rng.normal(size=(400, 16))
-    same, same_std = M.kid(x, y, subsets=10, subset_size=200)
+    same, same_std = metrics.kid(x, y, subsets=10, subset_size=200)
     assert abs(same) < 3 * same_std + 1e-3
-    shifts = [M.kid(x, y + s, subsets=10, subset_size=200)[0] for s in (0.25, 0.5, 1.0)]
+    shifts = [metrics.kid(x, y + s, subsets=10, subset_size=200)[0] for s in (0.25, 0.5, 1.0)]
     assert shifts[0] > abs(same) + 3 * same_std
     assert shifts[0] < shifts[1] < shifts[2]
 
@@ -66,9 +66,9 @@ def test_kid_is_unbiased_mmd_with_the_cubic_kernel():
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
-    assert M.polynomial_mmd2(x, y) == pytest.approx(xx + yy - 2 * xy)
+    assert metrics.polynomial_mmd2(x, y) == pytest.approx(xx + yy - 2 * xy)
     # subsets of the whole sets (size min(1000, n)): every subset is the full set
-    mean, std = M.kid(x, y, subsets=3)
+    mean, std = metrics.kid(x, y, subsets=3)
     assert mean == pytest.approx(xx + yy - 2 * xy) and std == pytest.approx(0, abs=1e-9)
 
 
@@ -81,58 +81,58 @@ def test_precision_recall_on_point_clouds():
     real = np.concatenate([_cloud(rng, (0, 0), 200), _cloud(rng, (10, 0), 200)])
     # the generator covers both modes: precision and recall near 1
     good = np.concatenate([_cloud(rng, (0, 0), 200), _cloud(rng, (10, 0), 200)])
-    p, r = M.precision_recall(real, good)
+    p, r = metrics.precision_recall(real, good)
     assert p > 0.9 and r > 0.9
     # mode dropping: every sample is realistic (precision ~1) but half the data is missed (recall ~0.5)
     dropped = _cloud(rng, (0, 0), 400)
-    p, r = M.precision_recall(real, dropped)
+    p, r = metrics.precision_recall(real, dropped)
     assert p > 0.9 and r == pytest.approx(0.5, abs=0.05)
     # half the samples off the data: precision ~0.5, the off-data cloud covers no real point
     half = np.concatenate([_cloud(rng, (0, 0), 200), _cloud(rng, (10, 0), 100), _cloud(rng, (0, 50), 100)])
-    p, r = M.precision_recall(real, half)
+    p, r = metrics.precision_recall(real, half)
     assert p == pytest.approx(0.75, abs=0.05) and r > 0.85
     # nothing near the data at all
-    assert M.precision_recall(real, _cloud(rng, (100, 100), 400)) == (0.0, 0.0)
+    assert metrics.precision_recall(real, _cloud(rng, (100, 100), 400)) == (0.0, 0.0)
 
 
 def test_precision_recall_exact_radii_and_batching(monkeypatch):
     real = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]])
     # k = 1: each point's radius is the distance to its nearest other point
-    np.testing.assert_allclose(M.knn_radii(real.astype(np.float32), k=1), [1, 1, 1, 1, 49])
+    np.testing.assert_allclose(metrics.knn_radii(real.astype(np.float32), k=1), [1, 1, 1, 1, 49])
     fake = np.array([[0.5], [5.0], [20.0]])
-    monkeypatch.setattr(M, "DISTANCE_BATCH", 2)  # results must not depend on the batch size
-    p, r = M.precision_recall(real, fake, k=1)
+    monkeypatch.setattr(metrics, "DISTANCE_BATCH", 2)  # results must not depend on the batch size
+    p, r = metrics.precision_recall(real, fake, k=1)
     # 0.5 is inside the unit balls; 5 is inside 10's ball of radius 7; 20 is outside everything
     assert p == pytest.approx(2 / 3)
     with pytest.raises(DcganError, match="k=3 needs more than 3 samples"):
-        M.precision_recall(real[:3], fake)
+        metrics.precision_recall(real[:3], fake)
 
 
 def test_checkerboard_score_flags_a_planted_stride_2_pattern():
     # two samples of smooth images (discs): no excess power at the artifact frequencies
     real, fake = blob_images(200, seed=1), blob_images(200, seed=2)
-    assert M.checkerboard_score(fake, real) == pytest.approx(1.0, abs=0.1)
+    assert metrics.checkerboard_score(fake, real) == pytest.approx(1.0, abs=0.1)
     yy, xx = np.mgrid[:28, :28]
     board = np.where((yy + xx) % 2 == 0, 12.0, -12.0)[None, ..., None]  # +-12 of 255: faint to the eye
     # scaled and lifted off 0 so clipping does not eat half of the pattern (the score ignores both)
     planted = np.clip(fake * 0.9 + 20 + board, 0, 255).astype(np.uint8)
-    assert M.checkerboard_score(fake * 0.9 + 20, real) == pytest.approx(M.checkerboard_score(fake, real), abs=0.01)
-    assert M.checkerboard_score(planted, real) > 2
+    assert metrics.checkerboard_score(fake * 0.9 + 20, real) == pytest.approx(metrics.checkerboard_score(fake, real), abs=0.01)
+    assert metrics.checkerboard_score(planted, real) > 2
     # RGB images are scored on their luminance; the N/4 frequency (4-pixel period) counts too
     stripes = np.where((xx // 2) % 2 == 0, 12.0, -12.0)[None, ..., None]
     rgb_fake = np.repeat(np.clip(fake * 0.9 + 20 + stripes, 0, 255).astype(np.uint8), 3, axis=-1)
-    assert M.checkerboard_score(rgb_fake, np.repeat(real, 3, axis=-1)) > 2
+    assert metrics.checkerboard_score(rgb_fake, np.repeat(real, 3, axis=-1)) > 2
 
 
 def test_radial_profile_and_power_spectrum():
     spectrum = np.zeros((9, 9))
     spectrum[4, 4 + 3] = spectrum[4 - 3, 4] = 8.0  # two points at radius 3
-    profile = M.radial_profile(spectrum)
+    profile = metrics.radial_profile(spectrum)
     ring = np.round(np.hypot(*(np.indices((9, 9)) - 4))) == 3
     assert profile[3] == pytest.approx(16.0 / ring.sum()) and profile[:3].sum() == 0
     # a pure cosine at 7 cycles per image puts all its power at the +-7 columns of the centre row
     x = np.arange(28)
     wave = np.tile(np.cos(2 * np.pi * 7 * x / 28), (28, 1))[None, ..., None]
-    power = M.power_spectrum(wave)
+    power = metrics.power_spectrum(wave)
     assert set(zip(*np.nonzero(power > 1e-6))) == {(14, 7), (14, 21)}
-    assert M.artifact_share(power) == pytest.approx(1.0)
+    assert metrics.artifact_share(power) == pytest.approx(1.0)

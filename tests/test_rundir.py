@@ -59,3 +59,20 @@ def test_unreadable_metrics_files_are_one_line_naming_them(tmp_path):
     with pytest.raises(DcganError, match="metrics.jsonl: is a directory, not a metrics file"):
         read_metrics(path, "all")
     assert read_metrics(tmp_path / "missing.jsonl", "all") == []
+
+
+def test_every_record_has_a_kind_and_readers_ask_for_one(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    log = MetricsLog(path)
+    log.write("train", {"step": 2, "d_loss": 1.0})
+    log.write("eval", {"step": 2, "eval": {"fid": 9.0}})
+    log.write("sampler", {"step": 2, "sampler": {"choice": "ema"}})
+    with open(path, "a") as f:  # a file written before records carried a kind
+        f.write(json.dumps({"step": 4, "d_loss": 0.5}) + "\n" + json.dumps({"step": 4, "eval": {"fid": 8.0}}) + "\n")
+    assert json.loads(path.read_text().splitlines()[0]) == {"step": 2, "kind": "train", "d_loss": 1.0}
+    assert [(r["step"], "d_loss" in r) for r in read_metrics(path, "train")] == [(2, True), (4, True)]
+    assert [r["eval"]["fid"] for r in read_metrics(path, "eval")] == [9.0, 8.0]
+    assert [r["sampler"]["choice"] for r in read_metrics(path, "sampler")] == ["ema"]
+    assert len(read_metrics(path, "all")) == 5
+    with pytest.raises(ValueError, match="unknown metrics record kind"):
+        log.write("loss", {"step": 6})

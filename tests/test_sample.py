@@ -7,7 +7,7 @@ from PIL import Image, ImageSequence
 from dcgan import viz
 from dcgan.cli import main
 from dcgan.errors import DcganError
-from dcgan import sample as S
+from dcgan import sample
 from dcgan.sample import latents, parse_grid, parse_seeds, slerp
 from helpers import cli_error, usage_error
 
@@ -20,13 +20,13 @@ def reference(tiny_run, tmp_path_factory) -> dict:
     return npz(tiny_run[0], tmp_path_factory.mktemp("ref"), "--n", 64)
 
 
-def sample(*args) -> int:
+def run_sample(*args) -> int:
     return main(["sample", *map(str, args)])
 
 
 def npz(run_dir, tmp_path, *args) -> dict:
     out = tmp_path / f"s{len(list(tmp_path.glob('*.npz')))}.npz"
-    assert sample(run_dir, "--out", out, *args) == 0
+    assert run_sample(run_dir, "--out", out, *args) == 0
     with np.load(out) as f:
         return dict(f)
 
@@ -70,16 +70,16 @@ def test_numbers_too_long_for_int_are_one_clear_error():
 ])
 def test_pictures_are_capped_before_seeds_are_listed(kwargs, message):
     with pytest.raises(DcganError, match=message):
-        S.parse_request(**kwargs)
+        sample.parse_request(**kwargs)
 
 
 def test_largest_pictures_pass():
-    assert S.parse_request(grid="100x100").picture_images() == 10_000
-    request = S.parse_request(interpolate=1, frames=9_999)
+    assert sample.parse_request(grid="100x100").picture_images() == 10_000
+    request = sample.parse_request(interpolate=1, frames=9_999)
     assert request.generated() == request.picture_images() == 10_000
-    request = S.parse_request(interpolate=2, frames=3, out="walk.png")
+    request = sample.parse_request(interpolate=2, frames=3, out="walk.png")
     assert (request.generated(), request.picture_images()) == (7, 8)  # each row of the strip ends on its endpoint
-    assert S.parse_request(interpolate=5_000, frames=1, out="walk.png").picture_images() == 10_000
+    assert sample.parse_request(interpolate=5_000, frames=1, out="walk.png").picture_images() == 10_000
 
 
 def test_huge_requests_are_refused_fast_through_the_cli(tmp_path, capsys):
@@ -90,21 +90,21 @@ def test_huge_requests_are_refused_fast_through_the_cli(tmp_path, capsys):
 
 
 def test_output_size_is_capped_by_the_models_image_size(tmp_path):
-    grid = S.parse_request(grid="10x10")
-    S.check_output_size(grid, 28, 1)
+    grid = sample.parse_request(grid="10x10")
+    sample.check_output_size(grid, 28, 1)
     with pytest.raises(DcganError, match="100 images of 1024x1024 make a 105-megapixel picture; at most 100 megapixels"):
-        S.check_output_size(grid, 1024, 3)
-    many = S.parse_request(n=2_000, out=str(tmp_path / "x.npz"))
-    S.check_output_size(many, 28, 1)
-    S.check_output_size(S.parse_request(n=1_000, out=str(tmp_path / "x.npz")), 1024, 3)
+        sample.check_output_size(grid, 1024, 3)
+    many = sample.parse_request(n=2_000, out=str(tmp_path / "x.npz"))
+    sample.check_output_size(many, 28, 1)
+    sample.check_output_size(sample.parse_request(n=1_000, out=str(tmp_path / "x.npz")), 1024, 3)
     with pytest.raises(DcganError, match="2,000 images of 1024x1024x3 are 5.9 GiB; at most 4 GiB per call"):
-        S.check_output_size(many, 1024, 3)
+        sample.check_output_size(many, 1024, 3)
 
 
 @pytest.mark.parametrize("value", [1e308, 10.5, float("inf"), float("nan"), 0, -1])
 def test_truncation_is_a_sane_factor(value):
     with pytest.raises(DcganError, match=r"--truncation .*: must be in \(0, 10\]"):
-        S.parse_request(truncation=value)
+        sample.parse_request(truncation=value)
 
 
 def test_latents_are_per_seed_and_truncation_scales():
@@ -133,7 +133,7 @@ def test_same_seed_same_pixels_whatever_else_is_asked(tiny_run, reference, tmp_p
     np.testing.assert_array_equal(other["seeds"], [7, 70, 71, 72, 73, 74, 75, 5])
     np.testing.assert_array_equal(other["images"][[0, -1]], reference["images"][[7, 5]])
     assert not np.array_equal(other["images"][0], other["images"][1])
-    assert sample(run_dir, "--seeds", "0,7", "--out", tmp_path / "picks") == 0
+    assert run_sample(run_dir, "--seeds", "0,7", "--out", tmp_path / "picks") == 0
     assert sorted(p.name for p in (tmp_path / "picks").iterdir()) == ["seed_0000.png", "seed_0007.png"]
     for seed in (0, 7):
         np.testing.assert_array_equal(viz.read_png(tmp_path / "picks" / f"seed_{seed:04d}.png"), reference["images"][seed])
@@ -192,11 +192,11 @@ def test_default_is_the_copy_the_run_chose(tiny_run, tiny_gan, reference, tmp_pa
 
 def test_grid_geometry_and_cells(tiny_run, reference, tmp_path):
     run_dir = shutil.copytree(tiny_run[0], tmp_path / "run")  # the default picture goes into the run: a copy of it
-    assert sample(run_dir) == 0  # default: 8x8 of seeds 0..63 in the run directory
+    assert run_sample(run_dir) == 0  # default: 8x8 of seeds 0..63 in the run directory
     default = viz.read_png(run_dir / "sample_grid.png")
     assert default.shape == (8 * (SIZE + 2) + 2, 8 * (SIZE + 2) + 2, 1)
     np.testing.assert_array_equal(default, viz.image_grid(reference["images"], 8, 8))
-    assert sample(run_dir, "--grid", "2x3", "--out", tmp_path / "g.png") == 0
+    assert run_sample(run_dir, "--grid", "2x3", "--out", tmp_path / "g.png") == 0
     grid = viz.read_png(tmp_path / "g.png")
     assert grid.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2, 1)
     np.testing.assert_array_equal(grid, viz.image_grid(reference["images"][:6], 2, 3))
@@ -205,14 +205,14 @@ def test_grid_geometry_and_cells(tiny_run, reference, tmp_path):
 def test_interpolation_endpoints_are_the_seeds_images(tiny_run, reference, tmp_path):
     run_dir, _ = tiny_run
     ends = reference["images"][[3, 9, 4]]
-    assert sample(run_dir, "--seeds", "3,9,4", "--interpolate", 2, "--frames", 3, "--out", tmp_path / "w.gif") == 0
+    assert run_sample(run_dir, "--seeds", "3,9,4", "--interpolate", 2, "--frames", 3, "--out", tmp_path / "w.gif") == 0
     with Image.open(tmp_path / "w.gif") as gif:
         frames = [np.asarray(f.convert("L"))[..., None] for f in ImageSequence.Iterator(gif)]
     assert len(frames) == 2 * 3 + 1
     for frame, end in zip((frames[0], frames[3], frames[6]), ends):
         np.testing.assert_array_equal(frame, end)
     assert not np.array_equal(frames[1], frames[0]) and not np.array_equal(frames[1], frames[3])
-    assert sample(run_dir, "--seeds", "3,9,4", "--interpolate", 2, "--frames", 3, "--out", tmp_path / "w.png") == 0
+    assert run_sample(run_dir, "--seeds", "3,9,4", "--interpolate", 2, "--frames", 3, "--out", tmp_path / "w.png") == 0
     strip = viz.read_png(tmp_path / "w.png")  # one row per segment, both endpoints shown
     walk = np.stack(frames)
     np.testing.assert_array_equal(strip, viz.image_grid(np.concatenate([walk[0:4], walk[3:7]]), 2, 4))
@@ -252,7 +252,7 @@ def test_picture_size_is_checked_before_the_generator_is_loaded(tiny_run, monkey
     import dcgan.gan
 
     monkeypatch.setattr(dcgan.gan, "load_generator", no_loading)
-    monkeypatch.setattr(S, "MAX_PICTURE_PIXELS", 3 * SIZE * SIZE)
+    monkeypatch.setattr(sample, "MAX_PICTURE_PIXELS", 3 * SIZE * SIZE)
     assert "4 images of 28x28 make a 0-megapixel picture" in cli_error(capsys, "sample", tiny_run[0], "--grid", "2x2")
     assert "--truncation 1e+308: must be in (0, 10]" in cli_error(capsys, "sample", tiny_run[0], "--truncation", 1e308)
 

@@ -28,7 +28,7 @@ def test_end_to_end_run_writes_every_artifact(tiny_run):
 
 
 def test_step_is_traced_once(tiny_config, monkeypatch):
-    import dcgan.train as T
+    import dcgan.train as trainlib
 
     cfg = tiny_config("train.d_steps=2", "train.ema_decay=0.5")
     gan_holder = {}
@@ -38,7 +38,7 @@ def test_step_is_traced_once(tiny_config, monkeypatch):
             super().__init__(*a, **k)
             gan_holder["gan"] = self
 
-    monkeypatch.setattr(T, "GAN", Keep)
+    monkeypatch.setattr(trainlib, "GAN", Keep)
     train(cfg, quiet=True)
     assert gan_holder["gan"].train_step.experimental_get_tracing_count() == 1
 
@@ -227,11 +227,11 @@ def test_run_dir_or_name_that_is_a_file_is_one_line(tiny_config, tmp_path, capsy
 
 
 def test_a_disk_that_refuses_a_checkpoint_stops_in_one_line(tiny_config, monkeypatch):
-    import dcgan.train as T
+    import dcgan.train as trainlib
 
     def full(manager, step, strategy):
         raise tf.errors.ResourceExhaustedError(None, None, "No space left on device\nmore TensorFlow detail")
 
-    monkeypatch.setattr(T, "save_checkpoint", full)
+    monkeypatch.setattr(trainlib, "save_checkpoint", full)
     with pytest.raises(DcganError, match=r"^cannot write the checkpoint of step 3 in .*: No space left on device$"):
         train(tiny_config("train.steps=3"), quiet=True)

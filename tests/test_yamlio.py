@@ -8,7 +8,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import one_line_config_error
+from helpers import one_line_config_error
 from helpers import cli_error
 from dcgan.config import load_config, parse_override
 from dcgan.errors import ConfigError
