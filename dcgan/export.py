@@ -18,7 +18,7 @@ from pathlib import Path
 from dcgan.checkpoints import find_checkpoint
 from dcgan.errors import DcganError, first_line
 from dcgan import rundir
-from dcgan.rundir import atomic_write, lock_run, remove_path
+from dcgan.rundir import atomic_write, inside, lock_run, remove_path
 
 FORMATS = ("keras", "savedmodel")
 EXPORT_DIR = "export"
@@ -64,10 +64,6 @@ def is_earlier_export(path: Path, fmt: str) -> bool:
         return path.is_file() and not path.is_symlink() and zipfile.is_zipfile(path)
     names = {p.name for p in path.iterdir()}
     return not path.is_symlink() and {"saved_model.pb", MARKER_FILE} <= names and names <= SAVEDMODEL_ENTRIES
-
-
-def inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
 
 
 def export(target: str | Path, fmt: str = "keras", out: str | None = None, step: int | None = None,

@@ -142,6 +142,11 @@ class RunLock:
         self.release()
 
 
+def inside(path: Path, folder: Path) -> bool:
+    """Whether path is folder or under it (links resolved): a write there is a write into that run."""
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
 def lock_run(run_dir: str | Path, command: str) -> RunLock:
     """Take the run's writer lock, or fail in one line naming the process that holds it."""
     return RunLock(run_dir, command)

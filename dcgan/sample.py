@@ -8,6 +8,7 @@ than after a model has been built.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -22,7 +23,7 @@ import numpy as np
 from dcgan import viz
 from dcgan.checkpoints import find_checkpoint
 from dcgan.errors import DcganError
-from dcgan.rundir import atomic_write, check_output, read_run_config
+from dcgan.rundir import atomic_write, check_output, inside, lock_run, read_run_config
 
 if TYPE_CHECKING:
     from dcgan.gan import RunGenerator
@@ -251,10 +252,16 @@ def sample(target: str | Path, step: int | None = None, seeds: str | None = None
     checkpoint = find_checkpoint(target, step)
     cfg = read_run_config(checkpoint.run_dir)
     check_output_size(request, cfg.data.image_size, cfg.data.channels)
+    path = default_output(request, checkpoint.run_dir)
+    # into the run (its sample_grid.png, by default) is a write into the run: not while another command writes there
+    with lock_run(checkpoint.run_dir, "dcgan sample") if inside(path, checkpoint.run_dir) else contextlib.nullcontext():
+        return _sample(request, checkpoint, cfg, path, truncation, use_ema, batch_size)
+
+
+def _sample(request: Request, checkpoint, cfg, path: Path, truncation: float, use_ema: bool | None, batch_size: int) -> str:
     from dcgan.gan import generate_images, load_generator  # TensorFlow: only once the request is known to be good
 
     gen = load_generator(checkpoint, use_ema, cfg)
-    path = default_output(request, checkpoint.run_dir)
     z = latents(request.seeds, gen.latent_dim, truncation)
     if request.kind in WALKS:
         z = walk(z, request.frames)

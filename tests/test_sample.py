@@ -1,3 +1,4 @@
+import os
 import shutil
 
 import numpy as np
@@ -265,3 +266,14 @@ def test_incompatible_checkpoint_is_one_clear_line(tiny_run, tmp_path, capsys):
     (other / "config.yaml").write_text(text.replace("latent_dim: 8", "latent_dim: 9"))
     err = cli_error(capsys, "sample", other)
     assert "cannot restore checkpoint" in err and "ckpt-6" in err
+
+
+def test_sampling_into_a_run_another_process_writes_is_refused_elsewhere_is_not(tiny_run, tmp_path, capsys):
+    from dcgan.rundir import lock_run
+
+    run_dir, _ = tiny_run
+    with lock_run(run_dir, "dcgan train"):
+        err = cli_error(capsys, "sample", run_dir, "--n", 4)  # the default: RUN/sample_grid.png
+        assert f"in use by process {os.getpid()} (dcgan train" in err
+        assert run_sample(run_dir, "--n", 4, "--out", tmp_path / "grid.png") == 0  # a reader: no lock
+    assert (tmp_path / "grid.png").is_file()
