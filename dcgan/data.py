@@ -120,8 +120,14 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: in
 
     n = len(images)
     per_epoch = batches_per_epoch(n, batch_size)
-    pixels = tf.constant(images)
+    images = np.ascontiguousarray(images)
     start_epoch, skip = divmod(start_batch, per_epoch)
+
+    def gather(idx):
+        # From the caller's array, not a tf.constant: a constant is copied into TensorFlow and again into
+        # the dataset's function graph, which held 4.4x the pixels in memory; this holds them once.
+        batch = tf.numpy_function(lambda i: images[i], [idx], tf.uint8, stateful=False)
+        return tf.ensure_shape(batch, [batch_size, *images.shape[1:]])
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
@@ -129,7 +135,7 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: in
 
     ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_batches).skip(skip)
     # uint8 pixels: the train step scales them to [-1, 1] in its own graph
-    ds = ds.map(lambda idx: tf.gather(pixels, idx))
+    ds = ds.map(gather)
     # (group, batch, ...) -> (batch, group, ...): tf.distribute splits the first axis across replicas
     ds = ds.batch(group, drop_remainder=True).map(lambda x: tf.transpose(x, [1, 0, 2, 3, 4])).prefetch(2)
     # A batch is one gather, microseconds of work. Autotuned tf.data threads would compete with the train

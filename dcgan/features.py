@@ -12,6 +12,7 @@ them to the network's input, so generated and real images are treated alike.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -146,7 +147,8 @@ def train_classifier(name: str, path: str | None = None, epochs: int | None = No
     model = build_classifier(images.shape[1], images.shape[3], classes)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    model.fit(images.astype(np.float32), labels, batch_size=128, epochs=epochs, verbose=0 if quiet else 2)
+    with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout, which carries only results
+        model.fit(images.astype(np.float32), labels, batch_size=128, epochs=epochs, verbose=0 if quiet else 2)
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(test_images.astype(np.float32), test_labels, batch_size=500, verbose=0)
     with atomic_path(model_file) as tmp:
