@@ -145,6 +145,15 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from dcgan.anatomy import inspect_run, resolve  # no TensorFlow behind them
+
+    source = resolve(args.run, args.init, args.set, args.step, args.use_ema, args.n, args.out)  # bad arguments fail fast
+    _quiet_tensorflow()
+    print(inspect_run(source, args.use_ema, args.n))
+    return 0
+
+
 def _evaluate_step(text: str):
     if text in ("best", "all"):
         return text
@@ -238,6 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=float, help="steps (--budget steps) or seconds (--budget seconds) between FID-curve evaluations (default: budget/5)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)
+
+    from dcgan.anatomy import DEFAULT_LATENTS  # no TensorFlow behind it either
+
+    p = sub.add_parser("inspect", help="where the checkerboard comes from: each block's overlap pattern, activation spectrum "
+                       "and score, and D's gradient -> RUN/inspect/inspect.png, inspect.json")
+    p.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (latest checkpoint) or a checkpoint path")
+    p.add_argument("--init", nargs="?", const="", metavar="CONFIG",
+                   help="inspect the untrained models of a YAML config instead (no CONFIG: the built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --init: override a config key (repeatable)")
+    p.add_argument("--step", type=int, help="use the run's checkpoint of this step instead of the latest")
+    _generator_choice(p, "inspect")
+    p.add_argument("--n", type=int, default=DEFAULT_LATENTS,
+                   help=f"latents (seeds 0..N-1) the activations and gradients are averaged over (default {DEFAULT_LATENTS})")
+    p.add_argument("--out", metavar="DIR", help="output folder (default RUN/inspect/, or ./inspect-<name>/ with --init)")
+    p.set_defaults(func=cmd_inspect)
     return parser
 
 

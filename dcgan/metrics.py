@@ -199,3 +199,67 @@ def spectrum_ratio(fake: np.ndarray, real: np.ndarray) -> float:
     if real_share == 0:
         raise DcganError("checkerboard score: the real images have no spectral power (all constant)")
     return artifact_share(fake) / real_share
+
+
+# ---------------------------------------------------------------- the artifact lines, as `dcgan inspect` scores them
+
+
+def line_mask(size: int, freq: int) -> np.ndarray:
+    """True on the rows and columns of a centred size x size spectrum at |frequency| = freq."""
+    f = np.abs(np.arange(size) - size // 2)
+    return (f == freq)[:, None] | (f == freq)[None, :]
+
+
+def smooth_baseline(spectrum: np.ndarray) -> np.ndarray:
+    """The spectrum with each artifact-line pixel replaced by the mean of its nearest neighbours off the lines."""
+    mask = artifact_mask(*spectrum.shape)
+    known = (~mask).astype(np.float64)
+    baseline, todo = spectrum.astype(np.float64).copy(), mask.copy()
+    radius = 0
+    while todo.any():  # lines never touch for sides >= 8, so radius 1 fills everything there
+        radius += 1
+        sums, counts = _box_sum(spectrum * known, radius), _box_sum(known, radius)
+        fill = todo & (counts > 0)
+        baseline[fill] = sums[fill] / counts[fill]
+        todo &= ~fill
+    return baseline
+
+
+def _box_sum(a: np.ndarray, radius: int) -> np.ndarray:
+    """Sum over the (2r+1)^2 neighbourhood of every pixel, wrapping around: a spectrum is periodic."""
+    return sum(np.roll(a, (dy, dx), axis=(0, 1)) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1))
+
+
+def excess(spectrum: np.ndarray) -> dict[str, float]:
+    """Power above the smooth baseline on the N/2 and N/4 lines, as shares of the total power."""
+    total = float(spectrum.sum())
+    if total <= 0:
+        return {"n2": 0.0, "n4": 0.0, "total": 0.0}
+    over = spectrum - smooth_baseline(spectrum)
+    mask, n2 = artifact_mask(*spectrum.shape), line_mask(spectrum.shape[0], spectrum.shape[0] // 2)
+    parts = {"n2": float(over[n2].sum() / total), "n4": float(over[mask & ~n2].sum() / total)}
+    return {**parts, "total": parts["n2"] + parts["n4"]}
+
+
+def line_shares(spectrum: np.ndarray) -> dict[str, float]:
+    """Share of the power on the N/2 lines, on the other N/4 lines, and on both (metrics.artifact_share)."""
+    total, both = float(spectrum.sum()), artifact_share(spectrum)
+    n2 = float(spectrum[line_mask(spectrum.shape[0], spectrum.shape[0] // 2)].sum() / total) if total > 0 else 0.0
+    return {"n2": n2, "n4": both - n2, "total": both}
+
+
+def white_shares(size: int) -> dict[str, float]:
+    """line_shares of white noise: the lines' share of the spectrum's pixels."""
+    return line_shares(np.ones((size, size)))
+
+
+def line_profile(spectrum: np.ndarray) -> np.ndarray:
+    """Mean power on the rows and columns at each |frequency| 0..S/2: the lines the score reads, as a curve."""
+    size = spectrum.shape[0]
+    return np.array([spectrum[line_mask(size, f)].mean() for f in range(size // 2 + 1)])
+
+
+def shares_profile(spectrum: np.ndarray) -> np.ndarray:
+    """line_profile of the spectrum as shares of its total power: maps of any scale on one axis, as the score reads them."""
+    total = spectrum.sum()
+    return line_profile(spectrum / total if total > 0 else spectrum)

@@ -138,3 +138,87 @@ def plot_fid(path: str | Path, curves: dict[str, list[list[dict]]]) -> Path:
     ax.set_ylabel("FID (lower is better)")
     ax.set_title("FID during training" + (" (dashed: further seeds)" if any(len(r) > 1 for r in curves.values()) else ""))
     return _finish(fig, ax, path, legend_size=8)
+
+
+def plot_anatomy(path: str | Path, report: dict) -> Path:
+    """`dcgan inspect`'s figure (report: anatomy.analyse's plain data): one column per generator block, then the image
+    and D's gradient.
+
+    Rows: the overlap pattern (kernel taps per output pixel, unit weights), the mean map (activation, image, gradient),
+    and the spectrum's line profile (mean share of the power on the rows and columns at each frequency) with N/4 and N/2 dashed,
+    the smooth baseline there as crosses and, for a block, its nearest-upsampled input dotted: a block's score is the
+    gap at N/2, what it inherited the dotted line at N/4.
+    """
+    plt = _pyplot()
+    blocks = report["blocks"]
+    ncols = len(blocks) + 2
+    fig, axes = plt.subplots(3, ncols, figsize=(2.8 * ncols, 8.2), dpi=100, squeeze=False)
+    for col, block in zip(axes.T, blocks):
+        _pattern_panel(col[0], block)
+        _map_panel(col[1], block["mean_map"], f"mean activation {block['size']}x{block['size']}")
+        _profile_panel(col[2], block, f"{block['name']} score {100 * block['score']:+.1f}%", block["input_profile"])
+    image, gradient = report["image"], report["gradient"]
+    _text_panel(axes[0, -2], "image G(z)", [f"excess N/2 {100 * image['excess']['n2']:+.2f}%",
+                                           f"excess N/4 {100 * image['excess']['n4']:+.2f}%",
+                                           f"total {100 * image['excess']['total']:+.2f}%"])
+    _map_panel(axes[1, -2], image["mean_map"], "mean image")
+    _profile_panel(axes[2, -2], image, f"image excess {100 * image['excess']['total']:+.1f}%")
+    share, white = gradient["share"], gradient["white_share"]
+    _text_panel(axes[0, -1], "D gradient dD/dx", [f"N/2 {100 * share['n2']:.1f}% of power (white {100 * white['n2']:.1f}%)",
+                                                  f"N/4 {100 * share['n4']:.1f}% (white {100 * white['n4']:.1f}%)",
+                                                  f"excess {100 * gradient['excess']['total']:+.2f}%"])
+    _map_panel(axes[1, -1], gradient["mean_map"], "mean gradient", cmap="RdBu_r", centred=True)
+    _profile_panel(axes[2, -1], gradient, f"gradient: {100 * share['total']:.1f}% at N/2, N/4")
+    fig.suptitle(f"{report['source']}: {report['generator']}, {report['n']} latents", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _pattern_panel(ax, block: dict) -> None:
+    pattern = np.asarray(block["overlap"])
+    ax.imshow(pattern, cmap="viridis", vmin=0, vmax=pattern.max(), interpolation="nearest")
+    for (y, x), v in np.ndenumerate(pattern):
+        ax.text(x, y, f"{v:g}", ha="center", va="center", color="white" if v < 0.6 * pattern.max() else "black", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{block['name']}: {block['mode']} k{block['kernel_size']}\noverlap {block['overlap_ratio']:g}:1, "
+                 f"phase spread {block['phase_spread']:.2f}", fontsize=9)
+
+
+def _map_panel(ax, values, title: str, cmap: str = "gray", centred: bool = False) -> None:
+    values = np.asarray(values)
+    limit = float(np.abs(values).max()) or 1.0
+    ax.imshow(values, cmap=cmap, interpolation="nearest", **({"vmin": -limit, "vmax": limit} if centred else {}))
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+
+
+def _profile_panel(ax, record: dict, title: str, input_profile=None) -> None:
+    """Line profile from frequency 1 (DC is removed), log scale, framed by the output's own range (nearest
+    upsampling leaves an exact null at N/2 that would stretch the axis to 1e-30); the baseline where it differs."""
+    size = record["size"]
+    profile, baseline = np.asarray(record["profile"]), np.asarray(record["baseline_profile"])
+    freqs = np.arange(len(profile))
+    shown = profile[1:][profile[1:] > 0]
+    low, high = (shown.min() / 3, shown.max() * 3) if len(shown) else (1e-12, 1.0)
+    ax.semilogy(freqs[1:], np.clip(profile[1:], low, None), color="C0", label="this map")
+    if input_profile is not None:
+        ax.semilogy(freqs[1:], np.clip(np.asarray(input_profile)[1:], low, None), color="gray", linestyle=":",
+                    label="input, nearest x2")
+    marks = [f for f in (round(size / 4), size // 2) if baseline[f] > 0]  # the frequencies artifact_mask reads
+    ax.plot(marks, np.clip(baseline[marks], low, None), "x", color="C3", label="smooth baseline")
+    for f in (round(size / 4), size // 2):
+        ax.axvline(f, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_ylim(low, high)
+    ax.set_xlabel("frequency (dashed: N/4, N/2)", fontsize=8)
+    ax.set_ylabel("share of power per bin", fontsize=7)
+    ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+
+
+def _text_panel(ax, title: str, lines: list[str]) -> None:
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    ax.text(0.02, 0.9, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=8, family="monospace")
