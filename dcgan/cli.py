@@ -154,6 +154,14 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_prepare(args) -> int:
+    _quiet_tensorflow()
+    from dcgan.prepare import prepare_command
+
+    print(prepare_command(args))
+    return 0
+
+
 def _evaluate_step(text: str):
     if text in ("best", "all"):
         return text
@@ -247,6 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=float, help="steps (--budget steps) or seconds (--budget seconds) between FID-curve evaluations (default: budget/5)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("prepare", help="decode, resize and shard a dataset once, as TFRecord files that training streams "
+                       "(data.name=prepared); --verify checks one")
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="an image folder, an IDX folder or mnist.npz, or CIFAR-10 "
+                   "(cifar-10-batches-py or its tar.gz)")
+    p.add_argument("out", nargs="?", metavar="OUT", help="the folder to write (written as OUT.partial, renamed when complete)")
+    p.add_argument("--size", type=int, help="image side in pixels (shorter side resized, centre-cropped), as data.image_size")
+    p.add_argument("--channels", type=int, help="1 (grayscale) or 3 (RGB), as data.channels")
+    p.add_argument("--shard-mb", type=float, default=64.0, help="about this many MB per shard file (default 64)")
+    p.add_argument("--labels", action="store_true", help="image folder: label each image by its immediate subfolder "
+                   "(sorted names are classes 0, 1, ...)")
+    p.add_argument("--split", choices=("train", "test"), default="train", help="IDX, npz, CIFAR-10: which split (default train)")
+    p.add_argument("--shuffle", type=int, metavar="SEED", help="store the images in this seed's random order "
+                   "(default: the source's order; use it for folders sorted by class)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an earlier prepared dataset (nothing else)")
+    p.add_argument("--verify", metavar="DIR", help="instead: check a prepared dataset's shards (sha256), records and content hash")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_prepare)
 
     from dcgan.anatomy import DEFAULT_LATENTS  # no TensorFlow behind it either
 

@@ -26,8 +26,9 @@ from dcgan.yamlio import read_value, read_yaml
 
 UPSAMPLING_MODES = ("transpose", "upsample", "subpixel")
 LOSSES = ("bce", "hinge", "lsgan")
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "folder")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "folder", "prepared")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+AUGMENT_OPS = ("translation", "cutout", "color")  # dcgan.augment.OPS (this module imports no TensorFlow)
 
 
 def _f(default, help, **rules):
@@ -39,7 +40,8 @@ def _f(default, help, **rules):
 @dataclass
 class DataConfig:
     name: str = _f("fashion_mnist", "dataset", choices=DATASETS)
-    path: Union[str, None] = _f(None, "local files: mnist.npz or IDX folder, cifar-10-batches-py or its tar.gz, image folder")
+    path: Union[str, None] = _f(None, "local files: mnist.npz or IDX folder, cifar-10-batches-py or its tar.gz, image folder, "
+                                  "or the folder `dcgan prepare` wrote (data.name: prepared)")
     split: str = _f("train", "which split to train on", choices=("train", "test"))
     image_size: int = _f(28, "output side in pixels; must be s*2^k with 4 <= s <= 8", min=8, max=1024)
     channels: int = _f(1, "1 (grayscale) or 3 (RGB)", choices=(1, 3))
@@ -92,6 +94,22 @@ class TrainConfig:
     loss: str = _f("bce", "bce (non-saturating) | hinge | lsgan", choices=LOSSES)
     label_smoothing: float = _f(0.0, "one-sided: real targets become 1 - s (bce, lsgan)", min=0.0, max=0.5)
     d_steps: int = _f(1, "discriminator updates per generator update", min=1, max=20)
+    augment: list = _f(
+        [], "DiffAugment ops applied to real and generated images whenever D sees them: translation (up to 1/8 "
+        "of the size, zero padding), cutout (a half-size square set to 0), color (brightness, saturation, contrast); "
+        "[] = off (with ADA: all three)", choices=AUGMENT_OPS, empty=True, unique=True)
+    ada_target: Union[float, None] = _f(
+        None, "adaptive augmentation (ADA): each augment op is applied per image with probability p, raised while "
+        "E[sign(D(real))] is above this target and lowered while below (e.g. 0.6; null = off, ops always applied)",
+        gt=0.0, lt=1.0)
+    ada_interval: int = _f(4, "ADA: steps between adjustments of p", min=1, max=100000)
+    ada_speed: int = _f(
+        100_000, "ADA: real images over which p can go from 0 to 1 (ADA's 500k is for long runs; 100k lets p move "
+        "0 -> 1 in ~1,600 steps of 64, a third of the default run, 0.0026 per 4-step adjustment)", min=1)
+    r1_gamma: float = _f(0.0, "R1 penalty gamma/2 * E[|grad_x D(x)|^2] on the real images D sees, after "
+                         "augmentation (0 = off)", min=0.0, max=1e6)
+    r1_every: int = _f(16, "R1 on every k-th step only, scaled by k (lazy regularisation, StyleGAN2's 16; "
+                       "1 = every step)", min=1, max=10000)
     ema_decay: float = _f(0.995, "decay of the generator's moving average copy, which sampling uses unless select_sampler "
                           "finds the raw G better (0 = off)", min=0.0, max=0.99999)
     ema_warmup: int = _f(500, "steps over which the EMA decay ramps up from 0", min=0)
@@ -192,9 +210,13 @@ def _check_value(key: str, value: Any, tp: Any, rules: dict) -> Any:
         raise ConfigError(f"{key}: null is not allowed")
     kinds = [a for a in args if a is not type(None)] or [tp]
     if list in kinds and isinstance(value, (list, tuple)):
-        if not value:
+        if not value and not rules.get("empty"):
             raise ConfigError(f"{key}: the list must not be empty")
-        return [_check_value(f"{key}[{i}]", v, str, rules) for i, v in enumerate(value)]
+        items = [_check_value(f"{key}[{i}]", v, str, rules) for i, v in enumerate(value)]
+        if rules.get("unique") and len(set(items)) < len(items):
+            twice = next(v for i, v in enumerate(items) if v in items[:i])
+            raise ConfigError(f"{key}: {show(twice)} is listed twice")
+        return items
     scalar_kinds = [k for k in kinds if k is not list]
     if not scalar_kinds:  # a list-only field given a scalar
         raise ConfigError(f"{key}: expected a list, got {show(value)}")
@@ -206,6 +228,9 @@ def _check_value(key: str, value: Any, tp: Any, rules: dict) -> Any:
         raise ConfigError(f"{key}: {show(value)} is below the minimum {rules['min']}")
     if "max" in rules and value > rules["max"]:
         raise ConfigError(f"{key}: {show(value)} is above the maximum {rules['max']}")
+    if ("gt" in rules and value <= rules["gt"]) or ("lt" in rules and value >= rules["lt"]):  # exclusive bounds
+        bounds = " and ".join(f"{word} {rules[k]:g}" for k, word in (("gt", "above"), ("lt", "below")) if k in rules)
+        raise ConfigError(f"{key}: {show(value)} is not allowed; it must be {bounds}")
     return value
 
 
@@ -272,6 +297,8 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("train.steps and train.epochs are both null; set one of them")
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path: the folder dataset needs a path to a directory of images")
+    if cfg.data.name == "prepared" and not cfg.data.path:
+        raise ConfigError("data.path: the prepared dataset needs the path of the folder `dcgan prepare` wrote")
     if cfg.distribute.devices is not None and cfg.distribute.strategy != "mirrored":
         raise ConfigError(f"distribute.devices: only distribute.strategy=mirrored takes a device list "
                           f"(strategy is {cfg.distribute.strategy})")
@@ -281,6 +308,9 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("data.channels: cifar10 is RGB; set data.channels=3")
     if cfg.run.name is not None:
         check_dir_name(cfg.run.name)
+    if cfg.train.r1_gamma > 0 and cfg.model.discriminator.norm == "batch":
+        raise ConfigError("train.r1_gamma: R1 penalises each real image's own gradient, and batch norm in the "
+                          "discriminator mixes the images of a batch; set model.discriminator.norm=layer or none")
     start_size, blocks = upsampling_plan(cfg.data.image_size)
     modes = cfg.model.generator.upsampling
     if isinstance(modes, list) and len(modes) != blocks:
@@ -323,6 +353,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     value = read_value(raw, f"--set {clip(key)}")
     # "transpose,upsample" (or "/gpu:0,/gpu:1") is a convenient way to give a list on the command line
     if isinstance(value, str) and "," in value and key.endswith(("upsampling", "devices")):
+        value = [v.strip() for v in value.split(",")]
+    if isinstance(value, str) and key.endswith("augment"):  # a list of ops, even of one: translation,cutout
         value = [v.strip() for v in value.split(",")]
     return key.split("."), value
 

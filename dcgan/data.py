@@ -3,7 +3,8 @@
 The loaders (dcgan.mnist, dcgan.cifar, dcgan.image_folder) read each dataset's own files at its
 native size; `load_images` brings them to the configured size and channels, and
 `make_dataset` turns them into uint8 batches (the train step scales them to [-1, 1]) whose order is a pure function
-of (seed, epoch), so a resumed run sees exactly the batches it would have seen.
+of (seed, epoch), so a resumed run sees exactly the batches it would have seen. A prepared dataset
+(dcgan.prepared) is the exception: training streams it from its shards instead of loading it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from dcgan import datafiles  # its limits, read at each check: one setting for every format
+from dcgan import prepared
 from dcgan.cifar import load_cifar10
 from dcgan.datafiles import DataError
-from dcgan.image_folder import load_folder
+from dcgan.image_folder import load_folder_cached
 from dcgan.mnist import load_mnist_like
 
 # conform resizes this many bytes of float32 (input and output) at a time, not the whole dataset at once.
@@ -25,21 +27,40 @@ CONFORM_BATCH_BYTES = 256 << 20
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def load_images(data_cfg, split: str | None = None) -> np.ndarray:
-    """uint8 (N, image_size, image_size, channels) for a DataConfig."""
+def load_images(data_cfg, split: str | None = None, stream: bool = False) -> np.ndarray:
+    """uint8 (N, image_size, image_size, channels) for a DataConfig.
+
+    A prepared dataset (one split, already at its size) is read whole into memory, bounded by MAX_ARRAY_BYTES;
+    with stream=True (training) it stays on disk: a `prepared.PreparedImages`, which len() and image_subset take.
+    """
     split = split or data_cfg.split
     name = data_cfg.name
+    if name == "prepared":
+        images = prepared.load(data_cfg)
+        return images if stream else images.to_array()
     if name in ("mnist", "fashion_mnist"):
         images = load_mnist_like(name, data_cfg.path, split)
     elif name == "cifar10":
         images = load_cifar10(data_cfg.path, split)
     elif name == "folder":
-        images = load_folder(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit)
+        images = load_folder_cached(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit)
     else:  # config validation makes this unreachable
         raise DataError(f"data.name: unknown dataset {name!r}")
     if data_cfg.limit:
         images = images[: data_cfg.limit]
     return conform(images, data_cfg.image_size, data_cfg.channels)
+
+
+def image_subset(images, n: int, seed) -> np.ndarray:
+    """n of the training images, chosen by seed (the sampler choice's reference set).
+
+    From an array, a uniform sample; from a prepared dataset on disk, a bounded read spread over its shards
+    (`PreparedImages.subset`), since a uniform sample would read all of it.
+    """
+    if isinstance(images, prepared.PreparedImages):
+        return images.subset(n)
+    subset = np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False))
+    return images[subset]
 
 
 def load_labelled(name: str, path: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -204,6 +204,16 @@ def distribute_dataset(strategy, dataset):
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
+def distribute_stream(strategy, dataset_fn):
+    """A stream read from files (a prepared dataset): each input pipeline, one per worker, reads its own files.
+
+    dataset_fn(input_context) builds one worker's pipeline of per-replica batches; unlike DATA sharding, no
+    worker reads what another one uses, and a worker's position is a plain count of its own batches, so a
+    resumed run skips to exactly where each worker was.
+    """
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
 def any_worker(strategy, flag: bool) -> bool:
     """True when the flag is set on any worker: a decision to stop must be the same everywhere (collectives would hang)."""
     if not is_multi_worker(strategy):

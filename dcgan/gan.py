@@ -2,10 +2,13 @@
 
 `GAN` holds the generator, the discriminator, the generator's EMA copy, both
 optimizers and all state a checkpoint needs (weights, optimizer moments, step,
-RNG state, fixed noise, which copy samples). Its step for d_steps = 1 is the
-classic simultaneous update (one generator forward pass feeds both tapes, as in
-the TensorFlow DCGAN tutorial); for d_steps > 1 the extra discriminator updates
-come first. `restore` loads a checkpoint into it; `generate_images` draws pictures.
+RNG state, fixed noise, which copy samples, and with augmentation its RNG and ADA's
+p). Its step for d_steps = 1 is the classic simultaneous update (one generator
+forward pass feeds both tapes, as in the TensorFlow DCGAN tutorial); for d_steps > 1
+the extra discriminator updates come first. Every image D sees, real or generated,
+goes through the run's augmentation (dcgan.augment) when it has one; the R1 penalty,
+when on, joins D's loss. `restore` loads a checkpoint into it; `generate_images`
+draws pictures.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dcgan import augment
 from dcgan import data as datalib
 from dcgan.config import Config
 from dcgan.distribute import check_strategy
 from dcgan.checkpoints import CHECKPOINT_DIR, PREFIX, STATE_FILE, Checkpoint
 from dcgan.errors import DcganError, first_line
-from dcgan.losses import discriminator_loss, generator_loss
+from dcgan.losses import discriminator_loss, generator_loss, r1_penalty
 from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
 from dcgan.rundir import atomic_path, read_run_config
 
 RECALIBRATION_BATCH = 512
+# checkpoint entries a run may lack when it was written before the feature existed or with it off: restored
+# from what this GAN starts with (sample_from_ema: the EMA copy samples)
+OPTIONAL_STATE = ("sample_from_ema", "augment_rng", "ada")
 
 
 class GAN(tf.Module):
@@ -58,6 +65,12 @@ class GAN(tf.Module):
             # set by any update of this step that was skipped (d_steps > 1 has several): the step counts once
             self.step_skipped = tf.Variable(False, trainable=False, name="step_skipped")
             self.rng = tf.random.Generator.from_seed(t.seed)
+            # augmentation draws from its own stream, so turning it on changes no latent and no dropout mask
+            adaptive = t.ada_target is not None
+            ops = augment.policy(t.augment, adaptive)
+            self.augmenter = augment.Pipeline(ops, adaptive) if ops else None
+            self.augment_rng = tf.random.Generator.from_seed(t.seed + 2**32) if ops else None
+            self.ada = augment.AdaptiveP(t.ada_target, t.ada_interval, t.ada_speed, cfg.data.batch_size * t.d_steps) if adaptive else None
         n_fixed = t.sample_grid**2
         self.fixed_noise = tf.Variable(
             tf.random.stateless_normal([n_fixed, cfg.model.generator.latent_dim], seed=[t.seed, 1]), trainable=False, name="fixed_noise"
@@ -69,6 +82,8 @@ class GAN(tf.Module):
             d_optimizer=self.d_optimizer, step=self.step, epoch=self.epoch, rng=self.rng,
             fixed_noise=self.fixed_noise, skipped_steps=self.skipped_steps, layer_seeds=self._layer_seeds(),
             **({"ema_generator": self.ema_generator, "sample_from_ema": self.sample_from_ema} if self.ema_generator is not None else {}),
+            **({"augment_rng": self.augment_rng} if self.augment_rng is not None else {}),
+            **({"ada": self.ada} if self.ada is not None else {}),
         )
         self.checkpoint = tf.train.Checkpoint(**self.checkpointed)
         # XLA is chosen per run, so the update it compiles is wrapped here; train_step is the graph either way
@@ -102,18 +117,28 @@ class GAN(tf.Module):
         # takes its slice: inside strategy.run a tf.random.Generator gives every replica its own stream, so
         # the noise (and with it every loss) would depend on the replica count. Drawn once per global batch,
         # one device and N replicas see the same numbers for the same seed.
+        # The augmentation's parameters follow the same rule: [global batch, d_steps, real/fake, params].
         t = self.cfg.train
         latents = self.rng.normal([self.cfg.data.batch_size, t.d_steps, self.cfg.model.generator.latent_dim])
+        extras = {}
+        if self.augmenter is not None:
+            with tf.name_scope("augment_params"):
+                extras["augment"] = self.augmenter.draw(self.augment_rng, [self.cfg.data.batch_size, t.d_steps, 2],
+                                                        p=self.ada.p if self.ada is not None else None)
+        if t.r1_gamma > 0 and t.r1_every > 1:
+            extras["r1_now"] = tf.equal(self.step % t.r1_every, 0)  # steps 1, k + 1, 2k + 1, ...
         self.step_skipped.assign(False)
-        logs = self.strategy.run(self._replica_step, args=(real, latents))
+        logs = self.strategy.run(self._replica_step, args=(real, latents, extras))
         logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in logs.items()}
         self.skipped_steps.assign_add(tf.cast(self.step_skipped, tf.int64))
+        if self.ada is not None:
+            logs["ada_p"] = self.ada.update(logs["d_real_sign"])
         if self.ema_generator is not None:
             self._update_ema()
         self.step.assign_add(1)
         return logs
 
-    def _replica_step(self, real, latents):
+    def _replica_step(self, real, latents, extras):
         t, gen, disc = self.cfg.train, self.generator, self.discriminator
         if real.dtype == tf.uint8:  # the pipeline ships pixels as bytes: scaling here is free, there it is not
             real = datalib.to_float(real)
@@ -123,33 +148,59 @@ class GAN(tf.Module):
         # this replica's rows, in the order experimental_distribute_dataset splits the real batch
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
         latents = latents[replica * batch : (replica + 1) * batch]
+        params = extras["augment"][replica * batch : (replica + 1) * batch] if "augment" in extras else None
 
         def average(per_example):
             return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
 
+        def seen(images, i, which):  # what D sees of update i's real (0) or generated (1) images
+            return images if params is None else self.augmenter(images, params[:, i, which])
+
+        def with_r1(d_loss, real_in):  # D's loss plus the R1 term (this replica's share of the batch mean)
+            if t.r1_gamma == 0:
+                return d_loss
+            with tf.name_scope("r1"):
+                def term():
+                    return average(0.5 * t.r1_gamma * t.r1_every * r1_penalty(disc, real_in))
+                return d_loss + (term() if t.r1_every == 1 else tf.cond(extras["r1_now"], term, lambda: tf.constant(0.0)))
+
+        def real_sign(logits):  # the overfitting signal: how many real images D calls real, in [-1, 1]
+            return average(tf.sign(tf.reshape(tf.cast(logits, tf.float32), [-1])))
+
+        signs = []
         for i in range(t.d_steps - 1):  # extra discriminator updates (unrolled: d_steps is static)
             fake = gen(latents[:, i], training=True)
             with tf.GradientTape() as tape:
-                d_loss = average(discriminator_loss(t.loss, disc(real[:, i], training=True), disc(fake, training=True), real_target))
-                scaled = self._scale(self.d_optimizer, d_loss)
-            self._apply(self.d_optimizer, tape.gradient(scaled, disc.trainable_variables), disc.trainable_variables, d_loss)
+                real_in = seen(real[:, i], i, 0)
+                real_logits = disc(real_in, training=True)
+                d_loss = average(discriminator_loss(t.loss, real_logits, disc(seen(fake, i, 1), training=True), real_target))
+                d_total = with_r1(d_loss, real_in)
+                scaled = self._scale(self.d_optimizer, d_total)
+            self._apply(self.d_optimizer, tape.gradient(scaled, disc.trainable_variables), disc.trainable_variables, d_total)
+            signs.append(real_sign(real_logits))
 
+        last = t.d_steps - 1
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = gen(latents[:, -1], training=True)
-            real_logits = disc(real[:, -1], training=True)
-            fake_logits = disc(fake, training=True)
+            real_in = seen(real[:, -1], last, 0)
+            real_logits = disc(real_in, training=True)
+            fake_logits = disc(seen(fake, last, 1), training=True)
             d_loss = average(discriminator_loss(t.loss, real_logits, fake_logits, real_target))
             g_loss = average(generator_loss(t.loss, fake_logits))
-            d_scaled, g_scaled = self._scale(self.d_optimizer, d_loss), self._scale(self.g_optimizer, g_loss)
+            with g_tape.stop_recording():  # the generator's gradient never needs it
+                d_total = with_r1(d_loss, real_in)
+            d_scaled, g_scaled = self._scale(self.d_optimizer, d_total), self._scale(self.g_optimizer, g_loss)
         d_grads = d_tape.gradient(d_scaled, disc.trainable_variables)
         g_grads = g_tape.gradient(g_scaled, gen.trainable_variables)
-        self._apply(self.d_optimizer, d_grads, disc.trainable_variables, d_loss + g_loss)
-        self._apply(self.g_optimizer, g_grads, gen.trainable_variables, d_loss + g_loss)
+        self._apply(self.d_optimizer, d_grads, disc.trainable_variables, d_total + g_loss)
+        self._apply(self.g_optimizer, g_grads, gen.trainable_variables, d_total + g_loss)
+        signs.append(real_sign(real_logits))
         return {
-            "d_loss": d_loss,
+            "d_loss": d_loss,  # the adversarial loss: without the R1 term, comparable with and without it
             "g_loss": g_loss,
             "d_real": average(tf.sigmoid(tf.reshape(tf.cast(real_logits, tf.float32), [-1]))),
             "d_fake": average(tf.sigmoid(tf.reshape(tf.cast(fake_logits, tf.float32), [-1]))),
+            "d_real_sign": tf.add_n(signs) / len(signs),  # over all of the step's discriminator updates
         }
 
     @staticmethod
@@ -203,6 +254,10 @@ class GAN(tf.Module):
         variables = [v for m in models for v in m.variables]
         variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
         variables += [self.step, self.rng.state, self.fixed_noise, self.sample_from_ema]
+        if self.augment_rng is not None:
+            variables.append(self.augment_rng.state)
+        if self.ada is not None:
+            variables += [self.ada.p, self.ada.sign_sum, self.ada.steps]
         return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
     # ------------------------------------------------------------ pictures
@@ -309,16 +364,25 @@ def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None, m
 def restore(gan: GAN, path: str) -> None:
     """Restore a checkpoint, insisting that every variable of the run is in it.
 
-    One exception: a checkpoint written before runs chose their sampler lacks the choice; it samples from the EMA copy.
+    Exceptions (OPTIONAL_STATE): a checkpoint written before runs chose their sampler lacks the choice; it
+    samples from the EMA copy. One written without augmentation (or ADA) lacks its RNG (or p): a run that turns
+    it on at resume starts it as a new run would (p = 0). A checkpoint may hold more than the GAN (augmentation
+    turned off at resume): the rest is ignored.
     """
     status = None
     try:
         checkpoint = gan.checkpoint
-        if gan.ema_generator is not None and not any(n.startswith("sample_from_ema/") for n, _ in tf.train.list_variables(path)):
-            checkpoint = tf.train.Checkpoint(**{k: v for k, v in gan.checkpointed.items() if k != "sample_from_ema"})
-            gan.sample_from_ema.assign(True)
+        saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
+        missing = [k for k in OPTIONAL_STATE if k in gan.checkpointed and k not in saved]
+        if missing:
+            checkpoint = tf.train.Checkpoint(**{k: v for k, v in gan.checkpointed.items() if k not in missing})
+            if "sample_from_ema" in missing:
+                gan.sample_from_ema.assign(True)
         status = checkpoint.restore(path)
         status.assert_existing_objects_matched()
+        # what this GAN has is all restored; what it lacks (augmentation or ADA turned off at resume) is left out
+        # knowingly, and TensorFlow would list each of those values in a warning at exit
+        status.expect_partial()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # IndexError: a truncated data file
         if status is not None:  # else TensorFlow logs unrestored values at exit, after our one error line
             status.expect_partial()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan import data as datalib
 from dcgan.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR
 from dcgan.errors import DcganError
 from dcgan.evaluate import TRAINING_METRICS, Evaluator
@@ -84,5 +85,5 @@ class SamplerChoice:
 
     def _evaluator(self) -> Evaluator:
         n = min(self.cfg.train.select_samples, len(self.images))
-        subset = np.sort(np.random.default_rng((self.cfg.train.seed, self.STREAM)).choice(len(self.images), n, replace=False))
-        return Evaluator(self.cfg.data, ("fid",), split=self.cfg.data.split, real_images=self.images[subset])
+        real = datalib.image_subset(self.images, n, seed=(self.cfg.train.seed, self.STREAM))
+        return Evaluator(self.cfg.data, ("fid",), split=self.cfg.data.split, real_images=real)

@@ -1,15 +1,21 @@
 """Image folders: every PNG/JPEG under a directory in, uint8 (N, size, size, C) out.
 
 Each file's size, and the image size its header declares, are checked before the file is read
-or decoded; files that fail are skipped and counted by reason, not fatal.
+or decoded; files that fail are skipped and counted by reason, not fatal. `decode_images` decodes a
+file list on a thread pool (dcgan prepare uses it too); `load_folder_cached` keeps a decoded folder as
+one .npy under the cache directory, keyed by its file list, so the next run skips the decoding.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import struct
 import sys
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,33 +48,179 @@ def load_folder(path: str | Path, image_size: int, channels: int, limit: int | N
     file, over MAX_IMAGE_FILE_BYTES, over MAX_IMAGE_PIXELS (decoded or resized), over MAX_ASPECT_RATIO,
     or out of memory while decoding.
     """
-    import tensorflow as tf
+    return _load_folder(_folder(path), image_size, channels, limit)[0]
 
+
+def _load_folder(root: Path, image_size: int, channels: int, limit: int | None) -> tuple[np.ndarray, str]:
+    """(the images, the note on skipped files that was printed, or "")."""
+    files, others = list_images(root)
+    images, skipped = [], Counter()
+    # one file at a time, in order: decode_images(threads=...) is for `dcgan prepare`
+    for _, result in decode_images(files, image_size, channels, threads=1):
+        if isinstance(result, str):
+            skipped[result] += 1
+        else:
+            images.append(result)
+            if limit and len(images) >= limit:
+                break
+    note = _skip_message(root, skipped, others) if skipped or others else ""
+    if note:
+        print(note, file=sys.stderr)
+    if not images:
+        raise DataError(f"data.path: no readable PNG/JPEG images under {root}")
+    return np.stack(images), note
+
+
+def _folder(path: str | Path) -> Path:
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"data.path: {root} is not a directory")
+    return root
+
+
+def list_images(root: Path) -> tuple[list[Path], int]:
+    """(every PNG/JPEG name under root, sorted; how many other files there are)."""
     entries = sorted(root.rglob("*"))
     files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
-    images, skipped = [], Counter()
-    for f in files:
-        try:
-            encoded = _read_image_file(f, image_size)
-            img = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-            images.append(_resize_crop(img, image_size).numpy())
-        except _Skip as e:
-            skipped[str(e)] += 1
-        except (tf.errors.ResourceExhaustedError, MemoryError):  # what the header checks did not foresee
-            skipped["too big for memory"] += 1
-        except (tf.errors.InvalidArgumentError, OSError, ValueError):
-            skipped[UNREADABLE] += 1
-        if limit and len(images) >= limit:
-            break
     others = sum(1 for p in entries if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
-    if skipped or others:
-        print(_skip_message(root, skipped, others), file=sys.stderr)
-    if not images:
-        raise DataError(f"data.path: no readable PNG/JPEG images under {root}")
-    return np.stack(images)
+    return files, others
+
+
+DECODE_THREADS = min(8, os.cpu_count() or 1)
+
+
+def decode_images(files: list[Path], image_size: int, channels: int, threads: int | None = None):
+    """(path, uint8 image or the reason it was skipped) for each file, in order, decoded on a thread pool.
+
+    At most a few files per thread are in flight, so memory stays bounded however long the list;
+    closing the generator early (a limit reached) cancels what is still queued.
+    """
+    threads = threads or DECODE_THREADS
+    if threads <= 1:
+        for f in files:
+            yield f, decode_image(f, image_size, channels)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="dcgan-decode") as pool:
+        pending = deque()
+        try:
+            for f in files:
+                pending.append((f, pool.submit(decode_image, f, image_size, channels)))
+                if len(pending) >= 4 * threads:
+                    f0, future = pending.popleft()
+                    yield f0, future.result()
+            while pending:
+                f0, future = pending.popleft()
+                yield f0, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def decode_image(path: Path, image_size: int, channels: int):
+    """One file as uint8 (image_size, image_size, channels), or the reason (a string) it is skipped."""
+    import tensorflow as tf
+
+    try:
+        encoded = _read_image_file(path, image_size)
+        img = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+        return _resize_crop(img, image_size).numpy()
+    except _Skip as e:
+        return str(e)
+    except (tf.errors.ResourceExhaustedError, MemoryError):  # what the header checks did not foresee
+        return "too big for memory"
+    except (tf.errors.InvalidArgumentError, OSError, ValueError):
+        return UNREADABLE
+
+
+# ---------------------------------------------------------------- the decoded-folder cache
+
+CACHE_FORMAT = 1  # part of every key: a change to the decoding must not reuse old caches
+
+
+def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: int | None = None) -> np.ndarray:
+    """load_folder, decoded once: the result is kept as <cache>/folders/<folder>/<key>.npy.
+
+    The key covers the sorted file list with each file's size and mtime, image_size, channels and
+    limit, so adding, removing or touching a file decodes the folder again (and replaces the entry);
+    the loader's note on skipped files is kept with it and printed again on a hit.
+    """
+    from dcgan.data import cache_dir  # dcgan.data imports this module
+
+    root = _folder(path)
+    folder_dir = cache_dir() / "folders" / hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
+    key = folder_key(root, image_size, channels, limit)
+    entry = folder_dir / f"{key}.npy"
+    images = _read_cached(entry, image_size, channels)
+    if images is not None:
+        note = _read_note(entry.with_suffix(".json"))
+        if note:
+            print(note, file=sys.stderr)
+        return images
+    images, note = _load_folder(root, image_size, channels, limit)
+    _write_cache(folder_dir, entry, images, {"source": str(root.resolve()), "note": note})
+    return images
+
+
+def folder_key(root: Path, image_size: int, channels: int, limit: int | None) -> str:
+    """sha256 over what decoding depends on: every file's relative name, size and mtime, and the settings."""
+    h = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "size": image_size, "channels": channels, "limit": limit}).encode())
+    for p in sorted(root.rglob("*")):
+        try:
+            st = p.stat()
+        except OSError:  # a dangling link: listed by name, so a new target changes the key
+            st = None
+        h.update(os.fsencode(p.relative_to(root)) + b"\0")
+        h.update(f"{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}:{st.st_mode if st else -1}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def _read_cached(entry: Path, image_size: int, channels: int) -> np.ndarray | None:
+    try:
+        with open_regular(entry) as f:
+            images = np.load(f, allow_pickle=False)
+    except (OSError, ValueError, DataError, EOFError):  # absent, or damaged: decode again
+        return None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (image_size, image_size, channels):
+        return None
+    return images
+
+
+def _read_note(path: Path) -> str:
+    try:
+        with open_regular(path, 1 << 20) as f:
+            return str(json.loads(f.read()).get("note", ""))
+    except (OSError, ValueError, DataError, AttributeError):
+        return ""
+
+
+def _write_cache(folder_dir: Path, entry: Path, images: np.ndarray, info: dict) -> None:
+    """Write the entry atomically and drop this folder's older entries; a cache that can't be written is no error."""
+    from dcgan.rundir import atomic_path, atomic_write  # it imports the config, which this module does not need
+
+    try:
+        with atomic_path(entry) as tmp:  # tmp keeps the .npy suffix, so np.save adds none
+            np.save(tmp, images, allow_pickle=False)
+        atomic_write(entry.with_suffix(".json"), json.dumps(info) + "\n")
+        for old in folder_dir.iterdir():
+            if old.suffix in (".npy", ".json") and old.stem != entry.stem:
+                old.unlink(missing_ok=True)
+        _prune(folder_dir.parent)
+    except OSError as e:
+        print(f"data: could not cache the decoded folder in {folder_dir}: {e.strerror or e}", file=sys.stderr)
+
+
+def _prune(folders: Path) -> None:
+    """Remove the entries of folders that no longer exist (temporary folders would pile up otherwise)."""
+    import shutil
+
+    for d in folders.iterdir():
+        notes = list(d.glob("*.json")) if d.is_dir() else []
+        try:
+            source = json.loads(notes[0].read_text()).get("source") if notes else None
+        except (OSError, ValueError, AttributeError):
+            source = None
+        if source and not Path(source).is_dir():
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _skip_message(root: Path, skipped: Counter, others: int) -> str:

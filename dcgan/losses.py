@@ -1,7 +1,8 @@
 """GAN losses, per example, so the caller decides how to average (one device or many).
 
-Each function takes discriminator logits and returns a vector with one loss per
+Each loss takes discriminator logits and returns a vector with one loss per
 example. `real_target` < 1 is one-sided label smoothing (Salimans et al. 2016).
+`r1_penalty` is the R1 regulariser's per-example squared gradient norm (Mescheder et al. 2018).
 """
 
 import tensorflow as tf
@@ -33,3 +34,16 @@ def generator_loss(kind: str, fake_logits):
     if kind == "lsgan":
         return 0.5 * tf.square(fake_logits - 1.0)
     raise ValueError(f"unknown loss {kind!r}")
+
+
+def r1_penalty(discriminator, real):
+    """Per example ||grad_x D(x)||^2 on the real images x, differentiable in D's weights (the R1 regulariser).
+
+    It runs its own forward pass (training=True, as D's loss does). Each logit must depend on its own image
+    only, so the sum's gradient is each image's own: no batch norm in D.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        total = tf.reduce_sum(tf.cast(discriminator(real, training=True), tf.float32))
+    grads = tf.cast(tape.gradient(total, real), tf.float32)
+    return tf.reduce_sum(tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1)

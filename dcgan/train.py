@@ -89,7 +89,7 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
         tf.config.experimental.enable_op_determinism()
     if resume_dir is not None:
         check_resumable(resume_dir)
-    images = datalib.load_images(cfg.data)
+    images = datalib.load_images(cfg.data, stream=True)  # a prepared dataset stays on disk (dcgan.prepared)
     gan = GAN(cfg, strategy)
     # only the chief writes the run's files; other workers (multi_worker) train and save throwaway checkpoints
     chief = is_chief(gan.strategy)
@@ -115,8 +115,11 @@ def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, run_dir: Path, resu
     if chief:
         write_config(run_dir, cfg)
 
-    dataset = datalib.make_dataset(images, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
-    batches = iter(distribute_dataset(gan.strategy, dataset))
+    if cfg.data.name == "prepared":  # streamed from its shards, one pipeline per worker, in the same (seed, epoch) order
+        batches = images.batches(gan.strategy, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
+    else:
+        dataset = datalib.make_dataset(images, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
+        batches = iter(distribute_dataset(gan.strategy, dataset))
     metrics = MetricsLog(run_dir / METRICS_FILE, resume_step=start) if chief else None
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else tf.summary.create_noop_writer()
     if chief:
@@ -190,13 +193,16 @@ def log_record(record: dict, metrics: MetricsLog | None, writer, bar, steps: int
     """One logged step: metrics.jsonl (chief), TensorBoard scalars, the progress bar or a log line."""
     if metrics is not None:
         metrics.write("train", record)
+    ada = "ada_p" in record  # ADA's augmentation probability, when on
     with writer.as_default(step=record["step"]):
-        for k in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s"):
+        for k in ("d_loss", "g_loss", "d_real", "d_fake", "d_real_sign", *(("ada_p",) if ada else ()), "images_per_s"):
             tf.summary.scalar(k, record[k])
-    bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", ips=f"{record['images_per_s']:.0f}")
+    bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", **({"p": f"{record['ada_p']:.3f}"} if ada else {}),
+                    ips=f"{record['images_per_s']:.0f}")
     if print_line:
         _log(f"step {record['step']}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
-             f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} {record['images_per_s']:.0f} img/s")
+             f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} r_t {record['d_real_sign']:.3f} "
+             + (f"p {record['ada_p']:.3f} " if ada else "") + f"{record['images_per_s']:.0f} img/s")
 
 
 def settle_sampler(gan: GAN, choose_sampler: SamplerChoice | None, step: int, metrics: MetricsLog | None, decide: bool) -> None:

@@ -1,19 +1,22 @@
-"""Peak resident memory of training from an in-memory dataset, against the size of its pixels.
+"""Peak resident memory of training from an in-memory dataset (or a prepared, streamed one), against its pixels.
 
 Tiles Fashion-MNIST's training images (or random images, with --synthetic) into one IDX file of about
 --gigabytes of pixels, trains the default model a few steps from it in a fresh process
 (`dcgan train --set data.path=...`), and prints that process's peak resident memory (ru_maxrss) next to
-the data's size. The same command with --gigabytes 0.05 gives the constant (TensorFlow, the model).
+the data's size and the training images/s. The same command with --gigabytes 0.05 gives the constant
+(TensorFlow, the model). With --prepared, the tiled file is first written as a prepared dataset
+(`dcgan prepare`, timed and measured on its own) and training streams it (`data.name=prepared`).
 
     python scripts/data_memory.py --gigabytes 1.0
+    python scripts/data_memory.py --gigabytes 1.0 --prepared
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
-import resource
 import shutil
 import struct
 import subprocess
@@ -48,30 +51,61 @@ def write_tiled_idx(folder: Path, images: np.ndarray, n: int) -> None:
         f.write(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 1000, 28, 28) + images[:1000].tobytes())
 
 
+def run_measured(cmd: list[str], work: Path) -> tuple[int, float, float, str]:
+    """(exit status, seconds, peak resident bytes of that one process, its stderr)."""
+    with open(work / "out.log", "w") as out, open(work / "err.log", "w") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (RUSAGE_CHILDREN mixes every child)
+        seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, seconds, usage.ru_maxrss * 1024, (work / "err.log").read_text()  # Linux: KiB
+
+
+def images_per_s(run: Path) -> float:
+    """The median of the logged windows, the first (tracing) left out."""
+    rates = [r["images_per_s"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r.get("kind") == "train"]
+    rates = sorted(rates[1:] or rates)
+    return rates[len(rates) // 2]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=1.0, help="pixels of the tiled training set (default 1.0)")
     parser.add_argument("--steps", type=int, default=50, help="training steps (default 50)")
     parser.add_argument("--synthetic", action="store_true", help="random images instead of Fashion-MNIST")
+    parser.add_argument("--prepared", action="store_true", help="prepare the tiled data first and train from the prepared copy")
     args = parser.parse_args(argv)
     n = max(1000, int(args.gigabytes * 1e9 / (28 * 28)))
     work = Path(tempfile.mkdtemp(prefix="dcgan-memory-"))
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     try:
         write_tiled_idx(work, source_images(args.synthetic), n)
         data_bytes = n * 28 * 28
-        cmd = [sys.executable, "-m", "dcgan", "train", "--quiet", "--set", "data.name=mnist", "--set", f"data.path={work}",
-               "--set", f"train.steps={args.steps}", "--set", "train.select_sampler=false",
-               "--set", f"train.log_every={args.steps}", "--set", f"run.dir={work / 'runs'}"]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
-        if proc.returncode != 0:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            return proc.returncode
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-        print(f"images {n:,}  pixels {data_bytes / 1e9:.2f} GB  peak resident {peak / 1e9:.2f} GB  "
-              f"ratio {peak / data_bytes:.2f}x  ({args.steps} steps, {seconds:.0f} s, {cpu}, {os.cpu_count()} cores)")
+        data = ["--set", "data.name=mnist", "--set", f"data.path={work}"]
+        if args.prepared:
+            status, seconds, peak, err = run_measured(
+                [sys.executable, "-m", "dcgan", "prepare", str(work), str(work / "prepared"), "--size", "28", "--channels", "1",
+                 "--quiet"], work)
+            if status != 0:
+                print(err[-2000:], file=sys.stderr)
+                return status
+            size = sum(p.stat().st_size for p in (work / "prepared").iterdir())
+            print(f"prepare: {n:,} images, {size / 1e9:.2f} GB of shards in {seconds:.0f} s, peak resident {peak / 1e9:.2f} GB")
+            (work / "train-images-idx3-ubyte").unlink()  # training reads only the prepared copy
+            data = ["--set", "data.name=prepared", "--set", f"data.path={work / 'prepared'}"]
+        log_every = max(1, args.steps // 5)
+        cmd = [sys.executable, "-m", "dcgan", "train", "--quiet", *data, "--set", f"train.steps={args.steps}",
+               "--set", "train.select_sampler=false", "--set", f"train.log_every={log_every}",
+               "--set", f"run.dir={work / 'runs'}", "--set", "run.name=memory"]
+        status, seconds, peak, err = run_measured(cmd, work)
+        if status != 0:
+            print(err[-2000:], file=sys.stderr)
+            return status
+        print(f"{'prepared (streamed)' if args.prepared else 'in memory'}: images {n:,}  pixels {data_bytes / 1e9:.2f} GB  "
+              f"peak resident {peak / 1e9:.2f} GB  ratio {peak / data_bytes:.2f}x  "
+              f"{images_per_s(work / 'runs' / 'memory'):.0f} images/s  ({args.steps} steps, {seconds:.0f} s, {cpu}, "
+              f"{os.cpu_count()} cores)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

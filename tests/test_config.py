@@ -42,7 +42,7 @@ def test_mode_list_from_command_line():
         ("train.lr_g=fast", "train.lr_g: 'fast' is not a valid float"),
         ("train.steps=0", "train.steps: 0 is below the minimum 1"),
         ("train.steps=2.5", "train.steps: 2.5 is not a valid int"),
-        ("data.name=imagenet", "data.name: 'imagenet' is not allowed; choose one of mnist | fashion_mnist | cifar10 | folder"),
+        ("data.name=imagenet", "data.name: 'imagenet' is not allowed; choose one of mnist | fashion_mnist | cifar10 | folder | prepared"),
         ("model.generator.upsampling=pixelshuffle", "model.generator.upsampling: 'pixelshuffle' is not allowed"),
         ("model.generator.upsampling=transpose,upsample,subpixel", "3 modes given but image_size 28 needs 2"),
         ("data.image_size=30", "data.image_size: 30 is not supported"),
@@ -53,6 +53,15 @@ def test_mode_list_from_command_line():
         ("train.steps", "expected dotted.key=value"),
         ("train=3", "train: expected a mapping"),
         ("train.steps.x=1", "train.steps: {'x': 1} is not a valid int"),
+        ("train.augment=translation,flip", "train.augment[1]: 'flip' is not allowed; choose one of translation | cutout | color"),
+        ("train.augment=cutout,cutout", "train.augment: 'cutout' is listed twice"),
+        ("train.augment=3", "train.augment: expected a list, got 3"),
+        ("train.r1_gamma=-1", "train.r1_gamma: -1.0 is below the minimum 0.0"),
+        ("train.ada_target=1", "train.ada_target: 1.0 is not allowed; it must be above 0 and below 1"),
+        ("train.ada_target=0", "train.ada_target: 0.0 is not allowed; it must be above 0 and below 1"),
+        ("train.ada_target=-0.5", "train.ada_target: -0.5 is not allowed; it must be above 0 and below 1"),
+        ("train.ada_interval=0", "train.ada_interval: 0 is below the minimum 1"),
+        ("train.r1_every=0", "train.r1_every: 0 is below the minimum 1"),
     ],
 )
 def test_errors_name_key_value_and_what_is_allowed(override, message):
@@ -60,6 +69,20 @@ def test_errors_name_key_value_and_what_is_allowed(override, message):
         load_config(None, [override])
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_augment_list_from_command_line_or_yaml():
+    assert load_config(None, ["train.augment=translation,cutout"]).train.augment == ["translation", "cutout"]
+    assert load_config(None, ["train.augment=color"]).train.augment == ["color"]  # one op is a list too
+    assert load_config(None, ["train.augment=[cutout, color]"]).train.augment == ["cutout", "color"]
+    assert load_config(None, ["train.augment=[]"]).train.augment == [] == load_config().train.augment  # off
+    assert from_dict({"train": {"augment": ["translation"], "ada_target": 0.6}}).train.ada_target == 0.6
+
+
+def test_r1_refuses_batch_norm_in_the_discriminator():
+    text = one_line_config_error(load_config, None, ["train.r1_gamma=1", "model.discriminator.norm=batch"])
+    assert text.startswith("train.r1_gamma: R1 penalises each real image's own gradient")
+    assert load_config(None, ["train.r1_gamma=1", "model.discriminator.norm=layer"]).train.r1_gamma == 1.0
 
 
 def test_steps_and_epochs_cannot_both_be_null():
@@ -98,12 +121,12 @@ def test_diff_keys_and_reference():
         assert f"`{key}`" in ref
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10", "smoke"])
+@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10", "smoke", "folder_small"])
 def test_shipped_configs_load(name):
     from pathlib import Path
 
     cfg = load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
-    assert cfg.data.channels == (3 if name == "cifar10" else 1)
+    assert cfg.data.channels == (3 if name in ("cifar10", "folder_small") else 1)
 
 
 def test_shipped_configs_match_the_built_in_defaults():

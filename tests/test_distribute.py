@@ -40,9 +40,15 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def test_mirrored_over_two_devices_matches_one_device(mnist_dir):
+# augmentation with ADA (p moved every step, by up to 0.5) and lazy R1; R1 wants a D without batch norm
+AUGMENTED = ("model.discriminator.norm=none", "train.augment=translation,cutout,color", "train.ada_target=0.3",
+             "train.ada_interval=1", "train.ada_speed=32", "train.r1_gamma=1", "train.r1_every=2")
+
+
+@pytest.mark.parametrize("extra", [("model.discriminator.norm=batch",), AUGMENTED], ids=["plain", "augmented"])
+def test_mirrored_over_two_devices_matches_one_device(mnist_dir, extra):
     # its own process: logical devices must be configured before TensorFlow initialises, long done here
-    overrides = ["data.name=mnist", f"data.path={mnist_dir}", *TINY, *FAST, "model.discriminator.norm=batch"]
+    overrides = ["data.name=mnist", f"data.path={mnist_dir}", *TINY, *FAST, *extra]
     proc = subprocess.run([sys.executable, str(HERE / "mirrored_run.py"), "3", *overrides],
                           capture_output=True, text=True, timeout=240, env=_env())
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -50,13 +56,18 @@ def test_mirrored_over_two_devices_matches_one_device(mnist_dir):
     out = json.loads(lines[-1][len("RESULT "):])
     assert [out[k]["replicas"] for k in ("default", "mirrored", "per_replica_bn")] == [1, 2, 2]
 
+    metrics = (*METRICS, "d_real_sign", *(("ada_p",) if extra == AUGMENTED else ()))
+
     def losses(name):
-        return np.array([[step[m] for m in METRICS] for step in out[name]["losses"]])
+        return np.array([[step[m] for m in metrics] for step in out[name]["losses"]])
 
     # same global batch, same seed: the same numbers up to summation order
     np.testing.assert_allclose(losses("mirrored"), losses("default"), rtol=0, atol=1e-4)
     # per-replica BatchNorm normalises each half batch by its own statistics: a different model
-    assert np.abs(losses("per_replica_bn") - losses("default")).max() > 1e-3
+    if extra != AUGMENTED:  # (there D has no BatchNorm: only G's differs, and less)
+        assert np.abs(losses("per_replica_bn") - losses("default")).max() > 1e-3
+    else:  # p moved, so gated augmentation was part of what matched
+        assert len({step["ada_p"] for step in out["default"]["losses"]}) > 1
     assert "data.batch_size: 15 is not divisible by the 2 replicas" in out["odd_batch_error"]
     assert "train.jit_compile: XLA compiles the whole step for one device, not 2 replicas" in out["jit_error"]
 

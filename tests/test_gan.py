@@ -1,9 +1,13 @@
-"""dcgan/gan.py: the step (the EMA and its warm-up, d_steps, skipped non-finite steps) and what a checkpoint holds.
+"""dcgan/gan.py: the step (the EMA and its warm-up, d_steps, skipped non-finite steps, augmentation, ADA, R1) and
+what a checkpoint holds.
 
 The steps here are GAN.train_step on batches shaped as the data pipeline ships them,
 (global batch, d_steps, H, W, C) uint8, without the training loop around it.
 """
 
+import re
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -59,7 +63,7 @@ def test_the_discriminator_gets_d_steps_updates_per_step(tiny_config, d_steps):
         logs = gan.train_step(real)
     assert int(gan.step.numpy()) == 2 and int(gan.g_optimizer.iterations.numpy()) == 2
     assert int(gan.d_optimizer.iterations.numpy()) == 2 * d_steps
-    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake"} and all(np.isfinite(float(v)) for v in logs.values())
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake", "d_real_sign"} and all(np.isfinite(float(v)) for v in logs.values())
     assert not any(np.array_equal(a, b) for a, b in zip(d_before, values(gan.discriminator.trainable_variables)))
 
 
@@ -101,6 +105,126 @@ def test_a_non_finite_extra_discriminator_update_counts_as_a_bad_step(tiny_confi
     gan.train_step(tf.constant(real))
     assert int(gan.d_optimizer.iterations.numpy()) == 1  # the bad update was skipped, the last one applied
     assert int(gan.skipped_steps.numpy()) == 1 and int(gan.first_nonfinite_step.numpy()) == 1
+
+
+# ---------------------------------------------------------------- augmentation, ADA and R1 in the step
+
+AUGMENTED = ("train.augment=translation,cutout,color", "train.ada_target=0.6", "train.ada_interval=2",
+             "train.ada_speed=1000", "train.r1_gamma=1", "train.r1_every=2")
+
+
+def scopes(gan: GAN, real) -> set[str]:
+    """The name scopes of the step's graph that belong to augmentation, ADA and R1, and the graph's op types."""
+    graph = gan.train_step.get_concrete_function(real).graph
+    found = {m.group(1) for op in graph.get_operations() for part in op.name.split("/")
+             if (m := re.fullmatch(r"(augment|augment_params|ada|r1)(_\d+)?", part))}
+    return found | {op.type for op in graph.get_operations() if op.type == "OneHot"}  # translation's shift matrices
+
+
+def test_with_everything_off_none_of_it_is_in_the_graph_or_the_checkpoint(tiny_config):
+    plain = GAN(tiny_config())
+    assert scopes(plain, batches(plain, 1)[0]) == set()
+    assert plain.augmenter is None and plain.augment_rng is None and plain.ada is None
+    assert not {"augment_rng", "ada"} & set(plain.checkpointed)
+    gan = GAN(tiny_config(*AUGMENTED))
+    assert scopes(gan, batches(gan, 1)[0]) == {"augment", "augment_params", "ada", "r1", "OneHot"}
+    assert {"augment_rng", "ada"} <= set(gan.checkpointed)
+
+
+def test_the_step_is_traced_once_with_augmentation_ada_and_lazy_r1(tiny_config):
+    gan = GAN(tiny_config(*AUGMENTED, "train.d_steps=2"))
+    for real in batches(gan, 4):  # R1 on steps 1 and 3, p adjusted after steps 2 and 4
+        logs = gan.train_step(real)
+    assert gan.train_step.experimental_get_tracing_count() == 1
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake", "d_real_sign", "ada_p"}
+    assert all(np.isfinite(float(v)) for v in logs.values())
+
+
+def test_ada_p_rises_on_a_planted_overfitting_signal_and_falls_on_its_opposite(tiny_config):
+    """A discriminator biased to call everything real: sign(D(real)) = 1 > target, so p rises; biased the other way, it falls."""
+    gan = GAN(tiny_config("train.ada_target=0.6", "train.ada_interval=2", "train.ada_speed=1000"))
+    bias = gan.discriminator.get_layer("logit").bias
+    step_p = 2 * 16 / 1000  # 2 steps of 16 real images per adjustment
+    bias.assign([20.0])
+    ps, signs = [], []
+    for real in batches(gan, 6):
+        logs = gan.train_step(real)
+        ps.append(float(logs["ada_p"]))
+        signs.append(float(logs["d_real_sign"]))
+    assert signs == [1.0] * 6
+    np.testing.assert_allclose(ps, np.array([0, 1, 1, 2, 2, 3]) * step_p, rtol=1e-6)
+    bias.assign([-20.0])
+    for real in batches(gan, 8, seed=1):
+        logs = gan.train_step(real)
+        ps.append(float(logs["ada_p"]))
+        assert float(logs["d_real_sign"]) == -1.0
+    np.testing.assert_allclose(ps[6:], np.array([3, 2, 2, 1, 1, 0, 0, 0]) * step_p, rtol=1e-5, atol=1e-7)
+    assert min(ps) == 0.0 and float(gan.ada.p.numpy()) == 0.0  # clipped at 0, not below
+
+
+def test_augmentation_state_round_trips_through_a_checkpoint(tiny_config, tmp_path):
+    """p, its interval's running sum and the augmentation RNG are saved; the restored GAN trains on identically."""
+    cfg = tiny_config(*AUGMENTED, "train.ada_interval=3")
+    a = GAN(cfg)
+    a.ada.p.assign(0.5)  # about half the images augmented by each op
+    real = batches(a, 6)
+    for r in real[:4]:  # mid-interval: one step of the next interval is summed
+        a.train_step(r)
+    assert float(a.ada.p.numpy()) in (pytest.approx(0.452), pytest.approx(0.548)) and int(a.ada.steps.numpy()) == 1
+    path = a.checkpoint.save(str(tmp_path / "ckpt"))
+    b = GAN(cfg)
+    restore(b, path)
+    for x, y in zip(a.state_arrays(), b.state_arrays(), strict=True):
+        np.testing.assert_array_equal(x, y)
+    for r in real[4:]:
+        a.train_step(r)
+        b.train_step(r)
+    for x, y in zip(a.state_arrays(), b.state_arrays(), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_augmentation_turned_on_or_off_at_resume_restores_the_rest(tiny_config, tmp_path):
+    plain = GAN(tiny_config())
+    plain.train_step(batches(plain, 1)[0])
+    path = plain.checkpoint.save(str(tmp_path / "plain"))
+    gan = GAN(tiny_config(*AUGMENTED))
+    fresh = gan.augment_rng.state.numpy()
+    restore(gan, path)  # no augmentation state in it: it starts as a new run's would
+    assert int(gan.step.numpy()) == 1 and float(gan.ada.p.numpy()) == 0.0
+    np.testing.assert_array_equal(gan.augment_rng.state.numpy(), fresh)
+    gan.ada.p.assign(0.5)
+    path = gan.checkpoint.save(str(tmp_path / "augmented"))
+    back = GAN(tiny_config())
+    restore(back, path)  # augmentation off again: its state in the checkpoint is left out
+    for x, y in zip(plain.state_arrays(), back.state_arrays(), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def discriminator_update(tiny_config, *sets, step=0) -> list[np.ndarray]:
+    """The change one step makes to D's weights, with SGD in place of Adam so that it is linear in D's gradient."""
+    gan = GAN(tiny_config("train.ema_decay=0", *sets))
+    gan.d_optimizer = keras.optimizers.SGD(0.5)
+    gan.d_optimizer.build(gan.discriminator.trainable_variables)
+    gan.step.assign(step)
+    before = values(gan.discriminator.trainable_variables)
+    logs = gan.train_step(batches(gan, 1)[0])
+    assert np.isfinite(float(logs["d_loss"]))
+    return [after - b for after, b in zip(values(gan.discriminator.trainable_variables), before)]
+
+
+def test_r1_joins_the_discriminator_loss_scaled_by_gamma_and_k_on_every_kth_step(tiny_config):
+    plain = discriminator_update(tiny_config)
+    # a fresh D's input gradients are small: a large gamma makes the R1 term's share of the update plain to see
+    r1 = [d - p for d, p in zip(discriminator_update(tiny_config, "train.r1_gamma=1000", "train.r1_every=1"), plain)]
+    scale = max(np.abs(x).max() for x in plain)
+    assert max(np.abs(x).max() for x in r1) > 0.01 * scale  # R1 moves D
+    for gamma, every, factor in ((2000, 1, 2), (1000, 3, 3)):  # gamma / 2 * k
+        got = discriminator_update(tiny_config, f"train.r1_gamma={gamma}", f"train.r1_every={every}")
+        for g, p, one in zip(got, plain, r1):
+            np.testing.assert_allclose(g - p, factor * one, rtol=0, atol=1e-4 * scale)
+    off_step = discriminator_update(tiny_config, "train.r1_gamma=1000", "train.r1_every=3", step=1)  # step 2: no R1
+    for a, b in zip(off_step, discriminator_update(tiny_config, step=1)):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------- checkpoints and the sampling copy

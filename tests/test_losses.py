@@ -1,10 +1,11 @@
-"""dcgan/losses.py: each loss kind's per-example values on known logits, against the formulas written out."""
+"""dcgan/losses.py: each loss kind's per-example values on known logits, against the formulas written out; R1 on
+discriminators whose input gradient is known by hand."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.losses import discriminator_loss, generator_loss
+from dcgan.losses import discriminator_loss, generator_loss, r1_penalty
 
 REAL = np.array([-3.0, -1.0, 0.0, 0.5, 2.0, 4.0], np.float32)
 FAKE = np.array([2.0, 1.0, 0.0, -0.5, -2.0, -4.0], np.float32)
@@ -87,3 +88,23 @@ def test_unknown_kind_is_refused():
         discriminator_loss("wgan", REAL, FAKE)
     with pytest.raises(ValueError, match="unknown loss 'wgan'"):
         generator_loss("wgan", FAKE)
+
+
+def test_r1_penalty_is_each_images_squared_input_gradient_norm():
+    """D(x) = sum(w * x) (a Keras Dense layer without bias) has grad_x D = w: the penalty is sum(w^2) for every image."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4 * 4 * 2, 1)).astype(np.float32)
+    linear = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Flatten(), keras.layers.Dense(1, use_bias=False)])
+    linear.layers[-1].kernel.assign(w)
+    x = tf.constant(rng.uniform(-1, 1, (3, 4, 4, 2)).astype(np.float32))
+    np.testing.assert_allclose(r1_penalty(linear, x).numpy(), [np.sum(w**2)] * 3, rtol=1e-5)
+    # differentiable in D's weights (D's update needs it): d sum(w^2) / dw = 2w
+    with tf.GradientTape() as tape:
+        penalty = r1_penalty(linear, x)[0]
+    np.testing.assert_allclose(tape.gradient(penalty, linear.trainable_variables)[0].numpy(), 2 * w, rtol=1e-5)
+    # a nonlinear D: D(x) = sum(v * x^2) / 2 has grad v * x, so each image gets its own sum(v^2 x^2)
+    v = tf.constant(rng.uniform(0.5, 2, (1, 4, 4, 2)).astype(np.float32))
+    square = lambda images, training: tf.reduce_sum(v * images**2, axis=[1, 2, 3])[:, None] / 2  # noqa: E731
+    np.testing.assert_allclose(r1_penalty(square, x).numpy(), np.sum((v * x).numpy() ** 2, axis=(1, 2, 3)), rtol=1e-5)

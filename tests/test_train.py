@@ -22,15 +22,23 @@ def test_end_to_end_run_writes_every_artifact(tiny_run):
     assert {p.name for p in (run / CHECKPOINT_DIR).glob("*.index")} == {"ckpt-3.index", "ckpt-6.index"}
     records = read_metrics(run / "metrics.jsonl", "all")
     assert [r["step"] for r in records] == [2, 4, 6]
-    for key in ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "wall_s"):
+    for key in ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "d_real_sign", "images_per_s", "wall_s"):
         assert np.isfinite(records[-1][key]), key
+    assert -1 <= records[-1]["d_real_sign"] <= 1 and "ada_p" not in records[-1]  # r_t always; p only with ADA
+    assert "d_real_sign" in {tag for tag, _ in event_steps(run / "tb", tags=True)}
     assert resume_config(run) == cfg  # the resolved config round-trips through config.yaml
 
 
-def test_step_is_traced_once(tiny_config, monkeypatch):
+# augmentation, ADA (p moving fast, adjusted every 2 steps: the resume at step 3 is mid-interval) and lazy R1
+AUGMENTED = ("train.augment=translation,cutout,color", "train.ada_target=0.6", "train.ada_interval=2",
+             "train.ada_speed=200", "train.r1_gamma=1", "train.r1_every=2")
+
+
+@pytest.mark.parametrize("extra", [(), AUGMENTED], ids=["plain", "augmented"])
+def test_step_is_traced_once(tiny_config, monkeypatch, extra):
     import dcgan.train as trainlib
 
-    cfg = tiny_config("train.d_steps=2", "train.ema_decay=0.5")
+    cfg = tiny_config("train.d_steps=2", "train.ema_decay=0.5", *extra)
     gan_holder = {}
 
     class Keep(GAN):  # the real GAN, remembered so that its tf.function can say how often it traced
@@ -43,8 +51,9 @@ def test_step_is_traced_once(tiny_config, monkeypatch):
     assert gan_holder["gan"].train_step.experimental_get_tracing_count() == 1
 
 
-def test_resume_matches_uninterrupted_run(tiny_config):
-    common = ("model.discriminator.dropout=0.3", "train.ema_decay=0.8")
+@pytest.mark.parametrize("extra", [(), AUGMENTED], ids=["plain", "augmented"])
+def test_resume_matches_uninterrupted_run(tiny_config, extra):
+    common = ("model.discriminator.dropout=0.3", "train.ema_decay=0.8", *extra)
     full = train(tiny_config(*common, "run.name=full"), quiet=True)
     part_cfg = tiny_config(*common, "run.name=part", "train.steps=3")
     part = train(part_cfg, quiet=True)
@@ -58,6 +67,11 @@ def test_resume_matches_uninterrupted_run(tiny_config):
     # the log holds each step once, in order (the interrupted run also logged its last step, 3)
     steps = [r["step"] for r in read_metrics(part / "metrics.jsonl", "all")]
     assert steps == [2, 3, 4, 6]
+    if extra:  # p moved, and each record says where it was
+        records = read_metrics(full / "metrics.jsonl", "train")
+        assert float(a.ada.p.numpy()) == records[-1]["ada_p"] and any(r["ada_p"] > 0 for r in records)
+        assert [r["ada_p"] for r in read_metrics(part / "metrics.jsonl", "train")][-1] == records[-1]["ada_p"]
+        assert sorted(step for tag, step in event_steps(full / "tb", tags=True) if tag == "ada_p") == [2, 4, 6]
 
 
 def test_resume_after_a_kill_logs_each_step_once(tiny_config):
