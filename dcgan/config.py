@@ -110,6 +110,10 @@ class TrainConfig:
                          "augmentation (0 = off)", min=0.0, max=1e6)
     r1_every: int = _f(16, "R1 on every k-th step only, scaled by k (lazy regularisation, StyleGAN2's 16; "
                        "1 = every step)", min=1, max=10000)
+    spectral_weight: float = _f(
+        0.0, "weight of a spectral term in G's loss: mean squared difference of the batch-mean radial (azimuthally "
+        "averaged) log power spectra of generated and real images (Durall et al. 2020, differentiable here), on the "
+        "un-augmented images; costs one FFT of each batch per step (0 = off)", min=0.0, max=1e6)
     ema_decay: float = _f(0.995, "decay of the generator's moving average copy, which sampling uses unless select_sampler "
                           "finds the raw G better (0 = off)", min=0.0, max=0.99999)
     ema_warmup: int = _f(500, "steps over which the EMA decay ramps up from 0", min=0)

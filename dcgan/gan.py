@@ -7,7 +7,8 @@ p). Its step for d_steps = 1 is the classic simultaneous update (one generator
 forward pass feeds both tapes, as in the TensorFlow DCGAN tutorial); for d_steps > 1
 the extra discriminator updates come first. Every image D sees, real or generated,
 goes through the run's augmentation (dcgan.augment) when it has one; the R1 penalty,
-when on, joins D's loss. `restore` loads a checkpoint into it; `generate_images`
+when on, joins D's loss; the spectral term (train.spectral_weight), when on, joins G's
+and compares the un-augmented images. `restore` loads a checkpoint into it; `generate_images`
 draws pictures.
 """
 
@@ -27,7 +28,7 @@ from dcgan.config import Config
 from dcgan.distribute import check_strategy
 from dcgan.checkpoints import CHECKPOINT_DIR, PREFIX, STATE_FILE, Checkpoint
 from dcgan.errors import DcganError, first_line
-from dcgan.losses import discriminator_loss, generator_loss, r1_penalty
+from dcgan.losses import discriminator_loss, generator_loss, r1_penalty, spectral_loss
 from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
 from dcgan.rundir import atomic_path, read_run_config
 
@@ -189,19 +190,29 @@ class GAN(tf.Module):
             g_loss = average(generator_loss(t.loss, fake_logits))
             with g_tape.stop_recording():  # the generator's gradient never needs it
                 d_total = with_r1(d_loss, real_in)
-            d_scaled, g_scaled = self._scale(self.d_optimizer, d_total), self._scale(self.g_optimizer, g_loss)
+            g_total, spectral = g_loss, None
+            if t.spectral_weight > 0:  # on the un-augmented images: augmentation would put its own edges in the spectrum
+                with d_tape.stop_recording(), tf.name_scope("spectral"):
+                    # this replica's batch against its real batch, its share of the mean over replicas
+                    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+                    spectral = spectral_loss(fake, real[:, -1]) / replicas
+                    g_total = g_loss + t.spectral_weight * spectral
+            d_scaled, g_scaled = self._scale(self.d_optimizer, d_total), self._scale(self.g_optimizer, g_total)
         d_grads = d_tape.gradient(d_scaled, disc.trainable_variables)
         g_grads = g_tape.gradient(g_scaled, gen.trainable_variables)
-        self._apply(self.d_optimizer, d_grads, disc.trainable_variables, d_total + g_loss)
-        self._apply(self.g_optimizer, g_grads, gen.trainable_variables, d_total + g_loss)
+        self._apply(self.d_optimizer, d_grads, disc.trainable_variables, d_total + g_total)
+        self._apply(self.g_optimizer, g_grads, gen.trainable_variables, d_total + g_total)
         signs.append(real_sign(real_logits))
-        return {
+        logs = {
             "d_loss": d_loss,  # the adversarial loss: without the R1 term, comparable with and without it
             "g_loss": g_loss,
             "d_real": average(tf.sigmoid(tf.reshape(tf.cast(real_logits, tf.float32), [-1]))),
             "d_fake": average(tf.sigmoid(tf.reshape(tf.cast(fake_logits, tf.float32), [-1]))),
             "d_real_sign": tf.add_n(signs) / len(signs),  # over all of the step's discriminator updates
         }
+        if spectral is not None:
+            logs["spectral"] = spectral  # unweighted: the term before train.spectral_weight scales it
+        return logs
 
     @staticmethod
     def _scale(optimizer, loss):

@@ -216,11 +216,15 @@ def resume_config(run_dir: str | Path, config_path: str | None = None, overrides
 def check_resumable(run_dir: Path) -> None:
     """Refuse, before anything is written, a resume that would silently start over.
 
-    Training restarts from step 0 only when the run shows it never got past it: no complete
-    checkpoint, no logged step, no generator. A run with history but no checkpoints (the folder
-    deleted, or a file in its place) is refused: its logs are never cut for steps it cannot restore.
+    With no complete checkpoint, training restarts from step 0 only when the run never got as far as its
+    first checkpoint (train.checkpoint_every, as the run was trained): no logged step at or beyond it and
+    no generator.keras, which is what a kill before the first save leaves. A run with more history but no
+    checkpoints (the folder deleted, or a file in its place) is refused: its logs are never cut for steps
+    it cannot restore.
     """
     run_dir = Path(run_dir)
+    # a folder compare made for a run it has not started yet has no config: any history there is too much
+    first_checkpoint = read_run_config(run_dir).train.checkpoint_every if (run_dir / CONFIG_FILE).is_file() else 1
     folder = run_dir / CHECKPOINT_DIR
     if folder.exists() and not folder.is_dir():
         raise DcganError(f"cannot resume {run_dir}: {folder} is not a directory")
@@ -232,7 +236,7 @@ def check_resumable(run_dir: Path) -> None:
     if checkpoint_steps(folder):
         return
     logged = max((r["step"] for r in read_metrics(run_dir / METRICS_FILE, "all")), default=0)
-    if logged > 0 or (run_dir / "generator.keras").exists():
+    if logged >= first_checkpoint or (run_dir / "generator.keras").exists():
         what = f"logged steps up to {logged}" if logged else "wrote generator.keras"
         raise DcganError(f"cannot resume {run_dir}: it {what} but {folder} holds no checkpoint; "
                          "restore the checkpoints, or start a new run")

@@ -195,14 +195,16 @@ def log_record(record: dict, metrics: MetricsLog | None, writer, bar, steps: int
         metrics.write("train", record)
     ada = "ada_p" in record  # ADA's augmentation probability, when on
     with writer.as_default(step=record["step"]):
-        for k in ("d_loss", "g_loss", "d_real", "d_fake", "d_real_sign", *(("ada_p",) if ada else ()), "images_per_s"):
+        optional = tuple(k for k in ("ada_p", "spectral") if k in record)  # ADA's p, the spectral term: when on
+        for k in ("d_loss", "g_loss", "d_real", "d_fake", "d_real_sign", *optional, "images_per_s"):
             tf.summary.scalar(k, record[k])
     bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", **({"p": f"{record['ada_p']:.3f}"} if ada else {}),
                     ips=f"{record['images_per_s']:.0f}")
     if print_line:
         _log(f"step {record['step']}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
              f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} r_t {record['d_real_sign']:.3f} "
-             + (f"p {record['ada_p']:.3f} " if ada else "") + f"{record['images_per_s']:.0f} img/s")
+             + (f"p {record['ada_p']:.3f} " if ada else "")
+             + (f"spectral {record['spectral']:.4f} " if "spectral" in record else "") + f"{record['images_per_s']:.0f} img/s")
 
 
 def settle_sampler(gan: GAN, choose_sampler: SamplerChoice | None, step: int, metrics: MetricsLog | None, decide: bool) -> None:

@@ -57,6 +57,7 @@ def test_mode_list_from_command_line():
         ("train.augment=cutout,cutout", "train.augment: 'cutout' is listed twice"),
         ("train.augment=3", "train.augment: expected a list, got 3"),
         ("train.r1_gamma=-1", "train.r1_gamma: -1.0 is below the minimum 0.0"),
+        ("train.spectral_weight=-0.5", "train.spectral_weight: -0.5 is below the minimum 0.0"),
         ("train.ada_target=1", "train.ada_target: 1.0 is not allowed; it must be above 0 and below 1"),
         ("train.ada_target=0", "train.ada_target: 0.0 is not allowed; it must be above 0 and below 1"),
         ("train.ada_target=-0.5", "train.ada_target: -0.5 is not allowed; it must be above 0 and below 1"),

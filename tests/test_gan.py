@@ -1,4 +1,5 @@
-"""dcgan/gan.py: the step (the EMA and its warm-up, d_steps, skipped non-finite steps, augmentation, ADA, R1) and
+"""dcgan/gan.py: the step (the EMA and its warm-up, d_steps, skipped non-finite steps, augmentation, ADA, R1, the
+spectral term) and
 what a checkpoint holds.
 
 The steps here are GAN.train_step on batches shaped as the data pipeline ships them,
@@ -114,11 +115,12 @@ AUGMENTED = ("train.augment=translation,cutout,color", "train.ada_target=0.6", "
 
 
 def scopes(gan: GAN, real) -> set[str]:
-    """The name scopes of the step's graph that belong to augmentation, ADA and R1, and the graph's op types."""
+    """The name scopes of the step's graph that belong to augmentation, ADA, R1 and the spectral term, and the
+    graph's op types (translation's shift matrices, the spectral term's FFT)."""
     graph = gan.train_step.get_concrete_function(real).graph
     found = {m.group(1) for op in graph.get_operations() for part in op.name.split("/")
-             if (m := re.fullmatch(r"(augment|augment_params|ada|r1)(_\d+)?", part))}
-    return found | {op.type for op in graph.get_operations() if op.type == "OneHot"}  # translation's shift matrices
+             if (m := re.fullmatch(r"(augment|augment_params|ada|r1|spectral)(_\d+)?", part))}
+    return found | {op.type for op in graph.get_operations() if op.type in ("OneHot", "FFT2D")}
 
 
 def test_with_everything_off_none_of_it_is_in_the_graph_or_the_checkpoint(tiny_config):
@@ -225,6 +227,43 @@ def test_r1_joins_the_discriminator_loss_scaled_by_gamma_and_k_on_every_kth_step
     off_step = discriminator_update(tiny_config, "train.r1_gamma=1000", "train.r1_every=3", step=1)  # step 2: no R1
     for a, b in zip(off_step, discriminator_update(tiny_config, step=1)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_spectral_term_is_in_the_graph_and_the_logs_only_when_on_and_traced_once(tiny_config):
+    plain = GAN(tiny_config())
+    assert plain.cfg.train.spectral_weight == 0
+    assert not {"spectral", "FFT2D"} & scopes(plain, batches(plain, 1)[0])
+    assert "spectral" not in plain.train_step(batches(plain, 1)[0])
+    gan = GAN(tiny_config(*AUGMENTED, "train.d_steps=2", "train.spectral_weight=1"))
+    assert {"spectral", "FFT2D"} <= scopes(gan, batches(gan, 1)[0])
+    for real in batches(gan, 3):
+        logs = gan.train_step(real)
+    assert gan.train_step.experimental_get_tracing_count() == 1
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake", "d_real_sign", "ada_p", "spectral"}
+    assert all(np.isfinite(float(v)) for v in logs.values()) and float(logs["spectral"]) > 0
+
+
+def generator_update(tiny_config, *sets) -> tuple[list[np.ndarray], dict]:
+    """The change one step makes to G's weights (SGD, so linear in G's gradient), and the step's logs."""
+    gan = GAN(tiny_config("train.ema_decay=0", *sets))
+    gan.g_optimizer = keras.optimizers.SGD(0.5)
+    gan.g_optimizer.build(gan.generator.trainable_variables)
+    before = values(gan.generator.trainable_variables)
+    logs = gan.train_step(batches(gan, 1)[0])
+    return [after - b for after, b in zip(values(gan.generator.trainable_variables), before)], logs
+
+
+def test_the_spectral_term_moves_the_generator_and_scales_with_its_weight(tiny_config):
+    plain, plain_logs = generator_update(tiny_config)
+    one, logs = generator_update(tiny_config, "train.spectral_weight=1")
+    two, _ = generator_update(tiny_config, "train.spectral_weight=2")
+    assert float(logs["g_loss"]) == pytest.approx(float(plain_logs["g_loss"]), rel=1e-6)  # g_loss is the adversarial part
+    spectral = [o - p for o, p in zip(one, plain)]
+    scale = max(np.abs(x).max() for x in plain)
+    assert max(np.abs(x).max() for x in spectral) > 1e-3 * scale  # the spectral gradient reaches G's weights
+    tol = 1e-4 * max(np.abs(x).max() for x in two)  # float32 rounding of the sum
+    for t, p, s in zip(two, plain, spectral):  # w * grad(spectral) joins G's gradient
+        np.testing.assert_allclose(t - p, 2 * s, rtol=0, atol=tol)
 
 
 # ---------------------------------------------------------------- checkpoints and the sampling copy

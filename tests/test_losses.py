@@ -1,11 +1,11 @@
 """dcgan/losses.py: each loss kind's per-example values on known logits, against the formulas written out; R1 on
-discriminators whose input gradient is known by hand."""
+discriminators whose input gradient is known by hand; the spectral term on planted spectra."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.losses import discriminator_loss, generator_loss, r1_penalty
+from dcgan.losses import discriminator_loss, generator_loss, r1_penalty, radial_bins, radial_log_spectrum, spectral_loss
 
 REAL = np.array([-3.0, -1.0, 0.0, 0.5, 2.0, 4.0], np.float32)
 FAKE = np.array([2.0, 1.0, 0.0, -0.5, -2.0, -4.0], np.float32)
@@ -108,3 +108,57 @@ def test_r1_penalty_is_each_images_squared_input_gradient_norm():
     v = tf.constant(rng.uniform(0.5, 2, (1, 4, 4, 2)).astype(np.float32))
     square = lambda images, training: tf.reduce_sum(v * images**2, axis=[1, 2, 3])[:, None] / 2  # noqa: E731
     np.testing.assert_allclose(r1_penalty(square, x).numpy(), np.sum((v * x).numpy() ** 2, axis=(1, 2, 3)), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- the spectral term
+
+
+def checkerboard(size: int, channels: int = 1) -> np.ndarray:
+    """(1, size, size, channels) float32 +-1 checkerboard: all its power at the Nyquist corner."""
+    board = np.fromfunction(lambda i, j: (-1.0) ** (i + j), (size, size))
+    return np.repeat(board[None, :, :, None], channels, axis=-1).astype(np.float32)
+
+
+@pytest.mark.parametrize("size, channels", [(28, 1), (32, 3), (16, 1)])
+def test_a_checkerboards_radial_log_spectrum_peaks_at_the_top_radius(size, channels):
+    profile = radial_log_spectrum(checkerboard(size, channels)).numpy()
+    assert profile.shape == (1, int(radial_bins(size, size).max()))  # radii 1 .. max: DC left out
+    assert profile[0].argmax() == profile.shape[1] - 1  # the corner of the shifted spectrum is the farthest ring
+    assert profile[0, -1] > profile[0, :-1].max() + 10  # and nothing else has any power
+
+
+def test_a_constant_image_has_no_power_and_a_single_frequency_sits_at_its_radius():
+    flat = radial_log_spectrum(np.full((1, 16, 16, 1), 0.7, np.float32)).numpy()
+    np.testing.assert_allclose(flat, np.log(1e-8), atol=1e-3)  # the mean is removed: nothing left
+    wave = np.cos(2 * np.pi * 4 * np.arange(16) / 16)[None, None, :, None] * np.ones((1, 16, 1, 1))
+    assert radial_log_spectrum(wave.astype(np.float32)).numpy()[0].argmax() == 3  # radius 4, the profile starts at 1
+
+
+def test_spectral_loss_is_zero_for_the_same_batch_and_positive_otherwise():
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.normal(size=(4, 16, 16, 3)).astype(np.float32))
+    b = tf.constant(np.repeat(checkerboard(16, 3), 4, axis=0) + 0.1 * rng.normal(size=(4, 16, 16, 3)).astype(np.float32))
+    assert float(spectral_loss(a, a)) == 0.0
+    assert float(spectral_loss(a, b)) > 0.1 and float(spectral_loss(b, a)) > 0.1
+    # scaling an image scales its power, a constant in log space, and each profile's own mean is subtracted
+    np.testing.assert_allclose(float(spectral_loss(a, 3.0 * a)), 0.0, atol=1e-8)
+
+
+def test_spectral_loss_has_a_finite_non_zero_gradient_in_the_fake_images_only():
+    rng = np.random.default_rng(1)
+    fake = tf.constant(rng.normal(size=(4, 16, 16, 1)).astype(np.float32))
+    real = tf.constant(np.repeat(checkerboard(16), 4, axis=0))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([fake, real])
+        loss = spectral_loss(fake, real)
+    grad = tape.gradient(loss, fake).numpy()
+    assert np.isfinite(grad).all() and np.abs(grad).max() > 0
+    assert tape.gradient(loss, real) is None  # the real side is a target: no gradient
+
+
+@pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
+def test_spectral_loss_is_float32_for_mixed_precision_images(dtype):
+    rng = np.random.default_rng(2)
+    a, b = (tf.constant(rng.normal(size=(2, 8, 8, 1)).astype(np.float32)) for _ in range(2))
+    loss = spectral_loss(tf.cast(a, dtype), tf.cast(b, dtype))
+    assert loss.dtype == tf.float32 and np.isfinite(float(loss)) and float(loss) > 0

@@ -34,7 +34,8 @@ AUGMENTED = ("train.augment=translation,cutout,color", "train.ada_target=0.6", "
              "train.ada_speed=200", "train.r1_gamma=1", "train.r1_every=2")
 
 
-@pytest.mark.parametrize("extra", [(), AUGMENTED], ids=["plain", "augmented"])
+@pytest.mark.parametrize("extra", [(), AUGMENTED, (*AUGMENTED, "train.spectral_weight=1")],
+                         ids=["plain", "augmented", "augmented-spectral"])
 def test_step_is_traced_once(tiny_config, monkeypatch, extra):
     import dcgan.train as trainlib
 
@@ -47,8 +48,11 @@ def test_step_is_traced_once(tiny_config, monkeypatch, extra):
             gan_holder["gan"] = self
 
     monkeypatch.setattr(trainlib, "GAN", Keep)
-    train(cfg, quiet=True)
+    run = train(cfg, quiet=True)
     assert gan_holder["gan"].train_step.experimental_get_tracing_count() == 1
+    spectral = [r.get("spectral") for r in read_metrics(run / "metrics.jsonl", "train")]
+    assert all(np.isfinite(v) and v > 0 for v in spectral) if cfg.train.spectral_weight else spectral == [None] * len(spectral)
+    assert ("spectral" in {tag for tag, _ in event_steps(run / "tb", tags=True)}) == bool(cfg.train.spectral_weight)
 
 
 @pytest.mark.parametrize("extra", [(), AUGMENTED], ids=["plain", "augmented"])
@@ -249,3 +253,15 @@ def test_a_disk_that_refuses_a_checkpoint_stops_in_one_line(tiny_config, monkeyp
     monkeypatch.setattr(trainlib, "save_checkpoint", full)
     with pytest.raises(DcganError, match=r"^cannot write the checkpoint of step 3 in .*: No space left on device$"):
         train(tiny_config("train.steps=3"), quiet=True)
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(tiny_config):
+    from dcgan.rundir import MetricsLog, write_config
+
+    cfg = tiny_config("train.steps=4", "run.name=early", "train.checkpoint_every=3")
+    run = Path(cfg.run.dir) / "early"
+    write_config(run, cfg)
+    MetricsLog(run / "metrics.jsonl").write("train", {"step": 2, "d_loss": 1.0})  # logged step 2, killed before step 3
+    assert train(resume_config(run), resume_dir=run, quiet=True) == run
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl", "train")] == [2, 4]
+    assert [r["d_loss"] != 1.0 for r in read_metrics(run / "metrics.jsonl", "train")] == [True, True]  # step 2 trained again
