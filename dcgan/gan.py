@@ -380,7 +380,6 @@ def restore(gan: GAN, path: str) -> None:
     it on at resume starts it as a new run would (p = 0). A checkpoint may hold more than the GAN (augmentation
     turned off at resume): the rest is ignored.
     """
-    status = None
     try:
         checkpoint = gan.checkpoint
         saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
@@ -389,14 +388,10 @@ def restore(gan: GAN, path: str) -> None:
             checkpoint = tf.train.Checkpoint(**{k: v for k, v in gan.checkpointed.items() if k not in missing})
             if "sample_from_ema" in missing:
                 gan.sample_from_ema.assign(True)
-        status = checkpoint.restore(path)
-        status.assert_existing_objects_matched()
-        # what this GAN has is all restored; what it lacks (augmentation or ADA turned off at resume) is left out
-        # knowingly, and TensorFlow would list each of those values in a warning at exit
-        status.expect_partial()
+        # expect_partial only silences TensorFlow's exit-time list of unrestored values (after our one error line,
+        # or for state this GAN no longer has: augmentation turned off at resume); the assertion still checks
+        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # IndexError: a truncated data file
-        if status is not None:  # else TensorFlow logs unrestored values at exit, after our one error line
-            status.expect_partial()
         raise DcganError(f"cannot restore checkpoint {path}: {first_line(e)}") from None
 
 

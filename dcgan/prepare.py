@@ -10,7 +10,6 @@ start; --force replaces an earlier prepared dataset, and nothing else.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,10 +23,9 @@ import numpy as np
 from dcgan import __version__, image_folder, prepared_format
 from dcgan.config import ConfigError, upsampling_plan
 from dcgan.datafiles import DataError
-from dcgan.rundir import atomic_write
+from dcgan.rundir import LOCK_FILE, RunLock, atomic_write, lock_run
 from dcgan.errors import DcganError, first_line
 
-MARKER = ".dcgan-prepare"  # in OUT.partial while a prepare writes it: what may be removed as stale
 ARRAY_CHUNK = 4096  # images of an in-memory source conformed at a time
 NOT_IN_A_CLASS = "directly in SOURCE, not in a class subfolder (--labels)"
 
@@ -65,13 +63,14 @@ def prepare(source, out, size: int, channels: int, shard_mb: float = 64.0, label
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dcgan_version": __version__,
         }
         atomic_write(partial / prepared_format.MANIFEST, json.dumps(manifest, indent=1) + "\n")  # fsynced
-        (partial / MARKER).unlink()
+        lock.release()
+        (partial / LOCK_FILE).unlink()  # the finished dataset holds only its shards and manifest
         _publish(partial, out)
     except BaseException:
         _discard(partial)
         raise
     finally:
-        os.close(lock)
+        lock.release()
     if reader.note:
         print(reader.note, file=sys.stderr)
     return manifest
@@ -102,33 +101,23 @@ def _check_out(source: Path, out: Path, force: bool) -> None:
                          "those, so nothing was changed")
 
 
-def _claim(partial: Path) -> int:
-    """Make OUT.partial/ ours, removing what a killed prepare left there; returns the held lock's descriptor.
+def _claim(partial: Path) -> RunLock:
+    """Make OUT.partial/ ours, removing what a killed prepare left there; returns the held lock.
 
-    A folder of that name that a prepare did not make (no marker) is not touched; one whose marker is
-    locked belongs to a prepare still running.
+    The run lock (rundir.RunLock, its file in OUT.partial) marks a folder a prepare made: one without it
+    is not touched, and one whose lock is held belongs to a prepare still running.
     """
     if partial.exists() or partial.is_symlink():
-        marker = partial / MARKER
-        if partial.is_symlink() or not marker.is_file():
+        if partial.is_symlink() or not (partial / LOCK_FILE).is_file():
             raise DcganError(f"{partial} exists and is not an unfinished `dcgan prepare`; move it away first")
-        fd = os.open(marker, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DcganError(f"{partial}: another `dcgan prepare` is writing it") from None
-        finally:
-            os.close(fd)
+        lock_run(partial, "dcgan prepare").release()  # one line naming the holder while another prepare writes it
         print(f"prepare: removing {partial}, left by an interrupted run", file=sys.stderr)
         _discard(partial)
     try:
         partial.mkdir(parents=True)
     except OSError as e:
         raise DcganError(f"cannot create {partial}: {e.strerror or first_line(e)}") from None
-    fd = os.open(partial / MARKER, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
+    return lock_run(partial, "dcgan prepare")
 
 
 def _discard(partial: Path) -> None:
