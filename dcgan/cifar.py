@@ -60,6 +60,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to unpickle global {module}.{name}")
 
 
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]  # batches.meta
+
 def _empty_bytes(*args) -> bytes:
     # bytes(n) would allocate n zero bytes: a few bytes of pickle could ask for terabytes
     if args:

@@ -28,6 +28,8 @@ UPSAMPLING_MODES = ("transpose", "upsample", "subpixel")
 LOSSES = ("bce", "hinge", "lsgan")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "folder", "prepared")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+G_CONDITIONS = ("none", "concat", "cbn")
+D_CONDITIONS = ("none", "projection", "concat")
 AUGMENT_OPS = ("translation", "cutout", "color")  # dcgan.augment.OPS (this module imports no TensorFlow)
 
 
@@ -65,6 +67,11 @@ class GeneratorConfig:
         None, "kernel of `transpose` blocks (null = kernel_size; 4 avoids uneven overlap)", min=1, max=9
     )
     norm: str = _f("batch", "normalisation after each block", choices=("batch", "none"))
+    condition: str = _f(
+        "none", "class conditioning: concat (a learned class embedding joins z; Mirza & Osindero 2014) | cbn "
+        "(conditional BatchNorm: class-dependent gamma and beta in every norm; needs norm: batch) | none",
+        choices=G_CONDITIONS)
+    embed_dim: int = _f(32, "size of the class embedding that condition: concat joins to z", min=1, max=4096)
 
 
 @dataclass
@@ -75,6 +82,10 @@ class DiscriminatorConfig:
     dropout: float = _f(0.0, "dropout after each block", min=0.0, max=0.95)
     norm: str = _f("none", "normalisation after each block but the first", choices=("batch", "layer", "none"))
     spectral_norm: bool = _f(False, "wrap every conv and dense layer in SpectralNormalization")
+    condition: str = _f(
+        "none", "class conditioning: projection (logit + <embed(y), features>; Miyato & Koyama 2018) | concat "
+        "(one-hot label maps join the image's channels, as keras-io's conditional GAN) | none; set with the "
+        "generator's condition", choices=D_CONDITIONS)
 
 
 @dataclass
@@ -312,6 +323,7 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("data.channels: cifar10 is RGB; set data.channels=3")
     if cfg.run.name is not None:
         check_dir_name(cfg.run.name)
+    _check_conditioning(cfg.model)
     if cfg.train.r1_gamma > 0 and cfg.model.discriminator.norm == "batch":
         raise ConfigError("train.r1_gamma: R1 penalises each real image's own gradient, and batch norm in the "
                           "discriminator mixes the images of a batch; set model.discriminator.norm=layer or none")
@@ -322,6 +334,20 @@ def _check_cross_fields(cfg: Config) -> None:
             f"model.generator.upsampling: {len(modes)} modes given but image_size "
             f"{cfg.data.image_size} needs {blocks} x2 blocks (from {start_size}x{start_size})"
         )
+
+
+def _check_conditioning(model: ModelConfig) -> None:
+    g, d = model.generator.condition, model.discriminator.condition
+    if (g == "none") != (d == "none"):  # a conditional network facing an unconditional one learns to ignore the label
+        off, on = ("generator", "discriminator") if g == "none" else ("discriminator", "generator")
+        raise ConfigError(f"model.{off}.condition: the {on} is conditioned ({on}.condition="
+                          f"{d if g == 'none' else g}); condition both networks or neither")
+    if g == "cbn" and model.generator.norm != "batch":
+        raise ConfigError("model.generator.condition: cbn conditions the BatchNorm layers; set model.generator.norm=batch")
+
+
+def is_conditional(cfg: Config) -> bool:
+    return cfg.model.generator.condition != "none"
 
 
 def upsampling_plan(image_size: int) -> tuple[int, int]:

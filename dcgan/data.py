@@ -3,19 +3,22 @@
 The loaders (dcgan.mnist, dcgan.cifar, dcgan.image_folder) read each dataset's own files at its
 native size; `load_images` brings them to the configured size and channels, and
 `make_dataset` turns them into uint8 batches (the train step scales them to [-1, 1]) whose order is a pure function
-of (seed, epoch), so a resumed run sees exactly the batches it would have seen. A prepared dataset
+of (seed, epoch), so a resumed run sees exactly the batches it would have seen. A conditional run
+loads the labels too (`load_labelled_images`) and they travel beside the pixels in the same order. A prepared dataset
 (dcgan.prepared) is the exception: training streams it from its shards instead of loading it.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dcgan import datafiles  # its limits, read at each check: one setting for every format
 from dcgan import prepared
+from dcgan import cifar, mnist
 from dcgan.cifar import load_cifar10
 from dcgan.datafiles import DataError
 from dcgan.image_folder import load_folder_cached
@@ -49,6 +52,42 @@ def load_images(data_cfg, split: str | None = None, stream: bool = False) -> np.
     if data_cfg.limit:
         images = images[: data_cfg.limit]
     return conform(images, data_cfg.image_size, data_cfg.channels)
+
+
+@dataclass
+class Labelled:
+    """Training images with their class labels (int64, index into classes) and the class names."""
+
+    images: object  # np.ndarray, or a prepared.PreparedImages left on disk
+    labels: np.ndarray | None  # None: a prepared dataset streams them with the pixels
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_labelled_images(data_cfg, split: str | None = None, stream: bool = False) -> Labelled:
+    """What a conditional run trains on: load_images' images, their labels and the class names.
+
+    MNIST, Fashion-MNIST and CIFAR-10 bring their own labels and names; an image folder is labelled by its
+    immediate subfolders (sorted names); a prepared dataset by the classes `dcgan prepare --labels` recorded.
+    """
+    split = split or data_cfg.split
+    name = data_cfg.name
+    if name == "prepared":
+        images = prepared.load(data_cfg, labelled=True)
+        return Labelled(images, None, images.manifest.classes) if stream else Labelled(*images.to_labelled_arrays(), images.manifest.classes)
+    if name == "folder":
+        images, labels, classes = load_folder_cached(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit,
+                                                     labelled=True)
+        return Labelled(conform(images, data_cfg.image_size, data_cfg.channels), labels, classes)
+    images, labels = load_labelled(name, data_cfg.path, split)
+    classes = cifar.CLASS_NAMES if name == "cifar10" else mnist.CLASS_NAMES[name]
+    if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise DataError(f"data: {name} labels must lie in 0..{len(classes) - 1}, found {labels.min()}..{labels.max()}")
+    if data_cfg.limit:
+        images, labels = images[: data_cfg.limit], labels[: data_cfg.limit]
+    return Labelled(conform(images, data_cfg.image_size, data_cfg.channels), labels, list(classes))
 
 
 def image_subset(images, n: int, seed) -> np.ndarray:
@@ -131,11 +170,13 @@ def batches_per_epoch(n_images: int, batch_size: int) -> int:
     return n_images // batch_size
 
 
-def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: int = 0, group: int = 1):
+def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: int = 0, group: int = 1,
+                 labels: np.ndarray | None = None):
     """An endless tf.data pipeline of uint8 batches, shaped (batch, group, H, W, C).
 
     Epoch e is a stateless shuffle keyed by (seed, e), batched with drop_remainder;
     `start_batch` skips batches already consumed, so resuming reproduces the order.
+    With labels, each element is (images, int32 labels shaped (batch, group)), the labels in the images' order.
     """
     import tensorflow as tf
 
@@ -148,7 +189,13 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: in
         # From the caller's array, not a tf.constant: a constant is copied into TensorFlow and again into
         # the dataset's function graph, which held 4.4x the pixels in memory; this holds them once.
         batch = tf.numpy_function(lambda i: images[i], [idx], tf.uint8, stateful=False)
-        return tf.ensure_shape(batch, [batch_size, *images.shape[1:]])
+        batch = tf.ensure_shape(batch, [batch_size, *images.shape[1:]])
+        return batch if labels is None else (batch, tf.gather(label_table, idx))
+
+    if labels is not None:
+        if len(labels) != n:
+            raise DataError(f"data: {n} images but {len(labels)} labels")
+        label_table = tf.constant(np.asarray(labels, np.int32))  # 4 bytes an image: small beside the pixels
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
@@ -158,13 +205,21 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: in
     # uint8 pixels: the train step scales them to [-1, 1] in its own graph
     ds = ds.map(gather)
     # (group, batch, ...) -> (batch, group, ...): tf.distribute splits the first axis across replicas
-    ds = ds.batch(group, drop_remainder=True).map(lambda x: tf.transpose(x, [1, 0, 2, 3, 4])).prefetch(2)
+    ds = ds.batch(group, drop_remainder=True).map(group_last).prefetch(2)
     # A batch is one gather, microseconds of work. Autotuned tf.data threads would compete with the train
     # step's compute threads for the cores (measured on 2 cores: 318 vs 335 images/s); one thread is plenty.
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
     options.autotune.enabled = False
     return ds.with_options(options)
+
+
+def group_last(images, labels=None):
+    """(group, batch, ...) -> (batch, group, ...) for the images and, when there are any, their labels."""
+    import tensorflow as tf
+
+    images = tf.transpose(images, [1, 0, 2, 3, 4])
+    return images if labels is None else (images, tf.transpose(labels, [1, 0]))
 
 
 def cache_dir() -> Path:

@@ -89,6 +89,13 @@ def sample_latents(n: int, latent_dim: int, seed: int | tuple[int, ...]) -> np.n
     return np.random.default_rng(seed).standard_normal((n, latent_dim), dtype=np.float32)
 
 
+def sample_labels(n: int, model) -> np.ndarray:
+    """0, 1, ..., K-1, 0, ...: balanced class labels for a conditional generator's evaluation."""
+    from dcgan.models import num_classes
+
+    return np.arange(n, dtype=np.int32) % num_classes(model)
+
+
 class Evaluator:
     """The real side of every metric, computed once; `score` / `evaluate_model` many times."""
 
@@ -139,10 +146,14 @@ class Evaluator:
         return real[np.sort(np.random.default_rng(seed).choice(len(real), n, replace=False))]
 
     def evaluate_model(self, model, n: int, seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
-        """Generate n images from a generator model and score them: (scores, images)."""
-        from dcgan.gan import generate_images
+        """Generate n images from a generator model and score them: (scores, images).
 
-        images = generate_images(model, sample_latents(n, model.input_shape[-1], seed))
+        A conditional generator draws the classes in turn (balanced, as the training data's test split is)."""
+        from dcgan.gan import generate_images, latent_dim
+        from dcgan.models import is_conditional
+
+        labels = sample_labels(n, model) if is_conditional(model) else None
+        images = generate_images(model, sample_latents(n, latent_dim(model), seed), labels)
         return self.score(images, seed), images
 
 
@@ -179,9 +190,9 @@ def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = 
 
 def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, use_ema, feature_model, feature_layer,
                     seed: int, quiet: bool) -> list[dict]:
-    from dcgan.gan import GAN, restore
+    from dcgan.gan import restore, run_gan
 
-    gan = GAN(cfg)
+    gan = run_gan(run_dir, cfg)
     evaluator = Evaluator(cfg.data, names, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
     records = []
     start = time.perf_counter()

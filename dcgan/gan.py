@@ -3,7 +3,8 @@
 `GAN` holds the generator, the discriminator, the generator's EMA copy, both
 optimizers and all state a checkpoint needs (weights, optimizer moments, step,
 RNG state, fixed noise, which copy samples, and with augmentation its RNG and ADA's
-p). Its step for d_steps = 1 is the classic simultaneous update (one generator
+p). A conditional GAN (model.*.condition) also knows its classes: real images come with their labels, fake
+labels are drawn balanced from the checkpointed RNG, and both networks take (input, label). Its step for d_steps = 1 is the classic simultaneous update (one generator
 forward pass feeds both tapes, as in the TensorFlow DCGAN tutorial); for d_steps > 1
 the extra discriminator updates come first. Every image D sees, real or generated,
 goes through the run's augmentation (dcgan.augment) when it has one; the R1 penalty,
@@ -29,8 +30,8 @@ from dcgan.distribute import check_strategy
 from dcgan.checkpoints import CHECKPOINT_DIR, PREFIX, STATE_FILE, Checkpoint
 from dcgan.errors import DcganError, first_line
 from dcgan.losses import discriminator_loss, generator_loss, r1_penalty, spectral_loss
-from dcgan.models import build_discriminator, build_generator, clone_generator, recalibrate_batchnorm
-from dcgan.rundir import atomic_path, read_run_config
+from dcgan.models import build_discriminator, build_generator, clone_generator, is_conditional, recalibrate_batchnorm
+from dcgan.rundir import atomic_path, read_classes, read_run_config
 
 RECALIBRATION_BATCH = 512
 # checkpoint entries a run may lack when it was written before the feature existed or with it off: restored
@@ -41,9 +42,14 @@ OPTIONAL_STATE = ("sample_from_ema", "augment_rng", "ada")
 class GAN(tf.Module):
     """Models, optimizers and training state, checkpointable as one object."""
 
-    def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None):
+    def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None, classes: list[str] | None = None):
+        """classes: a conditional config's class names (index = label), from its data or its run's classes.json."""
         super().__init__(name="gan")
         self.cfg = cfg
+        self.classes = list(classes) if cfg.model.generator.condition != "none" and classes else None
+        if cfg.model.generator.condition != "none" and not self.classes:
+            raise DcganError("model.generator.condition: a conditional model needs class labels, and none were given")
+        self.num_classes = len(self.classes) if self.classes else 0
         self.strategy = strategy or tf.distribute.get_strategy()
         check_strategy(cfg, self.strategy)
         t = cfg.train
@@ -51,8 +57,8 @@ class GAN(tf.Module):
         # one replica: plain BatchNorm (synchronising it would only change how the moments are computed)
         sync_bn = cfg.distribute.sync_batchnorm and self.strategy.num_replicas_in_sync > 1
         with self.strategy.scope(), dtype_policy(t.mixed_precision):
-            self.generator = build_generator(cfg, sync_batchnorm=sync_bn)
-            self.discriminator = build_discriminator(cfg, sync_batchnorm=sync_bn)
+            self.generator = build_generator(cfg, sync_batchnorm=sync_bn, classes=self.num_classes)
+            self.discriminator = build_discriminator(cfg, sync_batchnorm=sync_bn, classes=self.num_classes)
             self.ema_generator = clone_generator(self.generator) if t.ema_decay > 0 else None
         with self.strategy.scope():
             self.g_optimizer = make_optimizer(t.lr_g, t)
@@ -72,10 +78,12 @@ class GAN(tf.Module):
             self.augmenter = augment.Pipeline(ops, adaptive) if ops else None
             self.augment_rng = tf.random.Generator.from_seed(t.seed + 2**32) if ops else None
             self.ada = augment.AdaptiveP(t.ada_target, t.ada_interval, t.ada_speed, cfg.data.batch_size * t.d_steps) if adaptive else None
-        n_fixed = t.sample_grid**2
-        self.fixed_noise = tf.Variable(
-            tf.random.stateless_normal([n_fixed, cfg.model.generator.latent_dim], seed=[t.seed, 1]), trainable=False, name="fixed_noise"
-        )
+        # the fixed-noise grid: sample_grid x sample_grid, or for a conditional GAN one row per class, each row the
+        # same sample_grid latents (a column is one style in every class)
+        rows, cols = self.grid_shape
+        noise = tf.random.stateless_normal([cols if self.num_classes else rows * cols, cfg.model.generator.latent_dim], seed=[t.seed, 1])
+        self.fixed_noise = tf.Variable(tf.tile(noise, [rows, 1]) if self.num_classes else noise, trainable=False, name="fixed_noise")
+        self.fixed_labels = np.repeat(np.arange(self.num_classes, dtype=np.int32), cols) if self.num_classes else None
         # which copy pictures come from; saved with each checkpoint, since the better copy changes as training goes
         self.sample_from_ema = tf.Variable(self.ema_generator is not None, trainable=False, name="sample_from_ema")
         self.checkpointed = dict(
@@ -96,6 +104,16 @@ class GAN(tf.Module):
         return {f"{m.name}/{layer.name}": layer.seed_generator.state
                 for m in models for layer in m.layers if getattr(layer, "seed_generator", None) is not None}
 
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the fixed-noise grid."""
+        n = self.cfg.train.sample_grid
+        return (self.num_classes or n, n)
+
+    def balanced_labels(self, n: int) -> np.ndarray | None:
+        """0, 1, ..., K-1, 0, 1, ...: n labels as evenly spread over the classes as n allows (None: unconditional)."""
+        return np.arange(n, dtype=np.int32) % self.num_classes if self.num_classes else None
+
     # ------------------------------------------------------------ the step
 
     def sampling_generator(self, use_ema: bool | None = None):
@@ -109,7 +127,8 @@ class GAN(tf.Module):
     def train_step(self, real):
         """One step: d_steps discriminator updates, one generator update, the EMA. Traced once per run.
 
-        real: (global_batch, d_steps, H, W, C). Returns the step's mean losses.
+        real: (global_batch, d_steps, H, W, C), or for a conditional GAN (images, labels) with labels
+        (global_batch, d_steps). Returns the step's mean losses.
         """
         return self._update(real)
 
@@ -122,6 +141,10 @@ class GAN(tf.Module):
         t = self.cfg.train
         latents = self.rng.normal([self.cfg.data.batch_size, t.d_steps, self.cfg.model.generator.latent_dim])
         extras = {}
+        if self.num_classes:  # balanced fake labels: every class in turn, from a random start drawn per step
+            start = self.rng.uniform([], 0, self.num_classes, dtype=tf.int64)
+            labels = (tf.range(self.cfg.data.batch_size * t.d_steps, dtype=tf.int64) + start) % self.num_classes
+            extras["fake_labels"] = tf.reshape(tf.cast(labels, tf.int32), [self.cfg.data.batch_size, t.d_steps])
         if self.augmenter is not None:
             with tf.name_scope("augment_params"):
                 extras["augment"] = self.augmenter.draw(self.augment_rng, [self.cfg.data.batch_size, t.d_steps, 2],
@@ -140,7 +163,8 @@ class GAN(tf.Module):
         return logs
 
     def _replica_step(self, real, latents, extras):
-        t, gen, disc = self.cfg.train, self.generator, self.discriminator
+        t = self.cfg.train
+        real, real_labels = real if isinstance(real, (tuple, list)) else (real, None)
         if real.dtype == tf.uint8:  # the pipeline ships pixels as bytes: scaling here is free, there it is not
             real = datalib.to_float(real)
         global_batch = self.cfg.data.batch_size
@@ -150,6 +174,14 @@ class GAN(tf.Module):
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
         latents = latents[replica * batch : (replica + 1) * batch]
         params = extras["augment"][replica * batch : (replica + 1) * batch] if "augment" in extras else None
+        fake_labels = extras["fake_labels"][replica * batch : (replica + 1) * batch] if "fake_labels" in extras else None
+
+        def gen(i):  # update i's generated images
+            z = latents[:, i]
+            return self.generator(z if fake_labels is None else [z, fake_labels[:, i]], training=True)
+
+        def disc(images, labels, i):  # D's logits for update i's real or generated images, with their labels
+            return self.discriminator(images if labels is None else [images, labels[:, i]], training=True)
 
         def average(per_example):
             return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
@@ -157,12 +189,12 @@ class GAN(tf.Module):
         def seen(images, i, which):  # what D sees of update i's real (0) or generated (1) images
             return images if params is None else self.augmenter(images, params[:, i, which])
 
-        def with_r1(d_loss, real_in):  # D's loss plus the R1 term (this replica's share of the batch mean)
+        def with_r1(d_loss, real_in, i):  # D's loss plus the R1 term (this replica's share of the batch mean)
             if t.r1_gamma == 0:
                 return d_loss
             with tf.name_scope("r1"):
                 def term():
-                    return average(0.5 * t.r1_gamma * t.r1_every * r1_penalty(disc, real_in))
+                    return average(0.5 * t.r1_gamma * t.r1_every * r1_penalty(lambda x: disc(x, real_labels, i), real_in))
                 return d_loss + (term() if t.r1_every == 1 else tf.cond(extras["r1_now"], term, lambda: tf.constant(0.0)))
 
         def real_sign(logits):  # the overfitting signal: how many real images D calls real, in [-1, 1]
@@ -170,26 +202,27 @@ class GAN(tf.Module):
 
         signs = []
         for i in range(t.d_steps - 1):  # extra discriminator updates (unrolled: d_steps is static)
-            fake = gen(latents[:, i], training=True)
+            fake = gen(i)
             with tf.GradientTape() as tape:
                 real_in = seen(real[:, i], i, 0)
-                real_logits = disc(real_in, training=True)
-                d_loss = average(discriminator_loss(t.loss, real_logits, disc(seen(fake, i, 1), training=True), real_target))
-                d_total = with_r1(d_loss, real_in)
+                real_logits = disc(real_in, real_labels, i)
+                d_loss = average(discriminator_loss(t.loss, real_logits, disc(seen(fake, i, 1), fake_labels, i), real_target))
+                d_total = with_r1(d_loss, real_in, i)
                 scaled = self._scale(self.d_optimizer, d_total)
-            self._apply(self.d_optimizer, tape.gradient(scaled, disc.trainable_variables), disc.trainable_variables, d_total)
+            d_vars = self.discriminator.trainable_variables
+            self._apply(self.d_optimizer, tape.gradient(scaled, d_vars), d_vars, d_total)
             signs.append(real_sign(real_logits))
 
         last = t.d_steps - 1
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = gen(latents[:, -1], training=True)
+            fake = gen(last)
             real_in = seen(real[:, -1], last, 0)
-            real_logits = disc(real_in, training=True)
-            fake_logits = disc(seen(fake, last, 1), training=True)
+            real_logits = disc(real_in, real_labels, last)
+            fake_logits = disc(seen(fake, last, 1), fake_labels, last)
             d_loss = average(discriminator_loss(t.loss, real_logits, fake_logits, real_target))
             g_loss = average(generator_loss(t.loss, fake_logits))
             with g_tape.stop_recording():  # the generator's gradient never needs it
-                d_total = with_r1(d_loss, real_in)
+                d_total = with_r1(d_loss, real_in, last)
             g_total, spectral = g_loss, None
             if t.spectral_weight > 0:  # on the un-augmented images: augmentation would put its own edges in the spectrum
                 with d_tape.stop_recording(), tf.name_scope("spectral"):
@@ -198,10 +231,10 @@ class GAN(tf.Module):
                     spectral = spectral_loss(fake, real[:, -1]) / replicas
                     g_total = g_loss + t.spectral_weight * spectral
             d_scaled, g_scaled = self._scale(self.d_optimizer, d_total), self._scale(self.g_optimizer, g_total)
-        d_grads = d_tape.gradient(d_scaled, disc.trainable_variables)
-        g_grads = g_tape.gradient(g_scaled, gen.trainable_variables)
-        self._apply(self.d_optimizer, d_grads, disc.trainable_variables, d_total + g_total)
-        self._apply(self.g_optimizer, g_grads, gen.trainable_variables, d_total + g_total)
+        d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
+        d_grads, g_grads = d_tape.gradient(d_scaled, d_vars), g_tape.gradient(g_scaled, g_vars)
+        self._apply(self.d_optimizer, d_grads, d_vars, d_total + g_total)
+        self._apply(self.g_optimizer, g_grads, g_vars, d_total + g_total)
         signs.append(real_sign(real_logits))
         logs = {
             "d_loss": d_loss,  # the adversarial loss: without the R1 term, comparable with and without it
@@ -276,7 +309,8 @@ class GAN(tf.Module):
     def recalibrate_ema(self) -> None:
         if self.ema_generator is not None:
             z = tf.random.stateless_normal([RECALIBRATION_BATCH, self.cfg.model.generator.latent_dim], seed=[self.cfg.train.seed, 2])
-            recalibrate_batchnorm(self.ema_generator, z)
+            labels = self.balanced_labels(RECALIBRATION_BATCH)  # every class's share of BatchNorm's statistics
+            recalibrate_batchnorm(self.ema_generator, z if labels is None else [z, tf.constant(labels)])
 
 
 @contextlib.contextmanager
@@ -298,19 +332,37 @@ def make_optimizer(learning_rate: float, t) -> keras.optimizers.Optimizer:
     return optimizer
 
 
-def generate_images(model, latents, batch_size: int = 500) -> np.ndarray:
+def generate_images(model, latents, labels=None, batch_size: int = 500) -> np.ndarray:
+    """uint8 images for latents (and, for a conditional generator, one class label per latent)."""
     latents = np.asarray(latents, np.float32)
+    conditional = is_conditional(model)
+    if conditional != (labels is not None):
+        raise ValueError("a conditional generator needs one label per latent; an unconditional one takes none")
+    labels = np.asarray(labels, np.int32) if conditional else None
+    if conditional and labels.shape != latents.shape[:1]:
+        raise ValueError(f"{len(latents)} latents but labels of shape {labels.shape}")
     predict = _compiled_predict(model)
-    outs = [predict(tf.constant(latents[i : i + batch_size])).numpy() for i in range(0, len(latents), batch_size)]
+    outs = []
+    for i in range(0, len(latents), batch_size):
+        z = tf.constant(latents[i : i + batch_size])
+        outs.append((predict(z, tf.constant(labels[i : i + batch_size])) if conditional else predict(z)).numpy())
     return datalib.to_uint8(np.concatenate(outs) if outs else np.zeros((0, *model.output_shape[1:]), np.float32))
+
+
+def latent_dim(model) -> int:
+    """The size of z a generator takes (its first input)."""
+    return int(model.inputs[0].shape[-1])
 
 
 def _compiled_predict(model):
     fn = getattr(model, "_dcgan_predict", None)
     if fn is None:
         # any batch size, one trace: a grid, an eval set and its last partial batch share the graph
-        spec = tf.TensorSpec([None, model.input_shape[-1]], tf.float32)
-        fn = tf.function(lambda z: model(z, training=False), input_signature=[spec])
+        spec = tf.TensorSpec([None, latent_dim(model)], tf.float32)
+        if is_conditional(model):
+            fn = tf.function(lambda z, y: model([z, y], training=False), input_signature=[spec, tf.TensorSpec([None], tf.int32)])
+        else:
+            fn = tf.function(lambda z: model(z, training=False), input_signature=[spec])
         model._dcgan_predict = fn
     return fn
 
@@ -327,6 +379,7 @@ class RunGenerator:
     checkpoint: Checkpoint
     ema: bool
     chosen: bool  # the copy the run chose for this checkpoint, not one the caller asked for
+    classes: list[str] | None = None  # a conditional run's class names (index = label)
 
     @property
     def latent_dim(self) -> int:
@@ -342,12 +395,17 @@ def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None, cfg=None
 
     use_ema: the EMA copy (True), the raw generator (False), or the copy the run chose (None).
     """
-    cfg = cfg or read_run_config(checkpoint.run_dir)
-    gan = GAN(cfg)
+    gan = run_gan(checkpoint.run_dir, cfg)
     restore(gan, checkpoint.path)
     model = gan.sampling_generator(use_ema)
-    return RunGenerator(model, cfg, checkpoint, ema=model is gan.ema_generator,
-                        chosen=use_ema is None and gan.ema_generator is not None)
+    return RunGenerator(model, gan.cfg, checkpoint, ema=model is gan.ema_generator,
+                        chosen=use_ema is None and gan.ema_generator is not None, classes=gan.classes)
+
+
+def run_gan(run_dir: Path, cfg=None) -> GAN:
+    """A fresh GAN shaped like a run's (its config.yaml, or cfg when the caller has read it; its classes.json)."""
+    cfg = cfg or read_run_config(run_dir)
+    return GAN(cfg, classes=read_classes(run_dir, cfg))
 
 
 def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None, max_to_keep: int | None = None,

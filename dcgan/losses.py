@@ -39,15 +39,16 @@ def generator_loss(kind: str, fake_logits):
     raise ValueError(f"unknown loss {kind!r}")
 
 
-def r1_penalty(discriminator, real):
+def r1_penalty(critic, real):
     """Per example ||grad_x D(x)||^2 on the real images x, differentiable in D's weights (the R1 regulariser).
 
-    It runs its own forward pass (training=True, as D's loss does). Each logit must depend on its own image
-    only, so the sum's gradient is each image's own: no batch norm in D.
+    critic: images -> logits (the discriminator, with its labels bound for a conditional one). It runs its own
+    forward pass (training=True, as D's loss does). Each logit must depend on its own image only, so the sum's
+    gradient is each image's own: no batch norm in D.
     """
     with tf.GradientTape() as tape:
         tape.watch(real)
-        total = tf.reduce_sum(tf.cast(discriminator(real, training=True), tf.float32))
+        total = tf.reduce_sum(tf.cast(critic(real), tf.float32))
     grads = tf.cast(tape.gradient(total, real), tf.float32)
     return tf.reduce_sum(tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1)
 

@@ -10,6 +10,11 @@ convolution. Each block upsamples in one of three ways:
                resolution: resize-convolution, artifact-free, ~4x the conv cost
     subpixel   Conv2D to 4x channels then depth-to-space (Shi et al. 2016),
                ICNR-initialised so it starts as nearest-neighbour upsampling
+
+A conditional pair (model.*.condition) takes a second input, the int32 class label y: the
+generator joins an embedding of y to z (concat) or makes every BatchNorm's gamma and beta a
+function of y (cbn); the discriminator adds <embed(y), features> to its logit (projection) or
+reads one-hot label maps beside the image's channels (concat).
 """
 
 from __future__ import annotations
@@ -72,12 +77,85 @@ class DepthToSpace(layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
+@keras.saving.register_keras_serializable(package="dcgan")
+class ClassAffine(layers.Layer):
+    """x * gamma[y] + beta[y]: the class-dependent scale and shift of conditional BatchNorm (de Vries et al. 2017),
+    after a BatchNormalization without its own; gamma starts near 1 and beta at 0, as BatchNorm's do."""
+
+    def __init__(self, classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+
+    def build(self, input_shape):
+        channels = input_shape[0][-1]
+        self.gamma = self.add_weight((self.classes, channels), keras.initializers.RandomNormal(1.0, 0.02), name="gamma")
+        self.beta = self.add_weight((self.classes, channels), "zeros", name="beta")
+
+    def call(self, inputs):
+        x, y = inputs
+        shape = (-1,) + (1,) * (len(x.shape) - 2) + (x.shape[-1],)  # broadcast over space
+        gamma = ops.reshape(ops.take(self.gamma, y, axis=0), shape)
+        beta = ops.reshape(ops.take(self.beta, y, axis=0), shape)
+        return x * ops.cast(gamma, x.dtype) + ops.cast(beta, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class Projection(layers.Layer):
+    """<embed(y), phi(x)>: the projection discriminator's class term (Miyato & Koyama 2018), added to its logit."""
+
+    def __init__(self, classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight((self.classes, input_shape[0][-1]), weight_init(), name="embedding")
+
+    def call(self, inputs):
+        features, y = inputs
+        embedded = ops.cast(ops.take(self.embedding, y, axis=0), features.dtype)
+        return ops.sum(embedded * features, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class LabelMaps(layers.Layer):
+    """(image, y) -> the image with one constant one-hot map per class joined to its channels."""
+
+    def __init__(self, classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+
+    def call(self, inputs):
+        image, y = inputs
+        maps = ops.one_hot(y, self.classes, dtype=image.dtype)[:, None, None, :]
+        maps = ops.broadcast_to(maps, (ops.shape(image)[0], image.shape[1], image.shape[2], self.classes))
+        return ops.concatenate([image, maps], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape[0]
+        return (b, h, w, c + self.classes)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+
+
 def channel_plan(base: int, cap: int, blocks: int) -> list[int]:
     """Channels of the projection and each generator block: base*2^k ... base."""
     return [min(base * 2 ** (blocks - i), cap) for i in range(blocks + 1)]
 
 
-def upsampling_block(x, mode: str, channels: int, gcfg, name: str, sync_batchnorm: bool = False):
+def upsampling_block(x, mode: str, channels: int, gcfg, name: str, sync_batchnorm: bool = False, label=None, classes: int = 0):
     k = gcfg.kernel_size
     bias = gcfg.norm == "none"
     if mode == "transpose":
@@ -91,38 +169,83 @@ def upsampling_block(x, mode: str, channels: int, gcfg, name: str, sync_batchnor
         x = DepthToSpace(2, name=f"{name}_shuffle")(x)
     else:
         raise ValueError(f"unknown upsampling mode {mode!r}")
-    return _norm_relu(x, gcfg.norm, name, sync_batchnorm)
+    return _norm_relu(x, gcfg.norm, name, sync_batchnorm, label, classes)
 
 
-def _norm_relu(x, norm: str, name: str, sync_batchnorm: bool):
-    if norm == "batch":
+def _norm_relu(x, norm: str, name: str, sync_batchnorm: bool, label=None, classes: int = 0):
+    """BatchNorm (conditional when a label is given: its gamma and beta come from ClassAffine) and ReLU."""
+    if norm == "batch" and label is not None:
+        x = layers.BatchNormalization(center=False, scale=False, synchronized=sync_batchnorm, name=f"{name}_bn")(x)
+        x = ClassAffine(classes, name=f"{name}_cbn")([x, label])
+    elif norm == "batch":
         x = layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), synchronized=sync_batchnorm,
                                       name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_generator(cfg: Config, sync_batchnorm: bool = False) -> keras.Model:
-    """sync_batchnorm: BatchNorm statistics over all replicas' batches (only matters under a multi-replica strategy)."""
+def label_input():
+    return keras.Input((), dtype="int32", name="label")
+
+
+def is_conditional(model) -> bool:
+    """A conditional generator or discriminator takes (input, label)."""
+    return len(model.inputs) == 2
+
+
+def num_classes(model) -> int:
+    """The classes a conditional generator or discriminator knows (0: unconditional)."""
+    for layer in model.layers:
+        if isinstance(layer, (ClassAffine, Projection, LabelMaps)):
+            return layer.classes
+        if isinstance(layer, layers.Embedding) and layer.name == "class_embedding":
+            return layer.input_dim
+    return 0
+
+
+def check_classes(cfg: Config, classes: int) -> int:
+    """The class count a conditional config needs (from the data), or 0 for an unconditional one."""
+    if cfg.model.generator.condition == "none":
+        return 0
+    if classes < 1:
+        raise ValueError("a conditional model needs the number of classes (from the data's labels)")
+    return classes
+
+
+def build_generator(cfg: Config, sync_batchnorm: bool = False, classes: int = 0) -> keras.Model:
+    """sync_batchnorm: BatchNorm statistics over all replicas' batches (only matters under a multi-replica strategy).
+
+    classes: the number of classes of a conditional config (model.generator.condition), whose model takes [z, label].
+    """
     gcfg, size = cfg.model.generator, cfg.data.image_size
+    classes = check_classes(cfg, classes)
     start, blocks = upsampling_plan(size)
     channels = channel_plan(gcfg.base_channels, gcfg.max_channels, blocks)
     z = keras.Input((gcfg.latent_dim,), name="z")
-    x = layers.Dense(start * start * channels[0], use_bias=gcfg.norm == "none", kernel_initializer=weight_init(), name="project")(z)
+    label = label_input() if classes else None
+    x = z
+    if gcfg.condition == "concat":
+        embedded = layers.Embedding(classes, gcfg.embed_dim, embeddings_initializer=keras.initializers.RandomNormal(0.0, 1.0),
+                                    name="class_embedding")(label)
+        x = layers.Concatenate(name="z_and_class")([z, embedded])
+    cbn = label if gcfg.condition == "cbn" else None
+    x = layers.Dense(start * start * channels[0], use_bias=gcfg.norm == "none", kernel_initializer=weight_init(), name="project")(x)
     x = layers.Reshape((start, start, channels[0]), name="project_reshape")(x)
-    x = _norm_relu(x, gcfg.norm, "project", sync_batchnorm)
+    x = _norm_relu(x, gcfg.norm, "project", sync_batchnorm, cbn, classes)
     for i, mode in enumerate(block_modes(gcfg, blocks)):
-        x = upsampling_block(x, mode, channels[i + 1], gcfg, name=f"block{i}", sync_batchnorm=sync_batchnorm)
+        x = upsampling_block(x, mode, channels[i + 1], gcfg, name=f"block{i}", sync_batchnorm=sync_batchnorm, label=cbn, classes=classes)
     # float32 output so images stay exact under a mixed-precision policy
     image = layers.Conv2D(cfg.data.channels, gcfg.kernel_size, padding="same", activation="tanh",
                           kernel_initializer=weight_init(), dtype="float32", name="to_image")(x)
-    return keras.Model(z, image, name="generator")
+    return keras.Model([z, label] if classes else z, image, name="generator")
 
 
-def build_discriminator(cfg: Config, sync_batchnorm: bool = False) -> keras.Model:
+def build_discriminator(cfg: Config, sync_batchnorm: bool = False, classes: int = 0) -> keras.Model:
     dcfg, size = cfg.model.discriminator, cfg.data.image_size
+    classes = check_classes(cfg, classes)
     _, blocks = upsampling_plan(size)
     image = keras.Input((size, size, cfg.data.channels), name="image")
-    x = image
+    label = label_input() if classes else None
+    x = LabelMaps(classes, name="label_maps")([image, label]) if dcfg.condition == "concat" else image
     for i in range(blocks):
         channels = min(dcfg.base_channels * 2**i, dcfg.max_channels)
         conv = layers.Conv2D(channels, dcfg.kernel_size, 2, "same", kernel_initializer=weight_init(), name=f"block{i}_conv")
@@ -136,7 +259,10 @@ def build_discriminator(cfg: Config, sync_batchnorm: bool = False) -> keras.Mode
             x = layers.Dropout(dcfg.dropout, name=f"block{i}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
     logit = _spectral(layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="logit"), dcfg.spectral_norm)(x)
-    return keras.Model(image, logit, name="discriminator")
+    if dcfg.condition == "projection":
+        logit = layers.Add(dtype="float32", name="logit_and_projection")(
+            [logit, Projection(classes, dtype="float32", name="projection")([x, label])])
+    return keras.Model([image, label] if classes else image, logit, name="discriminator")
 
 
 def _spectral(layer, enabled: bool):

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from dcgan.checkpoints import CHECKPOINT_DIR, checkpoint_steps
 from dcgan.config import Config, ConfigError, apply_overrides, diff_keys, dump_config, from_dict, load_config, to_dict
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, first_line
 from dcgan.yamlio import read_yaml
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
+CLASSES_FILE = "classes.json"  # a conditional run's class names, index = label
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -180,6 +181,26 @@ def new_run_dir(cfg: Config) -> Path:
 
 def write_config(run_dir: Path, cfg: Config) -> None:
     atomic_write(run_dir / CONFIG_FILE, dump_config(cfg))
+
+
+def write_classes(run_dir: Path, classes: list[str]) -> None:
+    atomic_write(run_dir / CLASSES_FILE, json.dumps({"classes": list(classes)}, indent=2) + "\n")
+
+
+def read_classes(run_dir: str | Path, cfg: Config) -> list[str] | None:
+    """A conditional run's class names (None for an unconditional run); one line when the file is missing or bad."""
+    if cfg.model.generator.condition == "none":
+        return None
+    path = Path(run_dir) / CLASSES_FILE
+    try:
+        classes = json.loads(path.read_bytes()[: 1 << 20]).get("classes")
+    except FileNotFoundError:
+        raise DcganError(f"{run_dir} is a conditional run without {CLASSES_FILE} (it is written when training starts)") from None
+    except (OSError, ValueError, AttributeError) as e:
+        raise DcganError(f"{path}: unreadable ({first_line(e)})") from None
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)):
+        raise DcganError(f"{path}: 'classes' must be a non-empty list of class names")
+    return classes
 
 
 def read_run_config(run_dir: str | Path) -> Config:

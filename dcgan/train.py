@@ -19,14 +19,15 @@ from tqdm import tqdm
 
 from dcgan import data as datalib
 from dcgan import plots, viz
-from dcgan.config import Config
+from dcgan.config import Config, is_conditional
 from dcgan.distribute import (any_worker, check_same_step, distribute_dataset, is_chief, make_strategy,
                               new_shared_run_dir, save_checkpoint, worker_checkpoint_dir)
 from dcgan.checkpoints import CHECKPOINT_DIR
 from dcgan.errors import DcganError, first_line
 from dcgan.hooks import SamplerChoice, TrainingEval
 from dcgan.gan import GAN, checkpoint_manager, generate_images, restore, save_generator
-from dcgan.rundir import METRICS_FILE, MetricsLog, check_resumable, lock_run, probe_writable, read_metrics, remove_path, trim_event_files, write_config
+from dcgan.rundir import (CLASSES_FILE, METRICS_FILE, MetricsLog, check_resumable, lock_run, probe_writable, read_classes,
+                          read_metrics, remove_path, trim_event_files, write_classes, write_config)
 
 # ---------------------------------------------------------------- schedule and resume
 
@@ -89,18 +90,37 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
         tf.config.experimental.enable_op_determinism()
     if resume_dir is not None:
         check_resumable(resume_dir)
-    images = datalib.load_images(cfg.data, stream=True)  # a prepared dataset stays on disk (dcgan.prepared)
-    gan = GAN(cfg, strategy)
+    # a prepared dataset stays on disk (dcgan.prepared); a conditional run's labels come with the images
+    data = datalib.load_labelled_images(cfg.data, stream=True) if is_conditional(cfg) else None
+    images = data.images if data is not None else datalib.load_images(cfg.data, stream=True)
+    gan = GAN(cfg, strategy, classes=data.classes if data is not None else None)
     # only the chief writes the run's files; other workers (multi_worker) train and save throwaway checkpoints
     chief = is_chief(gan.strategy)
     run_dir = resume_dir if resume_dir is not None else new_shared_run_dir(cfg, gan.strategy)
     if chief:
         make_run_dir(run_dir, fresh=resume_dir is None)
     with lock_run(run_dir, "dcgan train") if chief else contextlib.nullcontext():
-        return _train_locked(cfg, gan, images, run_dir, resume_dir is not None, chief, quiet)
+        if chief:
+            check_classes(gan, run_dir, resume_dir is not None)
+        return _train_locked(cfg, gan, images, data.labels if data is not None else None, run_dir, resume_dir is not None,
+                             chief, quiet)
 
 
-def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, run_dir: Path, resuming: bool, chief: bool, quiet: bool) -> Path:
+def check_classes(gan: GAN, run_dir: Path, resuming: bool) -> None:
+    """A conditional run's class names go into classes.json; a resumed run's data must still have the same classes."""
+    if gan.classes is None:
+        return
+    if resuming and (run_dir / CLASSES_FILE).exists():
+        saved = read_classes(run_dir, gan.cfg)
+        if saved != gan.classes:
+            raise DcganError(f"cannot resume {run_dir}: its classes ({', '.join(saved)}) differ from the data's "
+                             f"({', '.join(gan.classes)})")
+        return
+    write_classes(run_dir, gan.classes)
+
+
+def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, labels: np.ndarray | None, run_dir: Path, resuming: bool,
+                  chief: bool, quiet: bool) -> Path:
     t = cfg.train
     steps = total_steps(cfg, len(images))
     per_epoch = datalib.batches_per_epoch(len(images), cfg.data.batch_size)
@@ -118,7 +138,8 @@ def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, run_dir: Path, resu
     if cfg.data.name == "prepared":  # streamed from its shards, one pipeline per worker, in the same (seed, epoch) order
         batches = images.batches(gan.strategy, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
     else:
-        dataset = datalib.make_dataset(images, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
+        dataset = datalib.make_dataset(images, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps,
+                                       labels=labels)
         batches = iter(distribute_dataset(gan.strategy, dataset))
     metrics = MetricsLog(run_dir / METRICS_FILE, resume_step=start) if chief else None
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else tf.summary.create_noop_writer()
@@ -241,10 +262,9 @@ def _check_finite(gan: GAN, manager) -> None:
 
 
 def write_sample_grid(gan: GAN, run_dir: Path, step: int, writer) -> None:
-    """The fixed-noise grid, as a PNG in samples/ and an image in TensorBoard."""
-    n = gan.cfg.train.sample_grid
-    images = generate_images(gan.sampling_generator(), gan.fixed_noise.numpy())
-    grid = viz.image_grid(images, n, n)
+    """The fixed-noise grid, as a PNG in samples/ and an image in TensorBoard (conditional: one row per class)."""
+    images = generate_images(gan.sampling_generator(), gan.fixed_noise.numpy(), gan.fixed_labels)
+    grid = viz.image_grid(images, *gan.grid_shape)
     path = run_dir / "samples" / f"step_{step:07d}.png"
     try:
         viz.save_png(path, viz.upscale(grid, 2 if images.shape[1] < 48 else 1))

@@ -106,7 +106,7 @@ def test_r1_penalty_is_each_images_squared_input_gradient_norm():
     np.testing.assert_allclose(tape.gradient(penalty, linear.trainable_variables)[0].numpy(), 2 * w, rtol=1e-5)
     # a nonlinear D: D(x) = sum(v * x^2) / 2 has grad v * x, so each image gets its own sum(v^2 x^2)
     v = tf.constant(rng.uniform(0.5, 2, (1, 4, 4, 2)).astype(np.float32))
-    square = lambda images, training: tf.reduce_sum(v * images**2, axis=[1, 2, 3])[:, None] / 2  # noqa: E731
+    square = lambda images: tf.reduce_sum(v * images**2, axis=[1, 2, 3])[:, None] / 2  # noqa: E731
     np.testing.assert_allclose(r1_penalty(square, x).numpy(), np.sum((v * x).numpy() ** 2, axis=(1, 2, 3)), rtol=1e-5)
 
 
