@@ -78,34 +78,6 @@ class DepthToSpace(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
-class ClassAffine(layers.Layer):
-    """x * gamma[y] + beta[y]: the class-dependent scale and shift of conditional BatchNorm (de Vries et al. 2017),
-    after a BatchNormalization without its own; gamma starts near 1 and beta at 0, as BatchNorm's do."""
-
-    def __init__(self, classes: int, **kwargs):
-        super().__init__(**kwargs)
-        self.classes = classes
-
-    def build(self, input_shape):
-        channels = input_shape[0][-1]
-        self.gamma = self.add_weight((self.classes, channels), keras.initializers.RandomNormal(1.0, 0.02), name="gamma")
-        self.beta = self.add_weight((self.classes, channels), "zeros", name="beta")
-
-    def call(self, inputs):
-        x, y = inputs
-        shape = (-1,) + (1,) * (len(x.shape) - 2) + (x.shape[-1],)  # broadcast over space
-        gamma = ops.reshape(ops.take(self.gamma, y, axis=0), shape)
-        beta = ops.reshape(ops.take(self.beta, y, axis=0), shape)
-        return x * ops.cast(gamma, x.dtype) + ops.cast(beta, x.dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    def get_config(self):
-        return {**super().get_config(), "classes": self.classes}
-
-
-@keras.saving.register_keras_serializable(package="dcgan")
 class Projection(layers.Layer):
     """<embed(y), phi(x)>: the projection discriminator's class term (Miyato & Koyama 2018), added to its logit."""
 
@@ -176,11 +148,26 @@ def _norm_relu(x, norm: str, name: str, sync_batchnorm: bool, label=None, classe
     """BatchNorm (conditional when a label is given: its gamma and beta come from ClassAffine) and ReLU."""
     if norm == "batch" and label is not None:
         x = layers.BatchNormalization(center=False, scale=False, synchronized=sync_batchnorm, name=f"{name}_bn")(x)
-        x = ClassAffine(classes, name=f"{name}_cbn")([x, label])
+        x = class_affine(x, label, classes, name)
     elif norm == "batch":
         x = layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), synchronized=sync_batchnorm,
                                       name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def class_affine(x, label, classes: int, name: str):
+    """x * gamma[y] + beta[y]: the class-dependent scale and shift of conditional BatchNorm (de Vries et al. 2017),
+    after a BatchNormalization without its own; gamma starts near 1 and beta at 0, as BatchNorm's do.
+
+    Built from Keras' own layers (Embedding, Reshape, Multiply, Add), so an exported generator loads without this package.
+    """
+    channels = x.shape[-1]
+    shape = (1,) * (len(x.shape) - 2) + (channels,)  # broadcast over space
+    gamma = layers.Embedding(classes, channels, embeddings_initializer=keras.initializers.RandomNormal(1.0, 0.02),
+                             name=f"{name}_cbn_gamma")(label)
+    beta = layers.Embedding(classes, channels, embeddings_initializer="zeros", name=f"{name}_cbn_beta")(label)
+    x = layers.Multiply(name=f"{name}_cbn_scale")([x, layers.Reshape(shape, name=f"{name}_cbn_gamma_reshape")(gamma)])
+    return layers.Add(name=f"{name}_cbn_shift")([x, layers.Reshape(shape, name=f"{name}_cbn_beta_reshape")(beta)])
 
 
 def label_input():
@@ -195,9 +182,9 @@ def is_conditional(model) -> bool:
 def num_classes(model) -> int:
     """The classes a conditional generator or discriminator knows (0: unconditional)."""
     for layer in model.layers:
-        if isinstance(layer, (ClassAffine, Projection, LabelMaps)):
+        if isinstance(layer, (Projection, LabelMaps)):
             return layer.classes
-        if isinstance(layer, layers.Embedding) and layer.name == "class_embedding":
+        if isinstance(layer, layers.Embedding):  # the generator's class embedding, or conditional BatchNorm's gamma
             return layer.input_dim
     return 0
 
