@@ -3,7 +3,8 @@
 Each file's size, and the image size its header declares, are checked before the file is read
 or decoded; files that fail are skipped and counted by reason, not fatal. `decode_images` decodes a
 file list on a thread pool (dcgan prepare uses it too); `load_folder_cached` keeps a decoded folder as
-one .npy under the cache directory, keyed by its file list, so the next run skips the decoding.
+one .npy under the cache directory, keyed by its file list, so the next run skips the decoding. A conditional
+run labels a folder by its immediate subfolders (`label_by_subfolder`, which `dcgan prepare --labels` uses too).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import struct
 import sys
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,19 +50,36 @@ def load_folder(path: str | Path, image_size: int, channels: int, limit: int | N
     file, over MAX_IMAGE_FILE_BYTES, over MAX_IMAGE_PIXELS (decoded or resized), over MAX_ASPECT_RATIO,
     or out of memory while decoding.
     """
-    return _load_folder(_folder(path), image_size, channels, limit)[0]
+    return _load_folder(_folder(path), image_size, channels, limit).images
 
 
-def _load_folder(root: Path, image_size: int, channels: int, limit: int | None) -> tuple[np.ndarray, str]:
-    """(the images, the note on skipped files that was printed, or "")."""
+@dataclass
+class Decoded:
+    """A decoded folder: its images, with labelled=True their labels (int64) and class names, and the note printed."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    classes: list[str] | None
+    note: str
+
+
+def _load_folder(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False) -> Decoded:
     files, others = list_images(root)
-    images, skipped = [], Counter()
+    skipped, found = Counter(), _classes_of(root, files) if labelled else None
+    if found is not None:
+        files = found.files
+        if found.loose:  # counted with the other skipped files
+            skipped[NOT_IN_A_CLASS] = found.loose
+    file_labels = found.labels if found is not None else [None] * len(files)
+    images, labels, tried = [], [], 0
     # one file at a time, in order: decode_images(threads=...) is for `dcgan prepare`
-    for _, result in decode_images(files, image_size, channels, threads=1):
+    for label, (_, result) in zip(file_labels, decode_images(files, image_size, channels, threads=1)):
+        tried += 1
         if isinstance(result, str):
             skipped[result] += 1
         else:
             images.append(result)
+            labels.append(label)
             if limit and len(images) >= limit:
                 break
     note = _skip_message(root, skipped, others) if skipped or others else ""
@@ -68,7 +87,10 @@ def _load_folder(root: Path, image_size: int, channels: int, limit: int | None) 
         print(note, file=sys.stderr)
     if not images:
         raise DataError(f"data.path: no readable PNG/JPEG images under {root}")
-    return np.stack(images), note
+    if found is None:
+        return Decoded(np.stack(images), None, None, note)
+    _check_every_class_has_an_image(root, found.classes, labels, file_labels[tried:], limit)
+    return Decoded(np.stack(images), np.array(labels, np.int64), found.classes, note)
 
 
 def _folder(path: str | Path) -> Path:
@@ -85,6 +107,60 @@ def list_images(root: Path) -> tuple[list[Path], int]:
     others = sum(1 for p in entries if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
     return files, others
 
+
+# ---------------------------------------------------------------- classes from subfolders
+
+NOT_IN_A_CLASS = "directly in the folder, not in a class subfolder"
+
+
+@dataclass(frozen=True)
+class Subfolders:
+    """Image files labelled by the immediate subfolder of the root that holds them."""
+
+    files: list[Path]  # the files inside a class subfolder, in the order given
+    labels: list[int]  # each one's class: its index in classes
+    classes: list[str]  # the subfolders holding an image file, sorted by name
+    loose: int  # image files directly in the root: they have no class
+
+
+def label_by_subfolder(root: Path, files: list[Path]) -> Subfolders:
+    """The class of each file: its top-level folder under root (nested deeper, it still belongs to that one)."""
+    in_class = [(f, f.relative_to(root).parts) for f in files]
+    in_class = [(f, parts[0]) for f, parts in in_class if len(parts) > 1]
+    classes = sorted({name for _, name in in_class})
+    index = {name: i for i, name in enumerate(classes)}
+    return Subfolders([f for f, _ in in_class], [index[name] for _, name in in_class], classes, len(files) - len(in_class))
+
+
+def _classes_of(root: Path, files: list[Path]) -> Subfolders:
+    found = label_by_subfolder(root, files)
+    if not found.classes:
+        raise DataError(f"data.path: {root} has no class subfolders; a conditional run labels images by their "
+                        "immediate subfolders")
+    return found
+
+
+def _check_every_class_has_an_image(root: Path, classes: list[str], labels: list[int], untried: list[int],
+                                    limit: int | None) -> None:
+    """Each class holds an image: a conditional run would otherwise ask the generator for a class it never saw."""
+    present, untried = set(labels), set(untried)
+    empty = [i for i in range(len(classes)) if i not in present]
+    cut = [classes[i] for i in empty if i in untried]  # never reached: data.limit stopped before them
+    unreadable = [classes[i] for i in empty if i not in untried]
+    if unreadable:
+        raise DataError(f"data.path: class subfolder(s) {_names(unreadable)} of {root} hold no readable image; every "
+                        "class of a conditional run needs one (fix or remove the subfolder)")
+    if cut:
+        raise DataError(f"data.limit: the first {limit} images of {root} (sorted by path) hold no image of class(es) "
+                        f"{_names(cut)}; a conditional run needs every class: raise data.limit or remove it")
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+# ---------------------------------------------------------------- decoding
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)
 
@@ -137,33 +213,36 @@ def decode_image(path: Path, image_size: int, channels: int):
 CACHE_FORMAT = 1  # part of every key: a change to the decoding must not reuse old caches
 
 
-def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: int | None = None) -> np.ndarray:
-    """load_folder, decoded once: the result is kept as <cache>/folders/<folder>/<key>.npy.
+def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: int | None = None, labelled: bool = False):
+    """load_folder, decoded once: the result is kept as <cache>/folders/<folder>/<kind>-<key>.npy.
 
-    The key covers the sorted file list with each file's size and mtime, image_size, channels and
-    limit, so adding, removing or touching a file decodes the folder again (and replaces the entry);
-    the loader's note on skipped files is kept with it and printed again on a hit.
+    The key covers the sorted file list with each file's size and mtime, image_size, channels, limit and
+    whether the load is labelled, so adding, removing or touching a file decodes the folder again (and replaces
+    the entry); the loader's note on skipped files is kept with it and printed again on a hit. With labelled=True
+    the result is (images, int64 labels, class names): the images in class subfolders, labelled by them; the labels
+    are kept beside the pixels and the classes in the note's file. A labelled and an unlabelled entry of one
+    folder are kept side by side, so alternating conditional and plain runs decode it once each.
     """
     from dcgan.data import cache_dir  # dcgan.data imports this module
 
     root = _folder(path)
     folder_dir = cache_dir() / "folders" / hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
-    key = folder_key(root, image_size, channels, limit)
-    entry = folder_dir / f"{key}.npy"
-    images = _read_cached(entry, image_size, channels)
-    if images is not None:
-        note = _read_note(entry.with_suffix(".json"))
-        if note:
-            print(note, file=sys.stderr)
-        return images
-    images, note = _load_folder(root, image_size, channels, limit)
-    _write_cache(folder_dir, entry, images, {"source": str(root.resolve()), "note": note})
-    return images
+    kind = "labelled" if labelled else "images"
+    entry = folder_dir / f"{kind}-{folder_key(root, image_size, channels, limit, labelled)}.npy"
+    decoded = _read_cached(entry, image_size, channels, labelled)
+    if decoded is None:
+        decoded = _load_folder(root, image_size, channels, limit, labelled)
+        _write_cache(folder_dir, entry, decoded, {"source": str(root.resolve()), "note": decoded.note,
+                                                  "classes": decoded.classes})
+    elif decoded.note:
+        print(decoded.note, file=sys.stderr)
+    return (decoded.images, decoded.labels, decoded.classes) if labelled else decoded.images
 
 
-def folder_key(root: Path, image_size: int, channels: int, limit: int | None) -> str:
+def folder_key(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False) -> str:
     """sha256 over what decoding depends on: every file's relative name, size and mtime, and the settings."""
-    h = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "size": image_size, "channels": channels, "limit": limit}).encode())
+    settings = {"format": CACHE_FORMAT, "size": image_size, "channels": channels, "limit": limit, "labelled": labelled}
+    h = hashlib.sha256(json.dumps(settings).encode())
     for p in sorted(root.rglob("*")):
         try:
             st = p.stat()
@@ -174,39 +253,78 @@ def folder_key(root: Path, image_size: int, channels: int, limit: int | None) ->
     return h.hexdigest()[:32]
 
 
-def _read_cached(entry: Path, image_size: int, channels: int) -> np.ndarray | None:
+def _labels_path(entry: Path) -> Path:
+    return entry.with_suffix(".labels.npy")
+
+
+def _read_cached(entry: Path, image_size: int, channels: int, labelled: bool) -> Decoded | None:
+    """The entry, or None when it is absent, damaged or not what this load needs (then the folder is decoded again)."""
+    images = _read_array(entry)
+    if images is None or images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (image_size, image_size, channels):
+        return None
+    info = _read_info(entry.with_suffix(".json"))
+    note, classes, labels = str(info.get("note", "")), info.get("classes"), None
+    if labelled:
+        labels = _read_array(_labels_path(entry))
+        if not _valid_labels(labels, classes, len(images)):
+            return None
+    return Decoded(images, labels, classes, note)
+
+
+def _valid_labels(labels: np.ndarray | None, classes, n: int) -> bool:
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        return False
+    return (labels is not None and labels.dtype == np.int64 and labels.shape == (n,)
+            and labels.min() >= 0 and labels.max() < len(classes))
+
+
+def _read_array(path: Path) -> np.ndarray | None:
     try:
-        with open_regular(entry) as f:
-            images = np.load(f, allow_pickle=False)
+        with open_regular(path) as f:
+            return np.load(f, allow_pickle=False)
     except (OSError, ValueError, DataError, EOFError):  # absent, or damaged: decode again
         return None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (image_size, image_size, channels):
-        return None
-    return images
 
 
-def _read_note(path: Path) -> str:
+def _read_info(path: Path) -> dict:
     try:
         with open_regular(path, 1 << 20) as f:
-            return str(json.loads(f.read()).get("note", ""))
-    except (OSError, ValueError, DataError, AttributeError):
-        return ""
+            info = json.loads(f.read())
+    except (OSError, ValueError, DataError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
-def _write_cache(folder_dir: Path, entry: Path, images: np.ndarray, info: dict) -> None:
-    """Write the entry atomically and drop this folder's older entries; a cache that can't be written is no error."""
+def _write_cache(folder_dir: Path, entry: Path, decoded: Decoded, info: dict) -> None:
+    """Write the entry atomically and drop this folder's older entries of its kind; a cache that can't be written is no error."""
     from dcgan.rundir import atomic_path, atomic_write  # it imports the config, which this module does not need
 
     try:
-        with atomic_path(entry) as tmp:  # tmp keeps the .npy suffix, so np.save adds none
-            np.save(tmp, images, allow_pickle=False)
-        atomic_write(entry.with_suffix(".json"), json.dumps(info) + "\n")
+        arrays = {entry: decoded.images}
+        if decoded.labels is not None:
+            arrays[_labels_path(entry)] = decoded.labels
+        for path, array in arrays.items():
+            with atomic_path(path) as tmp:  # tmp keeps the .npy suffix, so np.save adds none
+                np.save(tmp, array, allow_pickle=False)
+        atomic_write(entry.with_suffix(".json"), json.dumps(info) + "\n")  # last: the entry is complete once it is there
         for old in folder_dir.iterdir():
-            if old.suffix in (".npy", ".json") and old.stem != entry.stem:
+            if _replaces(entry, old):
                 old.unlink(missing_ok=True)
         _prune(folder_dir.parent)
     except OSError as e:
         print(f"data: could not cache the decoded folder in {folder_dir}: {e.strerror or e}", file=sys.stderr)
+
+
+ENTRY_KINDS = ("images", "labelled")
+
+
+def _replaces(entry: Path, old: Path) -> bool:
+    """Whether writing entry makes old stale: another key of its kind, or a file of no kind (an older cache format)."""
+    if old.name.startswith("."):  # another writer's temporary file (rundir.atomic_path)
+        return False
+    name, old_name = entry.name.split(".")[0], old.name.split(".")[0]
+    kind, old_kind = name.split("-")[0], old_name.split("-")[0]
+    return old_name != name and (old_kind == kind or old_kind not in ENTRY_KINDS)
 
 
 def _prune(folders: Path) -> None:

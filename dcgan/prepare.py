@@ -306,15 +306,11 @@ class FolderSource(Source):
         self.root, self.size, self.channels, self.threads = root, size, channels, threads
         files, self.others = image_folder.list_images(root)
         self.label_of = {}
-        if labels:
-            in_class = [f for f in files if len(f.relative_to(root).parts) > 1]
-            self.skipped[NOT_IN_A_CLASS] = len(files) - len(in_class)
-            files = in_class
-            self.classes = sorted({f.relative_to(root).parts[0] for f in files})
-            index = {name: i for i, name in enumerate(self.classes)}
-            self.label_of = {f: index[f.relative_to(root).parts[0]] for f in files}
-            if not self.skipped[NOT_IN_A_CLASS]:
-                del self.skipped[NOT_IN_A_CLASS]
+        if labels:  # the same classes as a conditional run from the folder itself
+            found = image_folder.label_by_subfolder(root, files)
+            files, self.classes, self.label_of = found.files, found.classes, dict(zip(found.files, found.labels))
+            if found.loose:
+                self.skipped[NOT_IN_A_CLASS] = found.loose
         if shuffle is not None:
             files = [files[i] for i in np.random.default_rng(shuffle).permutation(len(files))]
         self.files = files

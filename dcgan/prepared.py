@@ -8,6 +8,7 @@ memory is a window and a few read buffers, whatever the dataset's size. Resuming
 from the start of their epoch, which reads (but does not decode) the records before them: at most one epoch.
 With several input pipelines (one per worker, `tf.distribute.InputContext`), pipeline i of n reads only the
 shards at positions i, i+n, ... of each epoch's shard order, so no two workers read the same images.
+A conditional run streams (images, labels) instead (`labelled=True`): the same records in the same order.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.datafiles import DataError
-from dcgan.prepared_format import READ_BUFFER_BYTES, Manifest, check_fits, decoder, raise_read_error, read_manifest, read_shard
+from dcgan.prepared_format import (READ_BUFFER_BYTES, Manifest, check_fits, check_labels, decoder, labelled_decoder,
+                                   raise_read_error, read_manifest, read_shard)
 
 CYCLE_LENGTH = 16  # shards read at once, interleaved record by record
 READ_THREADS = 2  # shards read in parallel (of the CYCLE_LENGTH open): tf.data threads compete with the step for cores
@@ -31,14 +33,18 @@ SHUFFLE_WINDOW_BYTES = 64 << 20  # records permuted together (at least one batch
 class PreparedImages:
     """A prepared dataset for training: len() and shape from the manifest; the pixels stay on disk.
 
-    `limit` keeps the first `limit` images in stored order (data.limit). `batches` is the training stream,
-    `subset` a bounded sample for the sampler choice, `to_array` everything (bounded by MAX_ARRAY_BYTES).
+    `limit` keeps the first `limit` images in stored order (data.limit). `batches` is the training stream
+    (with labelled=True, of (images, labels)), `subset` a bounded sample for the sampler choice, `to_array`
+    everything (bounded by MAX_ARRAY_BYTES) and `to_labelled_arrays` the same with the labels.
     """
 
-    def __init__(self, manifest: Manifest, limit: int | None = None):
+    def __init__(self, manifest: Manifest, limit: int | None = None, labelled: bool = False):
+        if labelled:
+            check_labelled(manifest)
         self.manifest = manifest
         self.path = manifest.path
         self.limit = limit
+        self.labelled = labelled
         self.takes = _takes(manifest, limit)
 
     def __len__(self) -> int:
@@ -65,15 +71,27 @@ class PreparedImages:
         return np.concatenate(parts)
 
     def to_array(self) -> np.ndarray:
+        return self._read_used()[0]
+
+    def to_labelled_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(every image used, its int64 label), in stored order, each label checked to be one of the classes."""
+        check_labelled(self.manifest)
+        images, labels = self._read_used()
+        check_labels(labels, self.manifest)
+        return images, labels
+
+    def _read_used(self) -> tuple[np.ndarray, np.ndarray]:
         check_fits(len(self), self.manifest)
-        return np.concatenate([images for file, t in self._used() for images, _, _ in read_shard(self.manifest, file, take=t)])
+        parts = [(images, labels) for file, t in self._used() for images, labels, _ in read_shard(self.manifest, file, take=t)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
 
     def batches(self, strategy, batch_size: int, seed: int, start_batch: int = 0, group: int = 1):
         """The training stream through `strategy`: one pipeline per worker, each reading its own shards."""
         from dcgan.distribute import distribute_stream
 
         def per_pipeline(context):
-            return make_stream(self.path, batch_size, seed, start_batch, group, input_context=context, limit=self.limit)
+            return make_stream(self.path, batch_size, seed, start_batch, group, input_context=context, limit=self.limit,
+                               labelled=self.labelled)
 
         return Batches(distribute_stream(strategy, per_pipeline), self.path)
 
@@ -100,8 +118,11 @@ def _proportional(sizes: list[int], n: int) -> list[int]:
     return quotas
 
 
-def load(data_cfg) -> PreparedImages:
-    """data.name: prepared: the manifest checked, and its shape checked against data.image_size and data.channels."""
+def load(data_cfg, labelled: bool = False) -> PreparedImages:
+    """data.name: prepared: the manifest checked, and its shape checked against data.image_size and data.channels.
+
+    labelled=True (a conditional run) also needs the classes `dcgan prepare --labels` records.
+    """
     if not data_cfg.path:
         raise DataError("data.path: data.name=prepared needs the folder `dcgan prepare` wrote")
     manifest = read_manifest(data_cfg.path)
@@ -111,15 +132,24 @@ def load(data_cfg) -> PreparedImages:
         raise DataError(f"data.image_size/data.channels: {data_cfg.path} was prepared at {h}x{w}x{c}, the config asks for "
                         f"{want[0]}x{want[1]}x{want[2]}; set data.image_size={h} data.channels={c}, or prepare it again "
                         f"with --size {want[0]} --channels {want[2]}")
-    return PreparedImages(manifest, data_cfg.limit)
+    return PreparedImages(manifest, data_cfg.limit, labelled)
+
+
+def check_labelled(manifest: Manifest) -> None:
+    if not manifest.classes:
+        raise DataError(f"data.path: {manifest.path} was prepared without labels (its manifest lists no classes); a "
+                        "conditional run needs class labels: prepare a folder again with `dcgan prepare --labels`")
 
 
 # ---------------------------------------------------------------- the stream
 
 
 def make_stream(path, batch_size: int, seed: int, start_batch: int = 0, group: int = 1, input_context=None,
-                limit: int | None = None):
+                limit: int | None = None, labelled: bool = False):
     """An endless tf.data pipeline of uint8 batches from a prepared dataset, as make_dataset's (batch, group, H, W, C).
+
+    With labelled=True each element is (images, int32 labels shaped (batch, group)), as make_dataset's with labels:
+    the images are the unlabelled stream's, in the same order.
 
     Without an input context it yields global batches; with one (tf.distribute), this pipeline's share:
     it reads shards i, i+n, ... of each epoch's order (i of n pipelines) and yields per-replica batches,
@@ -128,9 +158,11 @@ def make_stream(path, batch_size: int, seed: int, start_batch: int = 0, group: i
     """
     import tensorflow as tf
 
-    from dcgan.data import batches_per_epoch
+    from dcgan.data import batches_per_epoch, group_last
 
     manifest = read_manifest(path)
+    if labelled:
+        check_labelled(manifest)
     used = [(str(manifest.path / s.file), t) for s, t in zip(manifest.shards, _takes(manifest, limit)) if t > 0]
     counts = np.array([t for _, t in used], np.int64)
     n_pipelines, index, replicas = 1, 0, 1
@@ -169,17 +201,28 @@ def make_stream(path, batch_size: int, seed: int, start_batch: int = 0, group: i
         return shuffled.batch(local, drop_remainder=True)
 
     ds = tf.data.Dataset.range(epoch0, 2**62).flat_map(epoch_batches).skip(skip)  # skipped still encoded
-    ds = ds.map(decoder(shape))
+    ds = ds.map(labelled_decoder(shape, len(manifest.classes)) if labelled else decoder(shape))
     # (group, batch, ...) -> (batch, group, ...), as make_dataset
-    ds = ds.batch(group, drop_remainder=True).map(lambda x: tf.transpose(x, [1, 0, 2, 3, 4]))
+    ds = ds.batch(group, drop_remainder=True).map(group_last)
     if replicas > 1:  # this worker's replicas take consecutive elements: split each step's share in order
-        ds = ds.flat_map(lambda x: tf.data.Dataset.from_tensor_slices(tf.reshape(x, [replicas, local // replicas, group, *shape])))
+        ds = ds.flat_map(_split_over(replicas, local))
     options = tf.data.Options()
     options.threading.private_threadpool_size = READ_THREADS  # reading overlaps the step; decoding is a memcpy
     options.autotune.enabled = False
     # sharded here, by input pipeline: tf.distribute must not shard it again (by file or by data)
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.prefetch(2).with_options(options)
+
+
+def _split_over(replicas: int, local: int):
+    """One step's share of `local` images (and labels, if any) -> `replicas` consecutive equal parts, in order."""
+    import tensorflow as tf
+
+    def split(*element):
+        parts = [tf.reshape(x, [replicas, local // replicas, *x.shape[1:]]) for x in element]
+        return tf.data.Dataset.from_tensor_slices(parts[0] if len(parts) == 1 else tuple(parts))
+
+    return split
 
 
 def _shard_order(seed, epoch, n: int):

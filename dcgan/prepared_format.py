@@ -239,6 +239,34 @@ def decoder(shape: tuple[int, int, int], with_meta: bool = False):
     return decode
 
 
+# in the stream's label check, so raise_read_error can tell it from a record of the wrong shape
+BAD_LABEL = "a record has no label or one that is not a class of the manifest"
+
+
+def labelled_decoder(shape: tuple[int, int, int], n_classes: int):
+    """A batch of serialized Examples -> (uint8 (n, H, W, C), int32 labels), each label checked to be in 0..n_classes-1."""
+    import tensorflow as tf
+
+    decode = decoder(shape, with_meta=True)
+
+    def images_and_labels(serialized):
+        pixels, labels, _ = decode(serialized)
+        checks = [tf.debugging.assert_non_negative(labels, message=BAD_LABEL),
+                  tf.debugging.assert_less(labels, tf.constant(n_classes, tf.int64), message=BAD_LABEL)]
+        with tf.control_dependencies(checks):
+            return pixels, tf.cast(labels, tf.int32)
+
+    return images_and_labels
+
+
+def check_labels(labels: np.ndarray, manifest: Manifest) -> None:
+    """Every label a class of the manifest (the in-memory counterpart of labelled_decoder's check)."""
+    n = len(manifest.classes or [])
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        raise DataError(f"{manifest.path}: {BAD_LABEL} (labels {labels.min()}..{labels.max()}, classes 0..{n - 1}; "
+                        "-1: prepared without labels); prepare it again with --labels")
+
+
 def read_shard(manifest: Manifest, file: str, take: int | None = None, batch: int = 1024):
     """(images, labels, names) numpy batches of one shard, in stored order."""
     import tensorflow as tf
@@ -292,5 +320,7 @@ def raise_read_error(exc: BaseException, path: Path) -> None:
                         "names it; prepare the dataset again") from None
     if isinstance(exc, tf.errors.NotFoundError):
         raise DataError(f"{path}: a shard went missing while reading ({first_line(exc)})") from None
+    if isinstance(exc, tf.errors.InvalidArgumentError) and BAD_LABEL in str(exc):
+        raise DataError(f"{path}: {BAD_LABEL} (-1: prepared without labels); prepare it again with --labels") from None
     if isinstance(exc, tf.errors.InvalidArgumentError):
         raise DataError(f"{path}: a record is not a valid image of the manifest's shape ({first_line(exc)})") from None

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import deadline, fifo
-from dcgan import data, datafiles, image_folder
+from helpers import cli_error, deadline, fifo
+from dcgan import data, datafiles, image_folder, prepare
 from dcgan.config import load_config
 from dcgan.datafiles import DataError
 
@@ -153,3 +153,86 @@ def test_jpeg_whose_frame_header_follows_large_metadata_is_read(tmp_path):
     (tmp_path / "a.jpg").write_bytes(jpeg)
     images = image_folder.load_folder(tmp_path, 8, 3)
     assert images.shape == (1, 8, 8, 3) and images[0, 4, 4, 2] > 200
+
+
+# ---------------------------------------------------------------- labelled by subfolder (conditional runs)
+
+CLASS_VALUES = {"b_dog": 200, "a_cat": 100}  # each class's gray level: a decoded pixel says which folder it came from
+
+
+def _class_folder(root: Path) -> Path:
+    """Two class subfolders (one image nested deeper), a loose image in the root, a broken image and junk."""
+    for name, value in CLASS_VALUES.items():
+        (root / name / "deep").mkdir(parents=True)
+        for i in range(3):
+            _png(root / name / f"{i}.png", size=(8, 8), value=value)
+    _png(root / "a_cat" / "deep" / "3.png", size=(8, 8), value=100)
+    _png(root / "loose.png", size=(8, 8), value=0)
+    (root / "b_dog" / "broken.png").write_bytes(b"not a png")
+    (root / "notes.txt").write_text("hello")
+    return root
+
+
+def _folder_config(root, *sets):
+    return load_config(None, ["data.name=folder", f"data.path={root}", "data.image_size=8", "data.channels=1", *sets]).data
+
+
+def test_folder_is_labelled_by_its_sorted_subfolders_and_cached_with_its_labels(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    root = _class_folder(tmp_path / "imgs")
+    labelled = data.load_labelled_images(_folder_config(root))
+    assert labelled.classes == ["a_cat", "b_dog"] and labelled.labels.dtype == np.int64
+    assert labelled.labels.tolist() == [0, 0, 0, 0, 1, 1, 1]  # the nested image belongs to its top-level folder
+    assert [CLASS_VALUES[labelled.classes[c]] for c in labelled.labels] == labelled.images[:, 4, 4, 0].tolist()
+    note = (f"data: {root}: skipped 1 unreadable image(s), 1 image(s) {image_folder.NOT_IN_A_CLASS} "
+            "and 1 non-image file(s)")
+    assert note in capsys.readouterr().err  # the loose image is skipped and counted
+
+    decode = image_folder.decode_image
+    monkeypatch.setattr(image_folder, "decode_image", lambda *a: pytest.fail("decoded although cached"))
+    again = data.load_labelled_images(_folder_config(root))
+    assert again.classes == labelled.classes and again.labels.tolist() == labelled.labels.tolist()
+    np.testing.assert_array_equal(again.images, labelled.images)
+    assert note in capsys.readouterr().err
+
+    monkeypatch.setattr(image_folder, "decode_image", decode)
+    assert data.load_images(_folder_config(root)).shape == (8, 8, 8, 1)  # unlabelled: the loose image too
+    monkeypatch.setattr(image_folder, "decode_image", lambda *a: pytest.fail("decoded although cached"))
+    assert data.load_images(_folder_config(root)).shape == (8, 8, 8, 1)
+    assert data.load_labelled_images(_folder_config(root)).labels.tolist() == labelled.labels.tolist()  # both entries kept
+
+
+def test_prepare_labels_a_folder_as_a_conditional_run_does(tmp_path):
+    root = _class_folder(tmp_path / "imgs")
+    files, _ = image_folder.list_images(root)
+    found = image_folder.label_by_subfolder(root, files)
+    source = prepare.FolderSource(root, 8, 1, labels=True, shuffle=None, threads=1)
+    assert source.classes == found.classes and [source.label_of[f] for f in source.files] == found.labels
+    assert found.loose == 1 and source.skipped[prepare.NOT_IN_A_CLASS] == 1
+
+
+def test_conditional_folder_without_subfolders_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "flat"
+    root.mkdir()
+    _png(root / "a.png", size=(8, 8))
+    with pytest.raises(DataError, match=rf"data.path: {re.escape(str(root))} has no class subfolders; a conditional run "
+                                        "labels images by their immediate subfolders"):
+        data.load_labelled_images(_folder_config(root))
+    sets = [f"--set={s}" for s in ["data.name=folder", f"data.path={root}", "data.image_size=8", "data.channels=1",
+                                   "model.generator.condition=concat", "model.discriminator.condition=projection",
+                                   f"run.dir={tmp_path / 'runs'}"]]
+    assert "has no class subfolders" in cli_error(capsys, "train", *sets)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_class_without_a_readable_image_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    root = _class_folder(tmp_path / "imgs")
+    (root / "c_bird").mkdir()
+    (root / "c_bird" / "torn.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(DataError, match=r"class subfolder\(s\) 'c_bird' of .* hold no readable image"):
+        data.load_labelled_images(_folder_config(root))
+    # data.limit keeps the first images in sorted order: a limit that cuts off whole classes is refused, naming them
+    with pytest.raises(DataError, match=r"data.limit: the first 4 images .* hold no image of class\(es\) 'b_dog', 'c_bird'"):
+        data.load_labelled_images(_folder_config(root, "data.limit=4"))

@@ -172,6 +172,76 @@ def test_limit_subset_and_the_loader(indexed):
         data.load_images(load_config(None, ["data.name=prepared", f"data.path={indexed}", "data.image_size=16"]).data)
 
 
+# ---------------------------------------------------------------- labels for a conditional run
+
+
+def _take_labelled(ds, n) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(images.numpy(), labels.numpy()) for (images, labels), _ in zip(ds, range(n))]
+
+
+def _pairs(element) -> list[tuple[int, int]]:
+    """(image number, label) of each image of a labelled element, in _ids' order; _indexed_idx labels image i with i % 10."""
+    images, labels = element
+    assert labels.shape == images.shape[:2] and labels.dtype == np.int32
+    return list(zip(_ids(images), labels.T.reshape(-1).tolist()))
+
+
+def _labelled_right(elements) -> bool:
+    return all(label == i % 10 for element in elements for i, label in _pairs(element))
+
+
+def test_labelled_stream_is_the_unlabelled_stream_with_each_images_label_and_resumes_exactly(indexed):
+    import tensorflow as tf
+
+    plain = _take(prepared.make_stream(indexed, 8, seed=3), 30)
+    full = _take_labelled(prepared.make_stream(indexed, 8, seed=3, labelled=True), 30)
+    assert full[0][0].shape == (8, 1, 8, 8, 1) and _labelled_right(full)
+    assert [_ids(images) for images, _ in full] == [_ids(b) for b in plain]  # the same images in the same order
+    for start in (5, 17):
+        resumed = _take_labelled(prepared.make_stream(indexed, 8, seed=3, start_batch=start, labelled=True), 30 - start)
+        assert [_pairs(e) for e in resumed] == [_pairs(e) for e in full[start:]], start
+    grouped = _take_labelled(prepared.make_stream(indexed, 8, seed=3, start_batch=4, group=2, labelled=True), 3)
+    assert grouped[0][1].shape == (8, 2) and sum(map(_pairs, grouped), []) == sum(map(_pairs, full[4:10]), [])
+    # one worker of two replicas: each replica's images keep their labels
+    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2)
+    split = _take_labelled(prepared.make_stream(indexed, 8, seed=3, input_context=context, labelled=True), 4)
+    assert [_pairs(split[0]) + _pairs(split[1]), _pairs(split[2]) + _pairs(split[3])] == [_pairs(e) for e in full[:2]]
+
+
+def test_conditional_run_reads_a_prepared_datasets_labels_and_classes(indexed):
+    import tensorflow as tf
+
+    cfg = load_config(None, ["data.name=prepared", f"data.path={indexed}", "data.image_size=8", "data.limit=40"]).data
+    in_memory = data.load_labelled_images(cfg)
+    assert in_memory.classes == [str(i) for i in range(10)] and in_memory.labels.dtype == np.int64
+    assert in_memory.labels.tolist() == [i % 10 for i in _ids(in_memory.images[:, None])] and len(in_memory) == 40
+    streamed = data.load_labelled_images(cfg, stream=True)
+    assert streamed.labels is None and streamed.classes == in_memory.classes and len(streamed) == 40
+    batches = streamed.images.batches(tf.distribute.get_strategy(), 8, seed=0)
+    elements = [tuple(t.numpy() for t in next(batches)) for _ in range(6)]  # past the first epoch of 5 batches
+    assert _labelled_right(elements) and {i for e in elements for i, _ in _pairs(e)} <= set(range(40))
+
+
+def test_conditional_run_refuses_a_dataset_prepared_without_labels(tmp_path, capsys):
+    import tensorflow as tf
+
+    out = tmp_path / "prepared"
+    _prepare(capsys, _png_folder(tmp_path / "imgs"), out, "--size", 16, "--channels", 3)  # no --labels
+    cfg = load_config(None, ["data.name=prepared", f"data.path={out}", "data.image_size=16", "data.channels=3"]).data
+    assert "was prepared without labels (its manifest lists no classes)" in _one_line(data.load_labelled_images, cfg)
+    assert "prepared without labels" in _one_line(lambda: prepared.make_stream(out, 4, seed=0, labelled=True))
+    conditional = [f"--set={s}" for s in ["data.name=prepared", f"data.path={out}", "data.image_size=16", "data.channels=3",
+                                          "model.generator.condition=concat", "model.discriminator.condition=projection",
+                                          f"run.dir={tmp_path / 'runs'}"]]
+    assert "dcgan prepare --labels" in cli_error(capsys, "train", *conditional) and not (tmp_path / "runs").exists()
+
+    manifest = json.loads((out / "manifest.json").read_text())  # classes claimed, but every record says -1
+    (out / "manifest.json").write_text(json.dumps({**manifest, "classes": ["cat", "dog"]}))
+    assert "a record has no label" in _one_line(data.load_labelled_images, cfg)
+    batches = data.load_labelled_images(cfg, stream=True).images.batches(tf.distribute.get_strategy(), 4, seed=0)
+    assert "a record has no label" in _one_line(lambda: next(batches))
+
+
 # ---------------------------------------------------------------- damage, one line each
 
 
