@@ -90,7 +90,7 @@ def cmd_sample(args) -> int:
 
     print(sample(args.run, step=args.step, seeds=args.seeds, n=args.n, grid=args.grid, out=args.out,
                  interpolate=args.interpolate, frames=args.frames, truncation=args.truncation,
-                 use_ema=args.use_ema, batch_size=args.batch_size))
+                 use_ema=args.use_ema, batch_size=args.batch_size, classes=args.classes))
     return 0
 
 
@@ -206,14 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="seeds 0..N-1")
     p.add_argument("--grid", metavar="ROWSxCOLS", help="grid layout of the PNG (default 8x8)")
     p.add_argument("--out", help="FILE.png grid, DIR/ one PNG per seed, FILE.npz uint8 images, FILE.gif/.png walk (default RUN/sample_grid.png)")
-    p.add_argument("--interpolate", type=int, metavar="K", help="spherical walk through K+1 seeds (--seeds, default 0..K)")
+    p.add_argument("--class", "--classes", dest="classes", metavar="CLASSES",
+                   help="conditional runs: class names (any case) or indices, a list with ranges like seeds, e.g. "
+                        "0-3,sneaker, or all (the default). Each seed is drawn in each class (--n N: N per class; DIR/ "
+                        "gets class_07_seed_0004.png, an npz 'labels'); with several classes a grid has one row per class "
+                        "and one column per seed (default seeds 0-7), one class lays out like an unconditional run")
+    p.add_argument("--interpolate", type=int, metavar="K", help="spherical walk through K+1 seeds (--seeds, default 0..K); a conditional run's walk needs one --class")
     p.add_argument("--frames", type=int, help="frames per walk segment (default 16)")
     p.add_argument("--truncation", type=float, default=1.0, help="scale latent vectors by this factor (<1: typical, less varied images)")
     _generator_choice(p, "use")
     p.add_argument("--batch-size", type=int, default=500, help="images per generator call")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("export", help="the generator as a .keras file or a TensorFlow SavedModel")
+    p = sub.add_parser("export", help="the generator as a .keras file or a TensorFlow SavedModel "
+                       "(a conditional one takes z and label)")
     p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (latest checkpoint) or a checkpoint path")
     p.add_argument("--format", default="keras", help="keras (default) or savedmodel")
     p.add_argument("--out", help="keras: FILE.keras or DIR (DIR/generator.keras); savedmodel: the SavedModel directory (default RUN/export/...)")

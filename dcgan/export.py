@@ -4,7 +4,13 @@ The .keras file keeps the Keras model; loading it with safe_mode=True needs
 `import dcgan.models` first when the generator uses the project's custom layers
 (DepthToSpace, ICNR: sub-pixel blocks). The SavedModel is a traced graph: it
 loads with plain `tf.saved_model.load`, without this package, and maps a float32
-batch of latent vectors (None, latent_dim) to images in [-1, 1].
+batch of latent vectors `z` (None, latent_dim) to images in [-1, 1]; a
+conditional generator's also takes an int32 batch of class labels `label` (None,),
+as its .keras model takes [z, label].
+
+Both carry dcgan_export.json (run, step, which copy, class names: index = label,
+null for an unconditional run): in the SavedModel directory, and as a member of
+the .keras zip, which Keras' loader ignores.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 from dcgan.checkpoints import find_checkpoint
 from dcgan.errors import DcganError, first_line
 from dcgan import rundir
-from dcgan.rundir import atomic_write, inside, lock_run, remove_path
+from dcgan.rundir import atomic_path, atomic_write, inside, lock_run, remove_path
 
 FORMATS = ("keras", "savedmodel")
 EXPORT_DIR = "export"
@@ -26,7 +32,7 @@ KERAS_FILE = "generator.keras"
 SAVEDMODEL_DIR = "savedmodel"
 MARKER_FILE = "dcgan_export.json"  # says which run and step; --force replaces only a directory holding it
 SAVEDMODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb", MARKER_FILE}
-ENDPOINT = "serve"  # also the serving_default signature: input "z", output "output_0"
+ENDPOINT = "serve"  # also the serving_default signature: inputs "z" (and "label"), output "output_0"
 
 
 def output_path(run_dir: Path, fmt: str, out: str | None) -> Path:
@@ -76,28 +82,48 @@ def export(target: str | Path, fmt: str = "keras", out: str | None = None, step:
     check_export_path(path, fmt, checkpoint.run_dir, force)
     # an export into the run is a write into the run: not while another command writes there
     with lock_run(checkpoint.run_dir, "dcgan export") if inside(path, checkpoint.run_dir) else contextlib.nullcontext():
-        from dcgan.gan import load_generator, save_generator
+        from dcgan.gan import load_generator
 
         gen = load_generator(checkpoint, use_ema)
+        provenance = {"run": str(checkpoint.run_dir), "step": checkpoint.step, "ema": gen.ema, "classes": gen.classes}
         try:
-            if fmt == "keras":
-                save_generator(gen.model, path)
-            else:
-                write_savedmodel(gen.model, path, {"run": str(checkpoint.run_dir), "step": checkpoint.step, "ema": gen.ema})
+            (write_keras if fmt == "keras" else write_savedmodel)(gen.model, path, provenance)
         except OSError as e:
             raise DcganError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
-    return f"{path}: {gen.describe()} as {fmt}"
+    classes = f" with {len(gen.classes)} classes" if gen.classes else ""
+    return f"{path}: {gen.describe()}{classes} as {fmt}"
+
+
+def write_keras(model, path: Path, provenance: dict) -> Path:
+    """model.save, plus the provenance as a member of the zip: a .keras file travels alone, its class names with it."""
+    with atomic_path(path) as tmp:  # keras insists on the .keras suffix, which atomic_path keeps
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(MARKER_FILE, json.dumps(provenance) + "\n")
+    return path
+
+
+def serving_endpoint(model):
+    """The function the SavedModel serves and its input signature: z, and a conditional generator's labels."""
+    import tensorflow as tf
+
+    from dcgan.models import is_conditional
+
+    z = tf.TensorSpec([None, model.inputs[0].shape[-1]], tf.float32, name="z")
+    if is_conditional(model):
+        label = tf.TensorSpec([None], tf.int32, name="label")
+        return (lambda z, label: model([z, label], training=False)), [z, label]
+    return (lambda z: model(z, training=False)), [z]
 
 
 def write_savedmodel(model, path: Path, provenance: dict) -> Path:
-    """Trace model(z, training=False) into a temporary sibling directory, then move it in place."""
+    """Trace model(z[, label], training=False) into a temporary sibling directory, then move it in place."""
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    spec = tf.TensorSpec([None, model.input_shape[-1]], tf.float32, name="z")
-    archive.add_endpoint(ENDPOINT, lambda z: model(z, training=False), input_signature=[spec])
+    archive.add_endpoint(ENDPOINT, *serving_endpoint(model))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     old = path.with_name(f".{path.name}.{os.getpid()}.old")
     remove_path(tmp)

@@ -1,9 +1,11 @@
-"""Sampling: images from a run's checkpoint by seed, as a grid, PNG files, an npz or a latent walk.
+"""Sampling: images from a run's checkpoint by seed (and class), as a grid, PNG files, an npz or a latent walk.
 
 A seed names one latent vector (numpy's default_rng(seed)), so an image can be
-asked for again by its seed, alone or among any others. Arguments and output
-paths are checked before TensorFlow is imported, so a typo fails at once rather
-than after a model has been built.
+asked for again by its seed, alone or among any others. A conditional run draws
+each seed in each chosen class (every class unless --class says): the latent is
+the same whatever the class, so across classes a seed keeps its "style". Arguments
+and output paths are checked before TensorFlow is imported, so a typo fails at
+once rather than after a model has been built.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import numpy as np
 
 from dcgan import viz
 from dcgan.checkpoints import find_checkpoint
-from dcgan.errors import DcganError
-from dcgan.rundir import atomic_write, check_output, inside, lock_run, read_run_config
+from dcgan.errors import DcganError, clip, printable
+from dcgan.rundir import atomic_write, check_output, inside, lock_run, read_classes, read_run_config
 
 if TYPE_CHECKING:
     from dcgan.gan import RunGenerator
 
 DEFAULT_GRID = (8, 8)
+DEFAULT_CLASS_SEEDS = 8  # several classes: one row per class, seeds 0..7 across
+LISTED_CLASSES = 12  # an error lists at most this many of a run's classes (a folder dataset may have hundreds)
 GRID_FILE = "sample_grid.png"
 WALK_FILE = "interpolation.gif"
 DEFAULT_FRAMES = 16
@@ -61,6 +65,66 @@ def parse_seeds(text: str) -> list[int]:
             raise DcganError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds")
         seeds.extend(range(lo, hi + 1))
     return seeds
+
+
+def parse_class_list(text: str) -> list[str | tuple[int, int]]:
+    """'0-3,sneaker' -> [(0, 3), 'sneaker']: inclusive index ranges and names, order and repeats kept.
+
+    Only the syntax is checked here: which names and indices exist is the run's to say (resolve_classes).
+    """
+    picks: list[str | tuple[int, int]] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise DcganError(f"--class {clip(text)!r}: an empty item; give class names or indices separated by "
+                             "commas, e.g. 0-3,sneaker (or all)")
+        m = re.fullmatch(r"(\d{1,18})(?:\s*-\s*(\d{1,18}))?", item)  # anything else is a name: T-shirt/top has a '-'
+        if m and int(m[2] or m[1]) < int(m[1]):
+            raise DcganError(f"--class {clip(text)!r}: range {item!r} runs backwards")
+        picks.append((int(m[1]), int(m[2] or m[1])) if m else item)
+    return picks
+
+
+def class_key(name: str) -> str:
+    """How a class name is matched: any case, and '_' for a space (ankle_boot needs no quotes)."""
+    return re.sub(r"[\s_]+", " ", name.strip()).casefold()
+
+
+def class_list(names: list[str]) -> str:
+    """'0: T-shirt/top, 1: Trouser, ...' for an error message, cut short for a run with many classes."""
+    shown = [f"{i}: {printable(name)}" for i, name in enumerate(names[:LISTED_CLASSES])]
+    if len(names) > LISTED_CLASSES:
+        shown.append(f"... {len(names) - 1}: {printable(names[-1])}")
+    return ", ".join(shown)
+
+
+def resolve_classes(text: str | None, names: list[str] | None, run_dir) -> list[int] | None:
+    """--class against the run's class names -> label indices; every class when not given; None: unconditional run."""
+    if names is None:
+        if text is not None:
+            raise DcganError(f"--class {clip(text)!r}: {run_dir} is an unconditional run; it has no classes")
+        return None
+    if text is None:
+        return list(range(len(names)))
+    by_key: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        by_key.setdefault(class_key(name), []).append(index)
+    chosen: list[int] = []
+    for pick in parse_class_list(text):
+        if isinstance(pick, tuple):
+            if pick[1] >= len(names):
+                raise DcganError(f"--class {clip(text)!r}: no class {pick[1]}; the classes are {class_list(names)}")
+            chosen.extend(range(pick[0], pick[1] + 1))
+        elif class_key(pick) == "all":
+            chosen.extend(range(len(names)))
+        elif len(by_key.get(class_key(pick), [])) == 1:
+            chosen.extend(by_key[class_key(pick)])
+        else:
+            matches = by_key.get(class_key(pick))
+            why = (f"{clip(pick)!r} names classes {', '.join(map(str, matches))}, give an index" if matches
+                   else f"unknown class {clip(pick)!r}")
+            raise DcganError(f"--class {clip(text)!r}: {why}; the classes are {class_list(names)}")
+    return chosen
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -158,10 +222,13 @@ class Request:
     out: Path | None  # None: the default file inside the run directory
     grid: tuple[int, int] | None = None
     frames: int = DEFAULT_FRAMES
+    classes: list[int] | None = None  # a conditional run's labels: each seed (or the walk) in each class, class-major
 
     def generated(self) -> int:
-        """Images to generate: one per seed, or every frame of the walk."""
-        return walk_length(len(self.seeds) - 1, self.frames) if self.kind in WALKS else len(self.seeds)
+        """Images to generate: one per seed and class, or every frame of the walk."""
+        if self.kind in WALKS:
+            return walk_length(len(self.seeds) - 1, self.frames)
+        return len(self.seeds) * (len(self.classes) if self.classes else 1)
 
     def picture_images(self) -> int:
         """Images the output picture holds (0: an npz or a PNG per seed is no one picture)."""
@@ -193,8 +260,13 @@ def check_output_size(request: Request, size: int, channels: int) -> None:
 
 
 def parse_request(seeds: str | None = None, n: int | None = None, grid: str | None = None, out: str | None = None,
-         interpolate: int | None = None, frames: int | None = None, truncation: float = 1.0) -> Request:
-    """Check every argument (no TensorFlow needed) and decide the seeds and the layout."""
+         interpolate: int | None = None, frames: int | None = None, truncation: float = 1.0,
+         classes: list[int] | None = None) -> Request:
+    """Check every argument (no TensorFlow needed) and decide the seeds and the layout.
+
+    classes: a conditional run's labels (resolve_classes); one class lays out as an unconditional run does,
+    several make a grid of one row per class and one column per seed.
+    """
     if seeds is not None and n is not None:
         raise DcganError("give --seeds or --n, not both")
     if n is not None and not 1 <= n <= MAX_SEEDS:
@@ -219,7 +291,12 @@ def parse_request(seeds: str | None = None, n: int | None = None, grid: str | No
         chosen = list(range(interpolate + 1)) if chosen is None else chosen
         if len(chosen) != interpolate + 1:
             raise DcganError(f"--interpolate {interpolate} walks between {interpolate + 1} seeds, got {len(chosen)}")
-        return Request(kind, chosen, Path(out) if out else None, frames=frames)
+        if classes is not None and len(classes) != 1:
+            raise DcganError(f"--interpolate walks within one class of a conditional run, not {len(classes)}: "
+                             "give --class with one name or index")
+        return Request(kind, chosen, Path(out) if out else None, frames=frames, classes=classes)
+    if classes is not None and len(classes) > 1:
+        return class_rows_request(kind, chosen, out, grid, classes)
     if kind == "grid":
         layout = layout or (grid_layout(len(chosen)) if chosen is not None else DEFAULT_GRID)
         cells = layout[0] * layout[1]
@@ -231,7 +308,21 @@ def parse_request(seeds: str | None = None, n: int | None = None, grid: str | No
             raise DcganError(f"--grid {grid} has {cells} cells but {len(chosen)} seeds were given")
     elif chosen is None:
         chosen = list(range(DEFAULT_GRID[0] * DEFAULT_GRID[1]))
-    return Request(kind, chosen, Path(out) if out else None, grid=layout)
+    return Request(kind, chosen, Path(out) if out else None, grid=layout, classes=classes)
+
+
+def class_rows_request(kind: str, chosen: list[int] | None, out: str | None, grid: str | None, classes: list[int]) -> Request:
+    """Several classes: each seed in each class; a grid is one row per class, one column per seed."""
+    chosen = list(range(DEFAULT_CLASS_SEEDS)) if chosen is None else chosen
+    layout = None
+    if kind == "grid":
+        if grid is not None:
+            raise DcganError(f"--grid {grid}: a grid of {len(classes)} classes is one row per class and one column "
+                             "per seed; drop --grid, or give one --class")
+        layout = (len(classes), len(chosen))
+        check_picture(f"{len(classes)} classes x {len(chosen):,} seeds", len(classes) * len(chosen),
+                      "fewer classes or seeds, or write --out DIR/ or --out FILE.npz")
+    return Request(kind, chosen, Path(out) if out else None, grid=layout, classes=classes)
 
 
 def default_output(request: Request, run_dir: Path) -> Path:
@@ -242,15 +333,25 @@ def default_output(request: Request, run_dir: Path) -> Path:
 
 def sample(target: str | Path, step: int | None = None, seeds: str | None = None, n: int | None = None,
            grid: str | None = None, out: str | None = None, interpolate: int | None = None,
-           frames: int | None = None, truncation: float = 1.0, use_ema: bool | None = None, batch_size: int = 500) -> str:
-    """`dcgan sample`: write the requested images; returns a one-line summary."""
-    request = parse_request(seeds, n, grid, out, interpolate, frames, truncation)
+           frames: int | None = None, truncation: float = 1.0, use_ema: bool | None = None, batch_size: int = 500,
+           classes: str | None = None) -> str:
+    """`dcgan sample`: write the requested images; returns a one-line summary.
+
+    classes: --class as given (names, indices, ranges, all); a conditional run without it samples every class.
+    """
+    asked = dict(seeds=seeds, n=n, grid=grid, out=out, interpolate=interpolate, frames=frames, truncation=truncation)
+    request = parse_request(**asked)  # what needs no run: a typo or a huge picture fails before the run is looked up
+    if classes is not None:
+        parse_class_list(classes)  # and so does a malformed --class; its names wait for the run's classes.json
     if batch_size < 1:
         raise DcganError(f"--batch-size {batch_size}: must be at least 1")
     if request.out is not None:
         check_output(request.out, is_dir=request.kind == "dir")
     checkpoint = find_checkpoint(target, step)
     cfg = read_run_config(checkpoint.run_dir)
+    labels = resolve_classes(classes, read_classes(checkpoint.run_dir, cfg), checkpoint.run_dir)
+    if labels is not None:  # the run's classes decide the layout and the default seeds
+        request = parse_request(**asked, classes=labels)
     check_output_size(request, cfg.data.image_size, cfg.data.channels)
     path = default_output(request, checkpoint.run_dir)
     # into the run (its sample_grid.png, by default) is a write into the run: not while another command writes there
@@ -265,26 +366,50 @@ def _sample(request: Request, checkpoint, cfg, path: Path, truncation: float, us
     z = latents(request.seeds, gen.latent_dim, truncation)
     if request.kind in WALKS:
         z = walk(z, request.frames)
+    z, labels = in_classes(z, request.classes)
     start = time.perf_counter()
-    images = generate_images(gen.model, z, batch_size)
+    images = generate_images(gen.model, z, labels=labels, batch_size=batch_size)
     seconds = time.perf_counter() - start
     try:
-        write(request, path, images, gen, truncation)
+        write(request, path, images, labels, gen, truncation)
     except OSError as e:
         raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
-    return f"{path}: {len(images)} images from {gen.describe()} in {seconds:.2f} s ({len(images) / max(seconds, 1e-9):.0f} images/s)"
+    return (f"{path}: {len(images)} images{of_classes(request.classes, gen.classes)} from {gen.describe()} "
+            f"in {seconds:.2f} s ({len(images) / max(seconds, 1e-9):.0f} images/s)")
 
 
-def write(request: Request, path: Path, images: np.ndarray, gen: RunGenerator, truncation: float) -> None:
+def in_classes(z: np.ndarray, classes: list[int] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The same latents once per class, class-major, with their labels (None: an unconditional run)."""
+    if classes is None:
+        return z, None
+    return np.tile(z, (len(classes), 1)), np.repeat(np.asarray(classes, np.int64), len(z))
+
+
+def of_classes(classes: list[int] | None, names: list[str] | None) -> str:
+    """' of class Sneaker' / ' of 10 classes' for the summary line."""
+    if classes is None:
+        return ""
+    distinct = sorted(set(classes))
+    return f" of class {printable(names[distinct[0]])}" if len(distinct) == 1 else f" of {len(distinct)} classes"
+
+
+def image_file(seed: int, label: int | None) -> str:
+    """A PNG's name in --out DIR/: seed_0004.png, or class_07_seed_0004.png for a conditional run."""
+    return f"seed_{seed:04d}.png" if label is None else f"class_{label:02d}_seed_{seed:04d}.png"
+
+
+def write(request: Request, path: Path, images: np.ndarray, labels: np.ndarray | None, gen: RunGenerator,
+          truncation: float) -> None:
+    seeds = np.tile(np.asarray(request.seeds, np.int64), len(request.classes) if request.classes else 1)  # one per image
     if request.kind == "grid":
         viz.save_png(path, fill_grid(images, *request.grid))
     elif request.kind == "dir":
-        for seed, image in zip(request.seeds, images):
-            viz.save_png(path / f"seed_{seed:04d}.png", image)
+        for i, image in enumerate(images):
+            viz.save_png(path / image_file(int(seeds[i]), None if labels is None else int(labels[i])), image)
     elif request.kind == "npz":
-        atomic_write(path, npz_bytes(images=images, seeds=np.asarray(request.seeds, np.int64),
-                                     step=np.int64(gen.checkpoint.step), ema=np.bool_(gen.ema),
-                                     truncation=np.float32(truncation)))
+        extra = {} if labels is None else dict(labels=labels, classes=np.asarray(gen.classes, np.str_))
+        atomic_write(path, npz_bytes(images=images, seeds=seeds, **extra, step=np.int64(gen.checkpoint.step),
+                                     ema=np.bool_(gen.ema), truncation=np.float32(truncation)))
     elif request.kind == "gif":
         viz.save_gif(path, list(images), duration_ms=GIF_FRAME_MS)
     else:  # strip: one row per segment, both endpoints shown

@@ -60,3 +60,19 @@ def tiny_gan(tiny_run):
     restore(gan, str(run_dir / "checkpoints" / "ckpt-6"))
     return gan
 
+
+@pytest.fixture(scope="session")
+def tiny_conditional_run(tmp_path_factory):
+    """(run directory, config) of one tiny conditional run trained once for the session, shaped like tiny_run.
+
+    Fashion-MNIST's ten class names over the two-class blob files (labels 0 and 1), a cbn generator with a
+    projection discriminator and transpose blocks only: its .keras needs no dcgan layer to load.
+    """
+    from dcgan.train import train
+
+    root = tmp_path_factory.mktemp("tiny-conditional-run")
+    mnist = write_mnist(root / "mnist", two_classes=True)
+    cfg = load_config(None, [*mnist_sets(mnist, "data.name=fashion_mnist"), f"run.dir={root / 'runs'}",
+                             "run.name=tiny-conditional", "train.ema_decay=0.9",
+                             "model.generator.condition=cbn", "model.discriminator.condition=projection"])
+    return train(cfg, quiet=True), cfg

@@ -1,11 +1,14 @@
+import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 
 from dcgan.cli import main
+from dcgan.mnist import CLASS_NAMES
 from dcgan.sample import latents
 from helpers import cli_error
 
@@ -20,6 +23,23 @@ floats = model.signatures["serving_default"](z=tf.constant(z))["output_0"].numpy
 images = np.clip(np.round((floats + 1.0) * 127.5), 0, 255).astype(np.uint8)
 assert not any(name == "dcgan" or name.startswith("dcgan.") for name in sys.modules), "dcgan was imported"
 np.savez(sys.argv[3], floats=floats, images=images)
+"""
+
+# A conditional export, both formats, with TensorFlow and Keras alone: z and label in, uint8 as dcgan.data.to_uint8.
+SERVE_CONDITIONAL = """
+import sys
+import keras
+import numpy as np
+import tensorflow as tf
+inputs = np.load(sys.argv[3])
+z, label = inputs["z"], inputs["label"]
+saved = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](z=tf.constant(z), label=tf.constant(label))
+model = keras.saving.load_model(sys.argv[2], safe_mode=True)
+from_keras = model([z, label], training=False)
+to_uint8 = lambda x: np.clip(np.round((np.asarray(x) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+assert not any(name == "dcgan" or name.startswith("dcgan.") for name in sys.modules), "dcgan was imported"
+np.savez(sys.argv[4], savedmodel=to_uint8(saved["output_0"]), keras=to_uint8(from_keras),
+         inputs=np.array([t.name for t in model.inputs]))
 """
 
 
@@ -56,15 +76,43 @@ def test_savedmodel_reproduces_dcgan_sample_without_dcgan(tiny_run, tiny_gan, tm
         sampled = f["images"]
     z = latents([*range(10), 77], cfg.model.generator.latent_dim)
     np.savez(tmp_path / "z.npz", z=z)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", SERVE, str(saved), str(tmp_path / "z.npz"), str(tmp_path / "out.npz")],
-                          cwd=tmp_path, env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    with np.load(tmp_path / "out.npz") as f:
+    with without_dcgan(tmp_path, SERVE, saved, tmp_path / "z.npz") as f:
         floats, images = f["floats"], f["images"]
     np.testing.assert_array_equal(images, sampled)
     np.testing.assert_allclose(floats, tiny_gan.ema_generator(z, training=False).numpy(), atol=1e-5)
     assert floats.min() >= -1.0 and floats.max() <= 1.0
+    assert json.loads((saved / "dcgan_export.json").read_text())["classes"] is None  # unconditional
+
+
+def without_dcgan(tmp_path, code: str, *args):
+    """Run code in a fresh Python that cannot import dcgan (no PYTHONPATH, cwd elsewhere); open the npz it writes last."""
+    out = tmp_path / "out.npz"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args), str(out)], cwd=tmp_path,
+                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return np.load(out)
+
+
+def test_conditional_exports_take_z_and_label_and_reproduce_dcgan_sample_without_dcgan(tiny_conditional_run, tmp_path):
+    run_dir, cfg = tiny_conditional_run
+    saved, keras_file = tmp_path / "gen", tmp_path / "gen.keras"
+    assert export(run_dir, "--format", "savedmodel", "--out", saved) == 0
+    assert export(run_dir, "--out", keras_file) == 0
+    assert main(["sample", str(run_dir), "--class", "sneaker,0", "--seeds", "0-2,9", "--out", str(tmp_path / "s.npz")]) == 0
+    with np.load(tmp_path / "s.npz") as f:
+        sampled, labels, seeds = f["images"], f["labels"], f["seeds"]
+    np.testing.assert_array_equal(labels, [7] * 4 + [0] * 4)
+    z = latents(seeds, cfg.model.generator.latent_dim)
+    np.savez(tmp_path / "inputs.npz", z=z, label=labels.astype(np.int32))
+    with without_dcgan(tmp_path, SERVE_CONDITIONAL, saved, keras_file, tmp_path / "inputs.npz") as f:
+        np.testing.assert_array_equal(f["savedmodel"], sampled)
+        np.testing.assert_array_equal(f["keras"], sampled)
+        assert list(f["inputs"]) == ["z", "label"]
+    assert not np.array_equal(sampled[0], sampled[4])  # seed 0 as a sneaker and as a T-shirt
+    for marker in (json.loads((saved / "dcgan_export.json").read_text()),
+                   json.loads(zipfile.ZipFile(keras_file).read("dcgan_export.json"))):
+        assert marker["classes"] == CLASS_NAMES["fashion_mnist"] and marker["step"] == 6
 
 
 def test_force_replaces_only_an_earlier_export(tiny_run, tmp_path, capsys):
