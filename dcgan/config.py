@@ -442,7 +442,7 @@ def reference_markdown(cls=Config, prefix: str = "") -> str:
             rows.append(reference_markdown(hints[f.name], f"{prefix}{f.name}.").strip())
             continue
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        rows.append(f"| `{prefix}{f.name}` | `{yaml.safe_dump(default).strip().removesuffix('...').strip()}` | {f.metadata['help']} |")
+        rows.append(f"| `{prefix}{f.name}` | `{yaml.safe_dump(default).strip().removesuffix('...').strip()}` | {f.metadata['help'].replace('|', chr(92) + '|')} |")  # a bare | would end the cell
     body = "\n".join(rows)
     if prefix:
         return body

@@ -6,7 +6,7 @@ import yaml
 
 from helpers import one_line_config_error
 from dcgan.config import (
-    Config, ConfigError, apply_overrides, block_modes, diff_keys, dump_config, from_dict, load_config,
+    Config, ConfigError, apply_overrides, block_modes, diff_keys, dump_config, from_dict, is_conditional, load_config,
     reference_markdown, to_dict, upsampling_plan,
 )
 from dcgan.yamlio import load_yaml
@@ -122,12 +122,14 @@ def test_diff_keys_and_reference():
         assert f"`{key}`" in ref
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10", "smoke", "folder_small"])
+@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10", "smoke", "folder_small", "fashion_mnist_conditional",
+                                  "mnist_conditional", "cifar10_conditional"])
 def test_shipped_configs_load(name):
     from pathlib import Path
 
     cfg = load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
-    assert cfg.data.channels == (3 if name in ("cifar10", "folder_small") else 1)
+    assert cfg.data.channels == (3 if name.startswith(("cifar10", "folder_small")) else 1)
+    assert is_conditional(cfg) == name.endswith("_conditional")
 
 
 def test_shipped_configs_match_the_built_in_defaults():
@@ -136,6 +138,26 @@ def test_shipped_configs_match_the_built_in_defaults():
     built_in = to_dict(load_config(None))
     assert to_dict(load_config(configs / "fashion_mnist.yaml")) == built_in
     assert diff_keys(built_in, to_dict(load_config(configs / "mnist.yaml"))) == ["data.name"]
+    # the conditional configs are their unconditional ones plus the two conditioning methods
+    condition = ["model.discriminator.condition", "model.generator.condition"]
+    for name in ("fashion_mnist", "mnist", "cifar10"):
+        plain, cond = (to_dict(load_config(configs / f"{name}{suffix}.yaml")) for suffix in ("", "_conditional"))
+        assert diff_keys(plain, cond) == condition, name
+
+
+def test_conditioning_both_networks_or_neither_and_cbn_needs_batch_norm():
+    text = one_line_config_error(load_config, None, ["model.generator.condition=cbn"])
+    assert text == ("model.discriminator.condition: the generator is conditioned (generator.condition=cbn); "
+                    "condition both networks or neither")
+    text = one_line_config_error(load_config, None, ["model.discriminator.condition=projection"])
+    assert text.startswith("model.generator.condition: the discriminator is conditioned (discriminator.condition=projection)")
+    text = one_line_config_error(load_config, None, ["model.generator.condition=cbn", "model.discriminator.condition=concat",
+                                                     "model.generator.norm=none"])
+    assert text == "model.generator.condition: cbn conditions the BatchNorm layers; set model.generator.norm=batch"
+    text = one_line_config_error(load_config, None, ["model.generator.condition=film"])
+    assert "choose one of none | concat | cbn" in text
+    cfg = load_config(None, ["model.generator.condition=concat", "model.discriminator.condition=concat", "model.generator.norm=none"])
+    assert is_conditional(cfg) and not is_conditional(load_config(None))
 
 
 # ---------------------------------------------------------------- hostile values: short, one-line errors

@@ -295,3 +295,65 @@ def test_sampling_generator_follows_the_saved_choice_unless_told(tiny_config):
     assert plain.ema_generator is None and not bool(plain.sample_from_ema.numpy())
     assert plain.sampling_generator(True) is plain.generator and plain.sampling_generator() is plain.generator
     assert "sample_from_ema" not in plain.checkpointed  # nothing to choose: checkpoints stay as they were
+
+
+# ---------------------------------------------------------------- class-conditional GANs
+
+CLASSES = [str(k) for k in range(10)]
+
+
+def conditional(tiny_config, g="cbn", d="projection", *overrides):
+    return tiny_config(f"model.generator.condition={g}", f"model.discriminator.condition={d}", *overrides)
+
+
+def labelled(batch, labels):
+    """A real batch as the labelled pipeline ships it: (images, int32 labels (global batch, d_steps))."""
+    return batch, tf.constant(np.broadcast_to(np.asarray(labels, np.int32)[:, None], batch.shape[:2]))
+
+
+@pytest.mark.parametrize("g, d", [("concat", "projection"), ("cbn", "projection"), ("cbn", "concat"), ("concat", "concat")])
+def test_each_conditioning_method_trains_finite_traced_once(tiny_config, g, d):
+    gan = GAN(conditional(tiny_config, g, d, "train.ema_decay=0.9", "train.d_steps=2"), classes=CLASSES)
+    before = values(gan.generator.trainable_variables + gan.discriminator.trainable_variables)
+    for batch in batches(gan, 2):
+        logs = gan.train_step(labelled(batch, np.arange(len(batch)) % 10))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert gan.train_step.experimental_get_tracing_count() == 1
+    after = values(gan.generator.trainable_variables + gan.discriminator.trainable_variables)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, after))  # every weight learns, class embeddings included
+
+
+def test_real_labels_reach_the_discriminator_and_fake_labels_are_consecutive_classes(tiny_config):
+    """A projection row moves only when its class is in the step (Adam's first update of a zero gradient is 0)."""
+    gan = GAN(conditional(tiny_config, "cbn", "projection", "data.batch_size=4", "train.ema_decay=0"), classes=CLASSES)
+    embedding = gan.discriminator.get_layer("projection").embedding
+    before = embedding.numpy()
+    gan.train_step(labelled(batches(gan, 1)[0], [9, 9, 9, 9]))
+    moved = {int(k) for k in np.flatnonzero(np.any(embedding.numpy() != before, axis=1))}
+    runs = [{(start + i) % 10 for i in range(4)} for start in range(10)]  # 4 fake labels: 4 classes in turn
+    assert 9 in moved and any(moved == run | {9} for run in runs)
+
+
+def test_balanced_fake_labels_give_every_class_its_share_and_differ_from_step_to_step():
+    from dcgan.gan import balanced_fake_labels
+
+    rng = tf.random.Generator.from_seed(0)
+    draws = [balanced_fake_labels(rng, 64, 2, 10).numpy() for _ in range(5)]
+    for labels in draws:
+        assert labels.shape == (64, 2) and labels.dtype == np.int32
+        counts = np.bincount(labels.ravel(), minlength=10)
+        assert counts.max() - counts.min() <= 1 and counts.sum() == 128
+    assert len({d[0, 0] for d in draws}) > 1  # the start is drawn from the checkpointed RNG
+
+
+def test_the_fixed_grid_has_one_row_per_class_with_the_same_latents(tiny_config):
+    gan = GAN(conditional(tiny_config, "concat", "projection", "train.sample_grid=3"), classes=CLASSES[:4])
+    assert gan.grid_shape == (4, 3)
+    rows = gan.fixed_noise.numpy().reshape(4, 3, -1)
+    assert all(np.array_equal(rows[0], r) for r in rows[1:]) and len(np.unique(rows[0][:, 0])) == 3
+    np.testing.assert_array_equal(gan.fixed_labels, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+
+
+def test_a_conditional_gan_without_classes_is_one_line(tiny_config):
+    with pytest.raises(DcganError, match="needs class labels"):
+        GAN(conditional(tiny_config))

@@ -104,3 +104,64 @@ def test_generator_round_trips_through_keras_file_in_safe_mode(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "g.keras", safe_mode=True)
     z = np.ones((1, 100), "float32")
     np.testing.assert_allclose(loaded(z, training=False), gen(z, training=False), atol=1e-6)
+
+
+# ---------------------------------------------------------------- class-conditional models
+
+CONDITIONAL = [("concat", "projection"), ("cbn", "projection"), ("cbn", "concat"), ("concat", "concat")]
+
+
+def conditional_cfg(g: str, d: str, *overrides):
+    return cfg_for(28, 1, f"model.generator.condition={g}", f"model.discriminator.condition={d}", *overrides)
+
+
+@pytest.mark.parametrize("g, d", CONDITIONAL)
+def test_conditional_models_take_a_label_and_the_label_changes_the_output(g, d):
+    from dcgan.models import is_conditional, num_classes
+
+    cfg = conditional_cfg(g, d)
+    gen, disc = build_generator(cfg, classes=5), build_discriminator(cfg, classes=5)
+    assert is_conditional(gen) and is_conditional(disc) and num_classes(gen) == num_classes(disc) == 5
+    z = np.repeat(np.random.default_rng(0).standard_normal((1, 100)).astype("float32"), 5, axis=0)
+    labels = np.arange(5, dtype="int32")
+    images = gen([z, labels], training=False).numpy()
+    assert images.shape == (5, 28, 28, 1) and np.all(np.abs(images) <= 1)
+    assert all(not np.allclose(images[0], images[k]) for k in range(1, 5))  # same z, another class: another image
+    logits = disc([np.repeat(images[:1], 5, axis=0), labels], training=False).numpy()
+    assert logits.shape == (5, 1) and len(np.unique(logits.round(7))) == 5  # same image, another class: another logit
+
+
+def test_cbn_replaces_each_batchnorms_scale_and_shift_by_the_classes_own():
+    cfg = conditional_cfg("cbn", "projection")
+    gen = build_generator(cfg, classes=3)
+    bns = [l for l in gen.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(bns) == 3 and not any(bn.center or bn.scale for bn in bns)  # project + 2 blocks, no own gamma/beta
+    gamma, beta = gen.get_layer("block0_cbn_gamma"), gen.get_layer("block0_cbn_beta")
+    assert gamma.embeddings.shape == beta.embeddings.shape == (3, 16)  # block0: 2 x base_channels 8
+    # the block's output is normalised * gamma[y] + beta[y]: plant gamma = 0 and beta = c for class 1
+    gamma.embeddings.assign(tf.tensor_scatter_nd_update(gamma.embeddings, [[1]], tf.zeros([1, 16])))
+    beta.embeddings.assign(tf.tensor_scatter_nd_update(beta.embeddings, [[1]], tf.fill([1, 16], 0.25)))
+    shifted = keras.Model(gen.inputs, gen.get_layer("block0_cbn_shift").output)
+    z = np.random.default_rng(1).standard_normal((2, 100)).astype("float32")
+    out = shifted([z, np.array([1, 0], "int32")], training=False).numpy()
+    np.testing.assert_allclose(out[0], 0.25, atol=1e-6)
+    assert out[1].std() > 0.01
+
+
+def test_unconditional_models_keep_one_input_and_a_conditional_config_needs_classes():
+    from dcgan.models import is_conditional, num_classes
+
+    plain = build_generator(cfg_for(28, 1))
+    assert not is_conditional(plain) and num_classes(plain) == 0 and plain.input_shape == (None, 100)
+    with pytest.raises(ValueError, match="number of classes"):
+        build_generator(conditional_cfg("cbn", "projection"))
+
+
+def test_a_conditional_generator_saves_and_loads_without_custom_layers(tmp_path):
+    cfg = conditional_cfg("cbn", "projection")
+    gen = build_generator(cfg, classes=4)
+    gen.save(tmp_path / "g.keras")
+    loaded = keras.saving.load_model(tmp_path / "g.keras", safe_mode=True)
+    z, y = np.random.default_rng(2).standard_normal((4, 100)).astype("float32"), np.arange(4, dtype="int32")
+    np.testing.assert_array_equal(loaded([z, y], training=False).numpy(), gen([z, y], training=False).numpy())
+    assert not any(type(l).__module__.startswith("dcgan") for l in loaded.layers)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from dcgan.checkpoints import CHECKPOINT_DIR
 from dcgan.errors import DcganError
-from dcgan.gan import GAN, checkpoint_manager, restore
+from dcgan.gan import GAN, checkpoint_manager, restore, run_gan
 from dcgan.rundir import read_metrics, resume_config
 from dcgan.train import train
 from helpers import TINY, cli_error, event_steps
@@ -55,7 +55,10 @@ def test_step_is_traced_once(tiny_config, monkeypatch, extra):
     assert ("spectral" in {tag for tag, _ in event_steps(run / "tb", tags=True)}) == bool(cfg.train.spectral_weight)
 
 
-@pytest.mark.parametrize("extra", [(), AUGMENTED], ids=["plain", "augmented"])
+CONDITIONAL = ("model.generator.condition=cbn", "model.discriminator.condition=projection")
+
+
+@pytest.mark.parametrize("extra", [(), AUGMENTED, CONDITIONAL], ids=["plain", "augmented", "conditional"])
 def test_resume_matches_uninterrupted_run(tiny_config, extra):
     common = ("model.discriminator.dropout=0.3", "train.ema_decay=0.8", *extra)
     full = train(tiny_config(*common, "run.name=full"), quiet=True)
@@ -63,7 +66,7 @@ def test_resume_matches_uninterrupted_run(tiny_config, extra):
     part = train(part_cfg, quiet=True)
     resumed_cfg = resume_config(part, overrides=["train.steps=6"])
     train(resumed_cfg, resume_dir=part, quiet=True)
-    a, b = GAN(tiny_config(*common)), GAN(tiny_config(*common))
+    a, b = run_gan(full), run_gan(part)
     restore(a, str(full / CHECKPOINT_DIR / "ckpt-6"))
     restore(b, str(part / CHECKPOINT_DIR / "ckpt-6"))
     for x, y in zip(a.state_arrays(), b.state_arrays()):
@@ -71,7 +74,7 @@ def test_resume_matches_uninterrupted_run(tiny_config, extra):
     # the log holds each step once, in order (the interrupted run also logged its last step, 3)
     steps = [r["step"] for r in read_metrics(part / "metrics.jsonl", "all")]
     assert steps == [2, 3, 4, 6]
-    if extra:  # p moved, and each record says where it was
+    if extra == AUGMENTED:  # p moved, and each record says where it was
         records = read_metrics(full / "metrics.jsonl", "train")
         assert float(a.ada.p.numpy()) == records[-1]["ada_p"] and any(r["ada_p"] > 0 for r in records)
         assert [r["ada_p"] for r in read_metrics(part / "metrics.jsonl", "train")][-1] == records[-1]["ada_p"]
@@ -265,3 +268,31 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(tiny_confi
     assert train(resume_config(run), resume_dir=run, quiet=True) == run
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl", "train")] == [2, 4]
     assert [r["d_loss"] != 1.0 for r in read_metrics(run / "metrics.jsonl", "train")] == [True, True]  # step 2 trained again
+
+
+def test_a_conditional_run_saves_its_classes_and_draws_one_grid_row_per_class(tiny_config):
+    from dcgan import viz
+    from dcgan.mnist import CLASS_NAMES
+    from dcgan.rundir import read_classes
+
+    cfg = tiny_config(*CONDITIONAL, "train.sample_grid=3", "train.steps=3")
+    run = train(cfg, quiet=True)
+    assert read_classes(run, cfg) == CLASS_NAMES["mnist"]
+    grid = viz.read_png(run / "samples" / "step_0000003.png")
+    gan = run_gan(run)
+    restore(gan, str(run / CHECKPOINT_DIR / "ckpt-3"))
+    from dcgan.gan import generate_images
+
+    images = generate_images(gan.sampling_generator(), gan.fixed_noise.numpy(), gan.fixed_labels)
+    assert len(images) == 30  # 10 classes x 3 latents
+    np.testing.assert_array_equal(grid, viz.upscale(viz.image_grid(images, 10, 3), 2))
+    rows = images.reshape(10, 3, *images.shape[1:])
+    assert all(not np.array_equal(rows[0], row) for row in rows[1:])  # the same latents, another class
+
+
+def test_resume_with_other_classes_is_refused_in_one_line(tiny_config, capsys):
+    cfg = tiny_config(*CONDITIONAL, "train.steps=3")
+    run = train(cfg, quiet=True)
+    (run / "classes.json").write_text('{"classes": ["a", "b"]}')
+    with pytest.raises(DcganError, match="its classes .a, b. differ from the data's"):
+        train(resume_config(run, overrides=["train.steps=6"]), resume_dir=run, quiet=True)
