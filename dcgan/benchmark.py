@@ -6,6 +6,8 @@ In one process and on identical models, it times in interleaved windows
     reference       reference.reference_step on an in-memory batch
     app_synthetic   GAN.train_step (EMA, finite checks, metrics) on an in-memory batch
     app_pipeline    GAN.train_step fed by the real tf.data pipeline, logs read every log_every steps
+    app_unconditional  (a conditional config only) app_synthetic of the same config without its conditioning:
+                    what the class input costs a step
 
 and prints images/s (median of the windows), the ratios to the reference, FLOPs
 per training image counted from the layers, achieved GFLOP/s and the machine's
@@ -14,6 +16,7 @@ float32 matmul peak. Optional: sampling images/s and FID evaluation time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -25,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan import data as datalib
-from dcgan.config import Config
+from dcgan.config import Config, is_conditional
 from dcgan.errors import DcganError
 from dcgan.flops import forward_flops, training_flops_per_image
 from dcgan.models import build_discriminator, build_generator
@@ -47,13 +50,25 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 20) -> float:
     return 2 * n**3 / min(times) / 1e9  # the best repeat: a peak, not a typical figure
 
 
+BENCHMARK_CLASSES = 10  # a conditional config's class count when it is timed on synthetic labels
+
+
+def unconditional(cfg: Config) -> Config:
+    """The same config with neither network conditioned."""
+    model = cfg.model
+    return dataclasses.replace(cfg, model=dataclasses.replace(
+        model, generator=dataclasses.replace(model.generator, condition="none"),
+        discriminator=dataclasses.replace(model.discriminator, condition="none")))
+
+
 def _reference_runner(cfg: Config, batch):
+    cfg = unconditional(cfg)  # the reference loop has no class input: it times the same model without one
     keras.utils.set_random_seed(cfg.train.seed)
     gen, disc = build_generator(cfg), build_discriminator(cfg)
     t = cfg.train
     step = reference_step(gen, disc, keras.optimizers.Adam(t.lr_g, beta_1=t.beta1), keras.optimizers.Adam(t.lr_d, beta_1=t.beta1),
                           cfg.model.generator.latent_dim)
-    images = batch[:, -1]
+    images = (batch[0] if isinstance(batch, tuple) else batch)[:, -1]
 
     def run(n):
         for _ in range(n):
@@ -64,10 +79,14 @@ def _reference_runner(cfg: Config, batch):
 
 
 def _app_runner(cfg: Config, batch=None, images=None):
-    gan = GAN(cfg)
+    conditional = is_conditional(cfg)
+    gan = GAN(cfg, classes=[str(k) for k in range(BENCHMARK_CLASSES)] if conditional else None)
     log_every = cfg.train.log_every
+    if not conditional and isinstance(batch, tuple):  # the unconditional twin of a conditional config
+        batch = batch[0]
     if images is not None:
-        it = iter(datalib.make_dataset(images, cfg.data.batch_size, cfg.train.seed, group=cfg.train.d_steps))
+        labels = synthetic_labels(len(images)) if conditional else None
+        it = iter(datalib.make_dataset(images, cfg.data.batch_size, cfg.train.seed, group=cfg.train.d_steps, labels=labels))
         next_batch = lambda: next(it)  # noqa: E731
     else:
         next_batch = lambda: batch  # noqa: E731
@@ -82,6 +101,10 @@ def _app_runner(cfg: Config, batch=None, images=None):
         float(logs["g_loss"])
 
     return run
+
+
+def synthetic_labels(n: int) -> np.ndarray:
+    return np.arange(n) % BENCHMARK_CLASSES
 
 
 def time_variants(runners: dict, window_steps: int, windows: int, warmup_steps: int) -> dict:
@@ -108,18 +131,23 @@ def load_or_synthesize(cfg: Config, synthetic: bool) -> np.ndarray:
 def benchmark_training(cfg: Config, images: np.ndarray, window_steps: int = 20, windows: int = 5, warmup_steps: int = 5) -> dict:
     b, d = cfg.data.batch_size, cfg.train.d_steps
     batch = tf.constant(datalib.to_float(images[: b * d].astype(np.float32)).reshape(d, b, *images.shape[1:]).swapaxes(0, 1))
+    conditional = is_conditional(cfg)
+    if conditional:
+        batch = (batch, tf.constant(synthetic_labels(b * d).reshape(b, d), tf.int32))
     runners = {
         "reference": _reference_runner(cfg, batch),
         "app_synthetic": _app_runner(cfg, batch=batch),
         "app_pipeline": _app_runner(cfg, images=images),
+        **({"app_unconditional": _app_runner(unconditional(cfg), batch=batch)} if conditional else {}),
     }
     seconds = time_variants(runners, window_steps, windows, warmup_steps)
     images_per_step = b * d
     result = {name: images_per_step * window_steps / statistics.median(s) for name, s in seconds.items()}
-    gen, disc = build_generator(cfg), build_discriminator(cfg)
+    gen, disc = build_generator(unconditional(cfg)), build_discriminator(unconditional(cfg))  # conv/dense FLOPs
     flops = training_flops_per_image(gen, disc)
     return {
         "images_per_s": {k: round(v, 1) for k, v in result.items()},
+        **({"ratio_conditional": round(result["app_synthetic"] / result["app_unconditional"], 3)} if conditional else {}),
         "ratio_app_synthetic": round(result["app_synthetic"] / result["reference"], 3),
         "ratio_app_pipeline": round(result["app_pipeline"] / result["reference"], 3),
         "generator_gflops_per_image": round(forward_flops(gen) / 1e9, 4),
@@ -129,12 +157,17 @@ def benchmark_training(cfg: Config, images: np.ndarray, window_steps: int = 20, 
     }
 
 
+def _generator(cfg: Config):
+    return build_generator(cfg, classes=BENCHMARK_CLASSES if is_conditional(cfg) else 0)
+
+
 def benchmark_sampling(cfg: Config, n: int = 10000) -> float:
-    gen = build_generator(cfg)
+    gen = _generator(cfg)
     z = np.random.default_rng(0).standard_normal((n, cfg.model.generator.latent_dim)).astype(np.float32)
-    generate_images(gen, z[:500])  # trace
+    labels = synthetic_labels(n) if is_conditional(cfg) else None
+    generate_images(gen, z[:500], None if labels is None else labels[:500])  # trace
     t0 = time.perf_counter()
-    generate_images(gen, z)
+    generate_images(gen, z, labels)
     return n / (time.perf_counter() - t0)
 
 
@@ -152,6 +185,9 @@ def format_report(cfg: Config, res: dict, peak: float) -> str:
         f"reference loop      {ips['reference']:8.1f} images/s",
         f"app (in-memory)     {ips['app_synthetic']:8.1f} images/s   ratio {res['ratio_app_synthetic']:.3f}",
         f"app (tf.data)       {ips['app_pipeline']:8.1f} images/s   ratio {res['ratio_app_pipeline']:.3f}",
+        *([f"app unconditional  {ips['app_unconditional']:8.1f} images/s   conditional/unconditional "
+           f"{res['ratio_conditional']:.3f} ({cfg.model.generator.condition} G, {cfg.model.discriminator.condition} D)"]
+          if "ratio_conditional" in res else []),
         f"FLOPs: generator {res['generator_gflops_per_image']:.4f} GFLOP/image forward, "
         f"training {res['train_gflops_per_image']:.4f} GFLOP/image",
         f"achieved {res['achieved_gflops_per_s']:.1f} GFLOP/s of a {peak:.1f} GFLOP/s matmul peak "
@@ -188,7 +224,7 @@ def benchmark_fid(cfg: Config, n: int = 10000) -> float:
     """Seconds to generate n images and compute their FID (feature network and real statistics warmed)."""
     from dcgan.evaluate import Evaluator
 
-    gen = build_generator(cfg)
+    gen = _generator(cfg)
     evaluator = Evaluator(cfg.data, ("fid",), quiet=True)
     evaluator.evaluate_model(gen, 500)  # trace the generator and the feature network
     t0 = time.perf_counter()

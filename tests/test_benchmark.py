@@ -19,6 +19,17 @@ def test_benchmark_reports_every_variant_and_ratio(tiny_config):
     assert "reference loop" in report and "% " not in report.split("\n")[0]
 
 
+def test_a_conditional_config_is_timed_against_its_unconditional_twin(tiny_config):
+    cfg = tiny_config("model.generator.condition=cbn", "model.discriminator.condition=projection")
+    images = benchmark.load_or_synthesize(cfg, synthetic=True)
+    res = benchmark.benchmark_training(cfg, images, window_steps=2, windows=2, warmup_steps=1)
+    assert set(res["images_per_s"]) == {"reference", "app_synthetic", "app_pipeline", "app_unconditional"}
+    ips = res["images_per_s"]
+    assert res["ratio_conditional"] == round(ips["app_synthetic"] / ips["app_unconditional"], 3) > 0
+    assert "conditional/unconditional" in benchmark.format_report(cfg, res, peak=100.0)
+    assert benchmark.benchmark_sampling(cfg, n=600) > 0
+
+
 def test_matmul_peak_is_positive():
     assert benchmark.matmul_peak_gflops(n=256, repeats=2) > 0.1
 
