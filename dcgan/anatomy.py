@@ -195,14 +195,17 @@ def activation_model(generator, blocks: list[Block]):
     return keras.Model(generator.input, outputs, name="generator_anatomy")
 
 
-def image_gradient(discriminator, images: np.ndarray) -> np.ndarray:
-    """dD(x)/dx at each image: the logit's gradient, D in inference mode (no batch statistics couple the images)."""
+def image_gradient(discriminator, images: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """dD(x)/dx at each image: the logit's gradient, D in inference mode (no batch statistics couple the images).
+
+    labels: a conditional D's classes, those the images were generated for."""
     import tensorflow as tf
 
     x = tf.constant(images, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        total = tf.reduce_sum(tf.cast(discriminator(x, training=False), tf.float32))
+        logits = discriminator(x if labels is None else [x, tf.constant(labels, tf.int32)], training=False)
+        total = tf.reduce_sum(tf.cast(logits, tf.float32))
     return tape.gradient(total, x).numpy()
 
 
@@ -214,18 +217,22 @@ class Measured:
     gradient: MapStats
 
 
-def measure(generator, discriminator, blocks: list[Block], z: np.ndarray, batch: int = BATCH) -> Measured:
-    """Run the latents through the generator (and D's gradient) in batches, accumulating every block's statistics."""
+def measure(generator, discriminator, blocks: list[Block], z: np.ndarray, batch: int = BATCH,
+            labels: np.ndarray | None = None) -> Measured:
+    """Run the latents (with a conditional generator's labels) through the generator (and D's gradient) in batches,
+    accumulating every block's statistics."""
     model = activation_model(generator, blocks)
     k = len(blocks)
     m = Measured([MapStats() for _ in blocks], [MapStats() for _ in blocks], MapStats(), MapStats())
     for start in range(0, len(z), batch):
-        arrays = [np.asarray(a, np.float32) for a in model(z[start : start + batch], training=False)]
+        y = None if labels is None else labels[start : start + batch]
+        inputs = z[start : start + batch] if y is None else [z[start : start + batch], y]
+        arrays = [np.asarray(a, np.float32) for a in model(inputs, training=False)]
         for i in range(k):
             m.inputs[i].add(nearest_x2(arrays[i]))
             m.outputs[i].add(arrays[k + i])
         m.image.add(arrays[-1])
-        m.gradient.add(image_gradient(discriminator, arrays[-1]))
+        m.gradient.add(image_gradient(discriminator, arrays[-1], y))
     return m
 
 
@@ -265,9 +272,15 @@ def gradient_record(stats: MapStats) -> dict:
 
 
 def analyse(generator, discriminator, z: np.ndarray, batch: int = BATCH) -> dict:
-    """Everything `dcgan inspect` reports about a generator and its discriminator, as plain data."""
+    """Everything `dcgan inspect` reports about a generator and its discriminator, as plain data.
+
+    A conditional generator draws the classes in turn (0, 1, ..., K-1, 0, ...), as evaluation does."""
+    from dcgan.evaluate import sample_labels
+    from dcgan.models import is_conditional
+
     blocks = generator_blocks(generator)
-    m = measure(generator, discriminator, blocks, z, batch)
+    labels = sample_labels(len(z), generator) if is_conditional(generator) else None
+    m = measure(generator, discriminator, blocks, z, batch, labels)
     return {"n": len(z),
             "blocks": [block_record(b, i, o) for b, i, o in zip(blocks, m.inputs, m.outputs)],
             "image": spectrum_record(m.image), "gradient": gradient_record(m.gradient)}
@@ -344,19 +357,24 @@ def load_models(source: Source, use_ema: bool | None):
     """(generator, discriminator, description): the checkpoint's sampling generator and D, or untrained ones."""
     import tensorflow as tf
 
-    from dcgan.gan import GAN, RunGenerator, restore
+    from dcgan import data as datalib
+    from dcgan.config import is_conditional
+    from dcgan.gan import GAN, RunGenerator, restore, run_gan
 
+    if source.checkpoint is not None:
+        gan = run_gan(source.checkpoint.run_dir, source.cfg)
+        restore(gan, source.checkpoint.path)
+        model = gan.sampling_generator(use_ema)
+        run_gen = RunGenerator(model, source.cfg, source.checkpoint, ema=model is gan.ema_generator,
+                               chosen=use_ema is None and gan.ema_generator is not None)
+        return model, gan.discriminator, run_gen.describe()
+    # an untrained conditional pair needs only the class count: the data's class names
+    classes = datalib.load_labelled_images(source.cfg.data).classes if is_conditional(source.cfg) else None
     try:
-        gan = GAN(source.cfg)
+        gan = GAN(source.cfg, classes=classes)
     except (ValueError, TypeError, tf.errors.OpError) as e:  # what validation cannot foresee, Keras refuses here
         raise DcganError(f"cannot build the models of {source.label}: {first_line(e)}") from None
-    if source.checkpoint is None:
-        return gan.generator, gan.discriminator, f"untrained generator (train.seed {source.cfg.train.seed})"
-    restore(gan, source.checkpoint.path)
-    model = gan.sampling_generator(use_ema)
-    run_gen = RunGenerator(model, source.cfg, source.checkpoint, ema=model is gan.ema_generator,
-                           chosen=use_ema is None and gan.ema_generator is not None)
-    return model, gan.discriminator, run_gen.describe()
+    return gan.generator, gan.discriminator, f"untrained generator (train.seed {source.cfg.train.seed})"
 
 
 def inspect_run(source: Source, use_ema: bool | None = None, n: int = DEFAULT_LATENTS) -> str:

@@ -176,6 +176,20 @@ def test_inspect_a_run_writes_figure_json_and_table(tiny_run, tmp_path, capsys):
     assert report["blocks"][0]["phase_spread"] > 1e-4  # six steps moved ICNR's equal sub-kernels apart
 
 
+def test_inspect_a_conditional_run_and_an_untrained_conditional_pair(tiny_conditional_run, tmp_path, capsys, mnist_dir):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_conditional_run[0], run)
+    status, out, _ = run_cli(capsys, "inspect", run, "--n", "20")
+    assert status == 0 and "D gradient:" in out
+    report = json.loads((run / "inspect" / "inspect.json").read_text())
+    assert report["n"] == 20 and all(np.isfinite(b["score"]) for b in report["blocks"])
+    status, out, _ = run_cli(capsys, "inspect", "--init", "--set", "data.name=mnist", "--set", f"data.path={mnist_dir}",
+                             "--set", "model.generator.condition=concat", "--set", "model.discriminator.condition=concat",
+                             "--set", "model.generator.base_channels=4", "--set", "model.discriminator.base_channels=4",
+                             "--n", "8", "--out", str(tmp_path / "init"))
+    assert status == 0 and "untrained generator" in out and (tmp_path / "init" / "inspect.json").is_file()
+
+
 def test_inspect_init_writes_to_a_folder_named_after_the_config(tmp_path, capsys, monkeypatch, mnist_dir):
     monkeypatch.chdir(tmp_path)
     status, out, _ = run_cli(capsys, "inspect", "--init", "--set", "data.name=mnist", "--set", f"data.path={mnist_dir}",
