@@ -228,10 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing export")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("evaluate", help="FID, KID, precision/recall and checkerboard score -> table + RUN/eval.json")
+    p = sub.add_parser("evaluate", help="FID, KID, precision/recall, checkerboard score (and for a conditional run class "
+                       "accuracy, intra-FID) -> table + RUN/eval.json")
     p.add_argument("run", metavar="RUN_DIR", help="a run directory")
     p.add_argument("--n", type=int, default=10000, help="generated images to score (default 10000)")
-    p.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated subset of {', '.join(METRICS)} (default: all)")
+    p.add_argument("--metrics", help=f"comma-separated subset of {', '.join(METRICS)} (default: all that apply to the run: "
+                   "class_accuracy and intra_fid only for a conditional one)")
     p.add_argument("--step", type=_evaluate_step,
                    help="the checkpoint of this step, 'best' (by FID) or 'all' (every kept checkpoint: the curve), instead of the latest")
     _generator_choice(p, "score")
@@ -241,8 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("features", help="feature networks for evaluation")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    q = actions.add_parser("train", help="train (or reuse) the dataset's feature classifier (mnist, fashion_mnist)")
-    q.add_argument("--data", required=True, metavar="NAME", help="mnist or fashion_mnist")
+    q = actions.add_parser("train", help="train (or reuse) the dataset's classifier (mnist, fashion_mnist: FID's features; "
+                           "and cifar10: class_accuracy)")
+    q.add_argument("--data", required=True, metavar="NAME", help="mnist, fashion_mnist or cifar10")
     q.add_argument("--path", help="local dataset files (as data.path): mnist.npz or an IDX folder")
     q.add_argument("--epochs", type=int, help="training epochs (default 3; a cached classifier with other epochs is retrained)")
     q.set_defaults(func=cmd_features)

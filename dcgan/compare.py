@@ -150,6 +150,7 @@ def evaluate_run(p: Plan, mode: Mode, seed: int, run_dir: Path, evaluator, gen) 
         "d_loss": float(np.mean([r["d_loss"] for r in losses])), "g_loss": float(np.mean([r["g_loss"] for r in losses])),
         **{k: float(v) for k, v in scores.items()},
         "eval_samples": p.eval_samples, "feature_network": evaluator.feature_network,
+        **({"classifier_test_accuracy": evaluator.judge_accuracy} if evaluator.judge is not None else {}),
         "curve": [{"step": r["step"], "fid": r["eval"]["fid"], **({"spent_s": r["spent_s"]} if "spent_s" in r else {})}
                   for r in kept_records(run_dir, "eval")],
         "spectrum": radial_profile(power_spectrum(images)).tolist(),
@@ -192,9 +193,11 @@ def _compare_locked(p: Plan, quiet: bool) -> Path:
             how = "resuming" if (run_dir / CONFIG_FILE).is_file() else "training"
             _log(f"[{i}/{len(runs)}] {mode.label} seed {seed}: {how} {run_dir}")
             if evaluator is None:
-                from dcgan.evaluate import METRICS, Evaluator
+                from dcgan.evaluate import Evaluator, check_per_class, default_metrics
 
-                evaluator = Evaluator(p.base.data, METRICS, quiet=quiet)  # the real side, computed once
+                # the real side, computed once; conditional runs are scored per class too
+                evaluator = Evaluator(p.base.data, default_metrics(p.base), quiet=quiet)
+                check_per_class(p.eval_samples, evaluator.metrics, len(evaluator.classes or ()), "--eval-samples")
             result, gen = run_one(p, mode, seed, cfg, evaluator, quiet)
             if seed == p.seeds[0]:
                 loaded[mode.label] = gen
@@ -221,8 +224,12 @@ def run_one(p: Plan, mode: Mode, seed: int, cfg: Config, evaluator, quiet: bool)
 
 def sample_panels(run_dirs: dict[str, Path], n: int = GRID_ROWS * GRID_COLS,
                   loaded: dict | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(z, {label: images}): the same n latents through every run's latest generator (`loaded`: ones at hand)."""
+    """(z, {label: images}): the same n latents through every run's latest generator (`loaded`: ones at hand).
+
+    A conditional generator draws one class per grid row (row r: class r mod K), the same in every run.
+    """
     from dcgan.gan import generate_images
+    from dcgan.models import is_conditional, num_classes
     from dcgan.sample import latents
 
     gens = {label: (loaded or {}).get(label) or load_latest(d) for label, d in run_dirs.items()}
@@ -230,7 +237,10 @@ def sample_panels(run_dirs: dict[str, Path], n: int = GRID_ROWS * GRID_COLS,
     if len(dims) != 1:
         raise DcganError(f"the runs have different latent sizes {sorted(dims)}; their samples cannot share latents")
     z = latents(range(n), dims.pop())  # seeds 0..n-1, as `dcgan sample --n` draws them
-    return z, {label: generate_images(g.model, z) for label, g in gens.items()}
+    def labels(model):
+        return (np.arange(n, dtype=np.int32) // GRID_COLS) % num_classes(model) if is_conditional(model) else None
+
+    return z, {label: generate_images(g.model, z, labels(g.model)) for label, g in gens.items()}
 
 
 def _log(message: str) -> None:

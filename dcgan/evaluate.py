@@ -1,9 +1,10 @@
-"""Evaluate a generator: FID, KID, precision/recall and the checkerboard score.
+"""Evaluate a generator: FID, KID, precision/recall and the checkerboard score; for a conditional
+generator also class accuracy and intra-FID.
 
 `Evaluator` holds the real side once (test images, their spectrum, the feature
-network and the real features) and scores any generator in one call; `evaluate`
+network and the real features; per class too, with the labels) and scores any generator in one call; `evaluate`
 does that for a run's checkpoint (or all of them) and writes eval.json and spectrum.png;
-the metrics themselves are one table, `METRIC_TABLE`, which the CLI's default list comes from.
+the metrics themselves are one table, `METRIC_TABLE`, which the default lists (`default_metrics`) come from.
 """
 
 from __future__ import annotations
@@ -19,57 +20,102 @@ from typing import Callable
 import numpy as np
 
 from dcgan import data as datalib
-from dcgan.metrics import feature_stats, fid, kid, power_spectrum, precision_recall, radial_profile, spectrum_ratio
+from dcgan.config import is_conditional
+from dcgan.metrics import (class_accuracy, feature_stats, fid, intra_fid, kid, power_spectrum, precision_recall, radial_profile,
+                           spectrum_ratio)
 from dcgan import plots
 from dcgan.checkpoints import run_checkpoint, run_steps
 from dcgan.errors import DcganError, first_line
-from dcgan.features import check_keras_file, feature_net_for, real_statistics
+from dcgan.features import (LABELLED_DATASETS, check_keras_file, feature_net_for, label_classifier, real_class_statistics,
+                            real_statistics)
 from dcgan.rundir import atomic_write, lock_run, probe_writable, read_run_config
 
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One row of the metrics table: how to compute it and what eval.json records beside its value."""
+    """One row of the metrics table: how to compute it and what it needs."""
 
-    features: bool  # scored on the feature network's embeddings (else on pixels)
-    compute: Callable  # (evaluator, images, features, seed) -> this metric's value, or (value, std)
-    extra: tuple[str, ...] = ()  # fields after "value" in its eval.json record
+    features: bool  # scored on the feature network's embeddings (else on pixels, or the classifier's logits)
+    # (evaluator, images, features, labels, seed) -> this metric's value, or (value, {field: ...}) when eval.json
+    # records more beside it (KID's std, intra-FID's per-class values, the classifier's own accuracy)
+    compute: Callable
+    logged: tuple[str, ...] = ()  # fields that are scores too, "<metric>_<field>": training logs them (KID's std)
+    labels: bool = False  # compares classes: only for a conditional run, whose real images come with labels
+    datasets: tuple[str, ...] | None = None  # the only datasets it is defined on (None: any)
 
 
-def _score_fid(ev, images, feats, seed):
+def _score_fid(ev, images, feats, labels, seed):
     return fid(*feature_stats(feats), ev.real["mu"], ev.real["sigma"])
 
 
-def _score_kid(ev, images, feats, seed):
-    return kid(feats, ev.real["features"], seed=seed)  # (value, std)
+def _score_kid(ev, images, feats, labels, seed):
+    value, std = kid(feats, ev.real["features"], seed=seed)
+    return value, {"std": std}
 
 
-def _score_precision(ev, images, feats, seed):
+def _score_precision(ev, images, feats, labels, seed):
     return ev.precision_recall(feats, seed)[0]
 
 
-def _score_recall(ev, images, feats, seed):
+def _score_recall(ev, images, feats, labels, seed):
     return ev.precision_recall(feats, seed)[1]
 
 
-def _score_checkerboard(ev, images, feats, seed):
+def _score_checkerboard(ev, images, feats, labels, seed):
     return spectrum_ratio(power_spectrum(images), ev.real_spectrum)
+
+
+def _score_class_accuracy(ev, images, feats, labels, seed):
+    # The yardstick goes beside it: a generator can only be held to what the judge gets right on real images.
+    return class_accuracy(ev.judge(images), labels), {"feature_network": ev.judge.key,
+                                                      "classifier_test_accuracy": ev.judge_accuracy}
+
+
+def _score_intra_fid(ev, images, feats, labels, seed):
+    value, per_class = intra_fid(feats, labels, ev.real_classes)
+    return value, {"per_class": {ev.classes[c]: v for c, v in per_class.items()}}
 
 
 METRIC_TABLE: dict[str, Metric] = {
     "fid": Metric(True, _score_fid),
-    "kid": Metric(True, _score_kid, extra=("std",)),
+    "kid": Metric(True, _score_kid, logged=("std",)),
     "precision": Metric(True, _score_precision),
     "recall": Metric(True, _score_recall),
     "checkerboard": Metric(False, _score_checkerboard),  # the excess power at N/2 and N/4 over the real images'
+    # the dataset classifier's verdict: does an image show the class it was generated for?
+    "class_accuracy": Metric(False, _score_class_accuracy, labels=True, datasets=LABELLED_DATASETS),
+    "intra_fid": Metric(True, _score_intra_fid, labels=True),  # FID within each class, averaged
 }
-METRICS = tuple(METRIC_TABLE)  # `dcgan evaluate`'s default: all of them
-TRAINING_METRICS = ("fid", "kid", "checkerboard")
+METRICS = tuple(METRIC_TABLE)  # every name `--metrics` takes
+TRAINING_METRICS = ("fid", "kid", "checkerboard")  # evaluations during training, plus the class metrics of a conditional run
 EVAL_FILE = "eval.json"
 SPECTRUM_FILE = "spectrum.png"
 CURVE_FILE = "eval_curve.png"
 MAX_SAMPLES = 100_000  # twice FID's usual 50,000; 1e9 would be a MemoryError minutes later
+
+
+def default_metrics(cfg, base: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """base (default: every metric without labels), plus the class metrics when the run is conditional and its dataset has them."""
+    base = tuple(m for m in METRICS if not METRIC_TABLE[m].labels) if base is None else tuple(base)
+    if not is_conditional(cfg):
+        return base
+    return base + tuple(m for m, row in METRIC_TABLE.items() if row.labels and _defined_on(row, cfg.data.name))
+
+
+def _defined_on(row: Metric, dataset: str) -> bool:
+    return row.datasets is None or dataset in row.datasets
+
+
+def check_metrics(names, cfg, run_dir) -> None:
+    """One line when a requested metric does not apply to this run."""
+    for m in names:
+        row = METRIC_TABLE[m]
+        if row.labels and not is_conditional(cfg):
+            raise DcganError(f"--metrics {m}: only for a conditional run (model.generator.condition); {run_dir} is unconditional")
+        if not _defined_on(row, cfg.data.name):
+            raise DcganError(f"--metrics {m}: needs a classifier trained on a labelled train and test split "
+                             f"({', '.join(row.datasets)}); data.name={cfg.data.name} has none (intra_fid works on it)")
 
 
 def parse_metrics(metrics) -> tuple[str, ...]:
@@ -84,6 +130,13 @@ def parse_metrics(metrics) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def check_per_class(n: int, metrics, classes: int, what: str = "--n") -> None:
+    """intra-FID fits a covariance per class: refuse too few samples before any are generated."""
+    if "intra_fid" in metrics and n < 2 * classes:
+        raise DcganError(f"{what}: {n} is too few for intra_fid, which needs 2 generated images per class "
+                         f"(at least {2 * classes} for {classes} classes)")
+
+
 def sample_latents(n: int, latent_dim: int, seed: int | tuple[int, ...]) -> np.ndarray:
     """The same latents for every evaluation with this seed, so scores compare across checkpoints."""
     return np.random.default_rng(seed).standard_normal((n, latent_dim), dtype=np.float32)
@@ -96,40 +149,71 @@ def sample_labels(n: int, model) -> np.ndarray:
     return np.arange(n, dtype=np.int32) % num_classes(model)
 
 
+class Scores(dict):
+    """name -> float for every score (what training logs and compare tabulates, by name), and in `fields`
+    each metric's eval.json fields beside its value (KID's std, intra-FID's per-class values, ...)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fields: dict[str, dict] = {}
+
+
 class Evaluator:
     """The real side of every metric, computed once; `score` / `evaluate_model` many times."""
 
     def __init__(self, data_cfg, metrics=METRICS, split: str = "test", feature_model: str | None = None,
                  feature_layer: str | None = None, quiet: bool = False, real_images: np.ndarray | None = None):
-        """real_images: the reference set, when not the whole `split` of the dataset."""
+        """real_images: the reference set, when not the whole `split` of the dataset (metrics without labels only)."""
         self.metrics = parse_metrics(metrics)
         self.split = "all" if data_cfg.name == "folder" else split  # an image folder has no splits
+        rows = [METRIC_TABLE[m] for m in self.metrics]
+        self.class_metrics = tuple(m for m in self.metrics if METRIC_TABLE[m].labels)
+        if self.class_metrics and real_images is not None:
+            raise ValueError("metrics with labels score against a dataset split, not given images")
+        self.real_labels = self.classes = None
         if real_images is None:  # data.limit trims the training set; the reference set is the whole split
-            real_images = datalib.load_images(dataclasses.replace(data_cfg, limit=None), split=split)
+            real_images = self._load_real(dataclasses.replace(data_cfg, limit=None), split)
         self.real_images = real_images
         self.real_spectrum = power_spectrum(self.real_images)
-        self.net = self.real = None
-        if any(METRIC_TABLE[m].features for m in self.metrics):
+        self.net = self.real = self.real_classes = self.judge = self.judge_accuracy = None
+        if any(row.features for row in rows):
             self.net = feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet)
             self.real = real_statistics(self.net, self.real_images, data_cfg.name, self.split)
+        if "intra_fid" in self.metrics:
+            self.real_classes = real_class_statistics(self.real, self.real_labels)
+        if "class_accuracy" in self.metrics:
+            self.judge, self.judge_accuracy = label_classifier(data_cfg.name, data_cfg.path, quiet=quiet)
+
+    def _load_real(self, data_cfg, split: str) -> np.ndarray:
+        """The split's images; for the class metrics the same images with their labels and the class names."""
+        if not self.class_metrics:
+            return datalib.load_images(data_cfg, split=split)
+        real = datalib.load_labelled_images(data_cfg, split=split)
+        self.real_labels, self.classes = real.labels, real.classes
+        return real.images
 
     @property
     def feature_network(self) -> str | None:
         return self.net.key if self.net is not None else None
 
-    def score(self, images: np.ndarray, seed: int = 0) -> dict[str, float]:
-        """Every requested metric for uint8 images; a metric with a spread adds '<name>_std' (KID)."""
+    def score(self, images: np.ndarray, seed: int = 0, labels: np.ndarray | None = None) -> Scores:
+        """Every requested metric for uint8 images (labels: the class each was generated for, for the class metrics).
+
+        A metric with logged fields adds '<name>_<field>' scores (KID's 'kid_std').
+        """
         if len(images) < 2:
             raise DcganError(f"evaluation needs at least 2 generated images, got {len(images)}")
+        if self.class_metrics and (labels is None or len(labels) != len(images)):
+            raise DcganError(f"{', '.join(self.class_metrics)}: needs the class label each image was generated for "
+                             "(a conditional generator)")
         self._pr = None
         feats = self.net(images) if self.net is not None else None
-        out = {}
+        out = Scores()
         for name in self.metrics:
-            value = METRIC_TABLE[name].compute(self, images, feats, seed)
-            if isinstance(value, tuple):
-                out[name], out[f"{name}_std"] = value
-            else:
-                out[name] = value
+            value, fields = _value_fields(METRIC_TABLE[name].compute(self, images, feats, labels, seed))
+            out[name] = value
+            out.update({f"{name}_{f}": fields[f] for f in METRIC_TABLE[name].logged})
+            out.fields[name] = fields
         return out
 
     def precision_recall(self, feats: np.ndarray, seed: int) -> tuple[float, float]:
@@ -145,32 +229,42 @@ class Evaluator:
             return real
         return real[np.sort(np.random.default_rng(seed).choice(len(real), n, replace=False))]
 
-    def evaluate_model(self, model, n: int, seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
+    def evaluate_model(self, model, n: int, seed: int = 0) -> tuple[Scores, np.ndarray]:
         """Generate n images from a generator model and score them: (scores, images).
 
         A conditional generator draws the classes in turn (balanced, as the training data's test split is)."""
         from dcgan.gan import generate_images, latent_dim
-        from dcgan.models import is_conditional
+        from dcgan.models import is_conditional, num_classes
 
         labels = sample_labels(n, model) if is_conditional(model) else None
+        if self.class_metrics and labels is None:
+            raise DcganError(f"{', '.join(self.class_metrics)}: only for a conditional generator; this one is unconditional")
+        if self.class_metrics and num_classes(model) != len(self.classes):
+            raise DcganError(f"the generator knows {num_classes(model)} classes, the data {len(self.classes)}")
         images = generate_images(model, sample_latents(n, latent_dim(model), seed), labels)
-        return self.score(images, seed), images
+        return self.score(images, seed, labels if self.class_metrics else None), images
+
+
+def _value_fields(result) -> tuple[float, dict]:
+    """A metric's result as (value, eval.json fields beside it)."""
+    return result if isinstance(result, tuple) else (result, {})
 
 
 # ---------------------------------------------------------------- a run's checkpoint
 
 
-def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = None, use_ema: bool | None = None,
+def evaluate(run_dir, n: int = 10000, metrics=None, step: int | str | None = None, use_ema: bool | None = None,
              feature_model: str | None = None, feature_layer: str | None = None, seed: int = 0,
              quiet: bool = False) -> list[dict]:
     """Score a run's checkpoint against its dataset's test split; write eval.json (+ spectrum.png).
 
+    metrics: names or 'fid,kid'; None: `default_metrics` of the run (the class metrics too, when it is conditional).
     step='all' scores every checkpoint the run keeps, oldest first (is a longer run better?),
     and also plots the curve to eval_curve.png. use_ema: the EMA copy (True), the raw generator
     (False) or the one each checkpoint samples from (None).
     """
     run_dir = Path(run_dir)
-    metrics = parse_metrics(metrics)
+    metrics = None if metrics is None else parse_metrics(metrics)
     if n < 2:
         raise DcganError(f"--n: {n} is too small; evaluation needs at least 2 generated images")
     if n > MAX_SAMPLES:
@@ -178,6 +272,8 @@ def evaluate(run_dir, n: int = 10000, metrics=METRICS, step: int | str | None = 
     if feature_model:  # before the run's model and test images are loaded
         check_keras_file(feature_model)
     cfg = read_run_config(run_dir)
+    metrics = default_metrics(cfg) if metrics is None else metrics
+    check_metrics(metrics, cfg, run_dir)
     steps = (run_steps(run_dir) or [None]) if step == "all" else [step]  # none kept: the latest's error says so
     paths = [run_checkpoint(run_dir, s).path for s in steps]
     try:  # eval.json and the figures go into the run: find out now, not after minutes of scoring
@@ -193,6 +289,7 @@ def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, u
     from dcgan.gan import restore, run_gan
 
     gan = run_gan(run_dir, cfg)
+    check_per_class(n, names, gan.num_classes)
     evaluator = Evaluator(cfg.data, names, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
     records = []
     start = time.perf_counter()
@@ -204,10 +301,9 @@ def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, u
                 "checkpoint_step": int(gan.step.numpy()), "ema": model is gan.ema_generator}
         for m in names:
             record = {"metric": m, "value": scores[m], **base}
-            record.update({field: scores[f"{m}_{field}"] for field in METRIC_TABLE[m].extra})
             if not METRIC_TABLE[m].features:
-                record["feature_network"] = None  # a pixel-space measure
-            records.append(record)
+                record["feature_network"] = None  # a pixel-space measure (class_accuracy names its classifier below)
+            records.append({**record, **scores.fields[m]})
         if not quiet and step == "all":
             print(f"step {base['checkpoint_step']}: " + " ".join(f"{m} {scores[m]:.4g}" for m in names), file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
@@ -228,6 +324,8 @@ def format_table(records: list[dict]) -> str:
     rows = [("metric", "value", "n", "feature network", "split", "step")]
     for r in records:
         value = f"{r['value']:.4f}" + (f" ± {r['std']:.4f}" if "std" in r else "")
+        if "classifier_test_accuracy" in r:  # the yardstick: the classifier on the real test images
+            value += f" (real test images: {r['classifier_test_accuracy']:.4f})"
         rows.append((r["metric"], value, str(r["n"]), r["feature_network"] or "-", r["dataset_split"], str(r["checkpoint_step"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

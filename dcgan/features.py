@@ -6,6 +6,11 @@
     inception   everything else: InceptionV3 ImageNet pool features at 299x299
     user        --feature-model model.keras [--feature-layer NAME]
 
+A conditional run's class_accuracy asks the same small classifier, whole (its logits), which class a
+generated image shows; it exists for every dataset with a labelled train and test split
+(`LABELLED_DATASETS`: CIFAR-10 too, whose FID features stay InceptionV3's), so its own test accuracy is
+the yardstick the generated images are held to.
+
 Every network takes uint8 images: `FeatureNet` converts channels and resizes
 them to the network's input, so generated and real images are treated alike.
 """
@@ -28,11 +33,12 @@ import numpy as np
 
 from dcgan import data as datalib
 from dcgan.errors import DcganError
-from dcgan.metrics import feature_stats
+from dcgan.metrics import class_statistics, feature_stats
 from dcgan.rundir import atomic_path, atomic_write
 
 ARCH_VERSION = 1  # bump when build_classifier changes: it is part of the cache key
-CLASSIFIER_DATASETS = ("mnist", "fashion_mnist")
+CLASSIFIER_DATASETS = ("mnist", "fashion_mnist")  # FID's features come from the classifier
+LABELLED_DATASETS = ("mnist", "fashion_mnist", "cifar10")  # a classifier can be trained and tested: class_accuracy
 FEATURE_LAYER = "features"
 DEFAULT_EPOCHS = 3
 BATCH = 250
@@ -124,9 +130,9 @@ def train_classifier(name: str, path: str | None = None, epochs: int | None = No
 
     A cached classifier is reused unless `epochs` asks for a different number of epochs.
     """
-    if name not in CLASSIFIER_DATASETS:
-        raise DcganError(f"--data: no feature classifier for {name!r} (choose {' or '.join(CLASSIFIER_DATASETS)}; "
-                         "colour datasets use InceptionV3)")
+    if name not in LABELLED_DATASETS:
+        raise DcganError(f"--data: no classifier for {name!r} (choose {', '.join(LABELLED_DATASETS)}: the datasets with "
+                         "a labelled train and test split)")
     if epochs is not None and epochs < 1:
         raise DcganError(f"--epochs: {epochs} is below the minimum 1")
     images, labels = datalib.load_labelled(name, path, "train")
@@ -166,6 +172,17 @@ def classifier_net(name: str, path: str | None = None, quiet: bool = False) -> F
     model_file, info = train_classifier(name, path, quiet=quiet)
     model = _load_keras(model_file, "classifier")
     return _sub_model(model, FEATURE_LAYER, model_file, key=f"classifier-{name}-{info['hash']}")
+
+
+def label_classifier(name: str, path: str | None = None, quiet: bool = False) -> tuple[FeatureNet, float]:
+    """The dataset's classifier whole (its logits) and its accuracy on the real test split.
+
+    class_accuracy's judge and its yardstick: generated images can only be held to what the judge
+    achieves on real ones.
+    """
+    model_file, info = train_classifier(name, path, quiet=quiet)
+    model = _load_keras(model_file, "classifier")
+    return _sub_model(model, None, model_file, key=f"classifier-{name}-{info['hash']}-logits"), info["test_accuracy"]
 
 
 # ---------------------------------------------------------------- InceptionV3
@@ -309,3 +326,14 @@ def real_statistics(net: FeatureNet, images: np.ndarray, dataset: str, split: st
     with atomic_path(path) as tmp:
         np.savez(tmp, **stats)
     return stats
+
+
+def real_class_statistics(stats: dict[str, np.ndarray], labels: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """mu and sigma of each class of a real set, from its cached features (`real_statistics`) and labels.
+
+    The network pass over the images, the expensive part, is the cached one; splitting its features by
+    label takes a second and is not stored: ten 2048 x 2048 covariances (InceptionV3) would be 335 MB a set.
+    """
+    if len(labels) != len(stats["features"]):
+        raise DcganError(f"{len(stats['features'])} real images but {len(labels)} labels")
+    return class_statistics(stats["features"], labels)

@@ -1,7 +1,7 @@
 """What the training loop calls at its checkpoints: periodic evaluation and the sampler choice.
 
-`TrainingEval` scores the sampling generator every `train.eval_every` steps and keeps the best
-checkpoint by FID; `SamplerChoice` decides which copy of the generator (EMA or raw) pictures come
+`TrainingEval` scores the sampling generator every `train.eval_every` steps (a conditional one per
+class too) and keeps the best checkpoint by FID; `SamplerChoice` decides which copy of the generator (EMA or raw) pictures come
 from. Both log into the run's metrics.jsonl; `train` owns when they are called.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 from dcgan import data as datalib
 from dcgan.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR
 from dcgan.errors import DcganError
-from dcgan.evaluate import TRAINING_METRICS, Evaluator
+from dcgan.evaluate import TRAINING_METRICS, Evaluator, check_per_class, default_metrics
 from dcgan.gan import GAN, checkpoint_manager
 from dcgan.rundir import atomic_write
 
@@ -27,7 +27,10 @@ class TrainingEval:
     def __init__(self, gan: GAN, run_dir: Path):
         self.n = gan.cfg.train.eval_samples
         self.seed = gan.cfg.train.seed
-        self.evaluator = Evaluator(gan.cfg.data, TRAINING_METRICS)  # says so when it trains the classifier
+        # a conditional run adds class accuracy and intra-FID; they reach metrics.jsonl and TensorBoard by name
+        metrics = default_metrics(gan.cfg, TRAINING_METRICS)
+        check_per_class(self.n, metrics, gan.num_classes, "train.eval_samples")  # at the start, not at the first evaluation
+        self.evaluator = Evaluator(gan.cfg.data, metrics)  # says so when it trains the classifier
         best_dir = Path(run_dir) / CHECKPOINT_DIR / BEST_DIR
         self.best_file = best_dir / BEST_FILE
         self.manager = checkpoint_manager(gan, run_dir, best_dir, max_to_keep=1)

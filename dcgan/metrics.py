@@ -8,6 +8,10 @@
                       (Kynkaanniemi et al. 2019)
     checkerboard      excess spectral power at the frequencies stride-2
                       upsampling leaves its marks on, generated vs real
+    class_accuracy    share of generated images a classifier assigns to the
+                      class they were generated for (conditional runs)
+    intra_fid         mean over classes of the FID between one class's generated
+                      and real images (Miyato & Koyama 2018)
 
 Feature extraction lives in dcgan.features; nothing here imports TensorFlow.
 """
@@ -62,6 +66,45 @@ def fid(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
             )
         covmean = covmean.real
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+# ---------------------------------------------------------------- per class (conditional generators)
+
+
+def class_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Share of rows whose largest logit is at the requested label."""
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    if len(logits) != len(labels) or not len(labels):
+        raise DcganError(f"class accuracy: {len(logits)} predictions for {len(labels)} labels")
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def class_statistics(features: np.ndarray, labels: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """feature_stats of each class with at least 2 members: {label: (mu, sigma)}.
+
+    A class with fewer has no covariance; it is left out (a tiny test split may lack some classes).
+    """
+    labels = np.asarray(labels)
+    present, counts = np.unique(labels, return_counts=True)
+    return {int(c): feature_stats(features[labels == c]) for c, k in zip(present, counts) if k >= 2}
+
+
+def intra_fid(features: np.ndarray, labels: np.ndarray, real: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[float, dict[int, float]]:
+    """Mean over the real classes of FID(generated of class c, real of class c), and each class's FID.
+
+    Plain FID only asks whether the mixture of classes looks right; a generator that draws the wrong class
+    for a label keeps a low FID but not a low intra-FID.
+    """
+    labels = np.asarray(labels)
+    if not real:
+        raise DcganError("intra-FID: no class has 2 or more real images")
+    per_class = {}
+    for c, (mu, sigma) in real.items():
+        mine = features[labels == c]
+        if len(mine) < 2:
+            raise DcganError(f"intra-FID: {len(mine)} generated image(s) of class {c}; it needs at least 2 per class")
+        per_class[c] = fid(*feature_stats(mine), mu, sigma)
+    return float(np.mean(list(per_class.values()))), per_class
 
 
 # ---------------------------------------------------------------- KID

@@ -38,6 +38,8 @@ COLUMNS = (  # key, header, format
     ("precision", "precision ↑", "f3"),
     ("recall", "recall ↑", "f3"),
     ("checkerboard", "checkerboard (1 = real)", "f3"),
+    ("class_accuracy", "class accuracy ↑", "f3"),  # conditional runs only: a column shows when every run has it
+    ("intra_fid", "intra-FID ↓", "g"),
     ("d_loss", "D loss", "f3"),
     ("g_loss", "G loss", "f3"),
 )
@@ -51,10 +53,15 @@ def fmt(value: float, kind: str) -> str:
     return f"{value:.{kind[1:]}f}"
 
 
+def columns(results: list[dict]) -> tuple:
+    """The COLUMNS every result has: the class metrics appear when the runs are conditional."""
+    return tuple(c for c in COLUMNS if all(c[0] in r for r in results))
+
+
 def summarize(results: list[dict]) -> dict:
     """Per column: mean, std over seeds (sample std; null with one seed) and n."""
     out = {}
-    for key, _, _ in COLUMNS:
+    for key, _, _ in columns(results):
         values = [float(r[key]) for r in results]
         out[key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
                     "n": len(values)}
@@ -141,7 +148,7 @@ def _setup_lines(p: Plan, results: list[dict], mach: dict) -> list[str]:
         f"- **Scores:** the final checkpoint's {scored_copies(results)} (what `dcgan sample` uses), "
         f"{p.eval_samples} images from the same latents (seed {EVAL_SEED}) for every run, against the "
         f"{cfg.data.name} test split; features: `{results[0]['feature_network']}`. Checkerboard: excess spectral power at "
-        "N/2 and N/4 over the real images' (1 = none).",
+        "N/2 and N/4 over the real images' (1 = none)." + class_note(results),
         f"- **FID curve:** {curve_note(p)}",
         "- **train images/s:** median of the logged training windows; **wall s:** training wall time "
         + ("(includes the periodic evaluations, sample grids and checkpoints)" if p.budget == "steps"
@@ -152,15 +159,16 @@ def _setup_lines(p: Plan, results: list[dict], mach: dict) -> list[str]:
 
 def _table_lines(p: Plan, results: list[dict], summaries: dict[str, dict], verdicts: dict[str, str]) -> list[str]:
     """The per-mode table (mean ± std over seeds, FID vs best with several seeds) and the per-run one."""
-    header = ["mode"] + [h for _, h, _ in COLUMNS] + (["FID vs best"] if verdicts else [])
-    rows = [[f"`{label}`"] + [cell(s[k], kind) for k, _, kind in COLUMNS] + ([verdicts[label]] if verdicts else [])
+    shown = columns(results)
+    header = ["mode"] + [h for _, h, _ in shown] + (["FID vs best"] if verdicts else [])
+    rows = [[f"`{label}`"] + [cell(s[k], kind) for k, _, kind in shown] + ([verdicts[label]] if verdicts else [])
             for label, s in summaries.items()]
-    per_run = [[f"`{r['mode']}`", str(r["seed"])] + [fmt(r[k], kind) for k, _, kind in COLUMNS] for r in results]
+    per_run = [[f"`{r['mode']}`", str(r["seed"])] + [fmt(r[k], kind) for k, _, kind in shown] for r in results]
     lines = ["## Per mode", "", markdown_table(header, rows)]
     if verdicts:
         lines += ["FID vs best: difference of the mean FID to the best mode's; *within noise* when it is under two "
                   "standard errors of that difference over the seeds (a rough check with few seeds).", ""]
-    return lines + ["## Per run", "", markdown_table(["mode", "seed"] + [h for _, h, _ in COLUMNS], per_run)]
+    return lines + ["## Per run", "", markdown_table(["mode", "seed"] + [h for _, h, _ in shown], per_run)]
 
 
 def _figure_lines(p: Plan) -> list[str]:
@@ -171,10 +179,24 @@ def _figure_lines(p: Plan) -> list[str]:
             f"![spectra]({SPECTRA_FIG})", "", "FID during training.", "", f"![FID]({FID_FIG})", ""]
 
 
+def class_note(results: list[dict]) -> str:
+    """How a conditional comparison's class metrics read, with the classifier's own accuracy as the yardstick."""
+    if "class_accuracy" not in results[0] and "intra_fid" not in results[0]:
+        return ""
+    yardstick = (f" (the classifier's own accuracy on the real test images: {results[0]['classifier_test_accuracy']:.3f})"
+                 if "classifier_test_accuracy" in results[0] else "")
+    return (" Conditional runs, the classes drawn in turn: class accuracy is the share of generated images the dataset's "
+            f"classifier assigns to the class asked for{yardstick}; intra-FID the mean over classes of the FID between "
+            "one class's generated and test images.")
+
+
 def curve_note(p: Plan) -> str:
     if p.budget == "steps":
+        from dcgan.evaluate import TRAINING_METRICS, default_metrics
+
+        logged = ", ".join(default_metrics(p.base, TRAINING_METRICS))
         return (f"train.eval_every = {int(p.eval_every)} steps, train.eval_samples = {p.base.train.eval_samples} "
-                "images (FID, KID and checkerboard logged in each run's metrics.jsonl).")
+                f"images ({logged} logged in each run's metrics.jsonl).")
     return (f"evaluated after every {p.eval_every:g} s of training ({len(p.targets())} points), "
             f"train.eval_samples = {p.base.train.eval_samples} images, outside the timed training; each segment "
             "resumes from the previous one's checkpoint, and the budget includes its first step's graph trace.")

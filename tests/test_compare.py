@@ -88,7 +88,8 @@ def test_report_has_every_column_filled(comparison):
     assert f"os.cpu_count() = {os.cpu_count()}" in text
     assert f"`{p.command()}`" in text and "--budget steps --steps 4" in p.command()
     header, rows = table(text, "Per mode")
-    assert header == ["mode"] + [h for _, h, _ in report.COLUMNS]
+    assert header == ["mode"] + [h for _, h, _ in report.COLUMNS if h not in ("class accuracy ↑", "intra-FID ↓")]
+    assert "class accuracy" not in text  # unconditional runs: no class metrics
     assert [r[0] for r in rows] == ["`transpose:k4`", "`upsample:nearest`"]
     run_header, per_run = table(text, "Per run")
     assert run_header == ["mode", "seed"] + header[1:] and len(per_run) == 2
@@ -105,7 +106,8 @@ def test_report_has_every_column_filled(comparison):
     for r in (t, u):
         assert r["step"] == 4 and r["seed"] == 0 and r["eval_samples"] == 32
         assert [c["step"] for c in r["curve"]] == [2, 4]  # train.eval_every = 2
-        assert all(math.isfinite(r[k]) for k, _, _ in report.COLUMNS)
+        assert all(math.isfinite(r[k]) for k, _, _ in report.columns([r]))
+        assert "class_accuracy" not in r and "intra_fid" not in r
         assert 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 and r["fid"] > 0 and r["checkerboard"] > 0
         assert r["images_per_s"] > 0 and r["wall_s"] > 0 and r["feature_network"].startswith("classifier-mnist-")
     # resize-convolution: a 3x3 kernel (fewer weights than 4x4) applied at the doubled resolution (more FLOPs)
@@ -257,3 +259,25 @@ def test_seconds_budget_through_the_cli(tmp_path, data_dir, capsys):
     assert result["wall_s"] == curve[-1]["spent_s"] >= 4.0 - compare.TIME_TOLERANCE_S and result["step"] == curve[-1]["step"]
     records = read_metrics(run / "metrics.jsonl", "all")
     assert max(r["step"] for r in records) == result["step"] and len([r for r in records if "eval" in r]) == len(curve)
+
+
+def test_a_conditional_comparison_reports_the_class_metrics(tmp_path, data_dir):
+    root = tmp_path / "runs"
+    p = modes.make_plan(None, "transpose:k4", budget="steps", steps=2, eval_every=2, eval_samples=40,
+                        overrides=[*tiny_sets(root, data_dir), "model.generator.condition=cbn",
+                                   "model.discriminator.condition=projection", "train.eval_samples=20"])
+    text = compare.compare(p, quiet=True).read_text()
+    header, rows = table(text, "Per mode")
+    assert header[-4:] == ["class accuracy ↑", "intra-FID ↓", "D loss", "G loss"] and len(rows[0]) == len(header)
+    assert "classifier assigns to the class asked for (the classifier's own accuracy on the real test images: " in text
+    assert "class_accuracy, intra_fid logged in each run's metrics.jsonl" in text
+    run = json.loads((p.directory / report.REPORT_JSON).read_text())["modes"][0]["runs"][0]
+    assert 0 <= run["class_accuracy"] <= 1 and run["intra_fid"] > 0 and 0 <= run["classifier_test_accuracy"] <= 1
+    # the periodic evaluations of training logged them too, by name
+    evals = [r["eval"] for r in read_metrics(p.run_dir(p.modes[0], 0) / "metrics.jsonl", "eval")]
+    assert evals and all({"class_accuracy", "intra_fid"} <= set(e) for e in evals)
+    # the sample panel: one class per row, as the run's own grids
+    z, panels = compare.sample_panels({"transpose:k4": p.run_dir(p.modes[0], 0)}, n=16)
+    gen = load_generator(find_checkpoint(p.run_dir(p.modes[0], 0)))
+    rows_of_classes = np.repeat([0, 1], 8)
+    assert np.array_equal(panels["transpose:k4"], generate_images(gen.model, z, rows_of_classes))

@@ -44,7 +44,7 @@ def final_choice(run) -> str:
 def test_evaluate_a_trained_run(trained_run, capsys):
     run = trained_run
     records = evaluate.evaluate(run, n=64)
-    assert [r["metric"] for r in records] == list(evaluate.METRICS)
+    assert [r["metric"] for r in records] == ["fid", "kid", "precision", "recall", "checkerboard"]  # no class metrics
     saved = json.loads((run / evaluate.EVAL_FILE).read_text())
     assert saved == records
     by_name = {r["metric"]: r for r in saved}
@@ -78,7 +78,8 @@ def test_evaluate_a_trained_run(trained_run, capsys):
 
 
 def test_errors_are_one_clear_line(tiny_config, tmp_path, capsys):
-    with pytest.raises(DcganError, match="unknown metric 'fdi'; valid metrics: fid, kid, precision, recall, checkerboard"):
+    with pytest.raises(DcganError, match="unknown metric 'fdi'; valid metrics: fid, kid, precision, recall, checkerboard, "
+                                         "class_accuracy, intra_fid"):
         evaluate.evaluate(tmp_path, metrics="fid,fdi")
     run = tmp_path / "empty-run"
     write_config(run, tiny_config())
@@ -237,3 +238,145 @@ def test_sampler_choice_script_replays_the_choice_and_judges_it(trained_run, cap
     assert lines[-1].startswith(f"choice agreed with the test split at {agreed} of 2 checkpoints")
     assert script.main([str(trained_run), "--steps", "9"]) == 2
     assert "--step 9: no checkpoint ckpt-9" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- conditional runs: class accuracy and intra-FID
+
+CLASS_METRICS = ("class_accuracy", "intra_fid")
+CONDITIONAL = ["model.generator.condition=cbn", "model.discriminator.condition=projection"]
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory, cache_dir):
+    """A conditional config on two easy classes (discs and their negatives) and its classifier, trained for 4 epochs."""
+    from dcgan.features import train_classifier
+
+    root = tmp_path_factory.mktemp("labelled")
+    data = write_mnist(root / "mnist", n_train=384, n_test=128, invert_class_1=True)
+    cfg = load_config(None, [*mnist_sets(data), f"run.dir={root / 'runs'}", *CONDITIONAL])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCGAN_CACHE", str(cache_dir))
+        _, info = train_classifier("mnist", str(data), epochs=4, quiet=True)
+    return cfg, info
+
+
+def test_real_images_with_their_labels_score_the_classifiers_accuracy(labelled):
+    cfg, info = labelled
+    ev = evaluate.Evaluator(cfg.data, CLASS_METRICS, quiet=True)
+    images, labels = ev.real_images, ev.real_labels
+    assert len(images) == 128 and ev.classes[:2] == ["0", "1"]
+    assert info["test_accuracy"] > 0.9  # the planted classes are learnable: a judge worth asking
+    right = ev.score(images, labels=labels)
+    assert right["class_accuracy"] == pytest.approx(info["test_accuracy"], abs=1e-4)  # the same images, the same verdicts
+    assert right.fields["class_accuracy"]["classifier_test_accuracy"] == info["test_accuracy"]
+    flipped = ev.score(images, labels=1 - labels)  # two classes: every verdict turns
+    assert flipped["class_accuracy"] == pytest.approx(1 - right["class_accuracy"])
+    shuffled = ev.score(images, labels=np.random.default_rng(0).permutation(labels))
+    assert abs(shuffled["class_accuracy"] - 0.5) < 0.15  # about 1 / classes
+    # intra-FID: each class against itself is ~0; classes swapped, far from it
+    per_class = right.fields["intra_fid"]["per_class"]
+    assert set(per_class) == {"0", "1"}  # the test split's classes; the eight absent ones are not scored
+    assert right["intra_fid"] == pytest.approx(np.mean(list(per_class.values())))
+    assert abs(right["intra_fid"]) < 1e-3 * flipped["intra_fid"]
+    assert flipped["intra_fid"] > 1 and shuffled["intra_fid"] > abs(right["intra_fid"])
+    with pytest.raises(DcganError, match="class_accuracy, intra_fid: needs the class label each image was generated for"):
+        ev.score(images)
+
+
+def test_the_real_side_per_class_is_computed_once_and_cached(labelled, cache, monkeypatch):
+    from dcgan import features
+    from dcgan.metrics import feature_stats, fid
+
+    cfg, _ = labelled
+    ev = evaluate.Evaluator(cfg.data, ("intra_fid",), quiet=True)
+    assert len(list((cache / "stats" / ev.feature_network).glob("mnist-test-*.npz"))) == 1
+    mu, sigma = ev.real_classes[1]
+    real_feats = ev.net(ev.real_images)[ev.real_labels == 1]
+    np.testing.assert_allclose(mu, real_feats.mean(axis=0), rtol=1e-5, atol=1e-5)
+    fake, labels = ev.real_images[:64], ev.real_labels[:64]  # half of each class
+    scored = ev.score(fake, labels=labels).fields["intra_fid"]["per_class"]["1"]
+    assert scored == pytest.approx(fid(*feature_stats(ev.net(fake)[labels == 1]), mu, sigma), rel=1e-6)
+    monkeypatch.setattr(features.FeatureNet, "__call__", lambda *a, **k: pytest.fail("the real images went through the network again"))
+    again = evaluate.Evaluator(cfg.data, ("intra_fid",), quiet=True)
+    np.testing.assert_array_equal(again.real_classes[1][1], sigma)
+
+
+def test_class_metrics_belong_to_conditional_runs(labelled, tmp_path):
+    cfg, _ = labelled
+    assert evaluate.default_metrics(cfg) == (*evaluate.METRICS[:5], *CLASS_METRICS)
+    assert evaluate.default_metrics(cfg, evaluate.TRAINING_METRICS) == ("fid", "kid", "checkerboard", *CLASS_METRICS)
+    plain = load_config(None, ["data.name=mnist"])
+    assert evaluate.default_metrics(plain) == ("fid", "kid", "precision", "recall", "checkerboard")
+    assert evaluate.default_metrics(plain, evaluate.TRAINING_METRICS) == evaluate.TRAINING_METRICS
+    # a folder has labels (its subfolders) but no test split to train and test a judge on: intra-FID only
+    folder = load_config(None, ["data.name=folder", f"data.path={tmp_path}", *CONDITIONAL])
+    assert evaluate.default_metrics(folder)[-1:] == ("intra_fid",)
+    with pytest.raises(DcganError, match=r"--metrics class_accuracy: needs a classifier trained on a labelled train and test "
+                                         r"split \(mnist, fashion_mnist, cifar10\); data.name=folder has none"):
+        evaluate.check_metrics(["class_accuracy"], folder, tmp_path)
+
+
+def test_an_unconditional_run_refuses_class_metrics_in_one_line(trained_run, capsys):
+    with pytest.raises(DcganError, match=r"--metrics intra_fid: only for a conditional run \(model.generator.condition\); "
+                                         r".* is unconditional"):
+        evaluate.evaluate(trained_run, n=32, metrics="fid,intra_fid")
+    err = cli_error(capsys, "evaluate", trained_run, "--metrics", "class_accuracy")
+    assert "--metrics class_accuracy: only for a conditional run" in err
+    ev = evaluate.Evaluator(read_run_config(trained_run).data, ("class_accuracy",), quiet=True)
+    from dcgan.gan import run_gan
+
+    with pytest.raises(DcganError, match="class_accuracy: only for a conditional generator; this one is unconditional"):
+        ev.evaluate_model(run_gan(trained_run).generator, 8)
+
+
+def test_evaluate_a_conditional_run_writes_both_class_metrics(tiny_conditional_run, capsys):
+    run, cfg = tiny_conditional_run
+    assert main(["evaluate", str(run), "--n", "60", "--metrics", "fid,class_accuracy,intra_fid"]) == 0
+    table = capsys.readouterr().out
+    assert "class_accuracy" in table and "(real test images: " in table and "intra_fid" in table
+    records = evaluate.evaluate(run, n=60, quiet=True)  # the default list: every metric, the class ones too
+    assert [r["metric"] for r in records] == list(evaluate.METRICS)
+    assert json.loads((run / evaluate.EVAL_FILE).read_text()) == records
+    by_name = {r["metric"]: r for r in records}
+    accuracy, intra = by_name["class_accuracy"], by_name["intra_fid"]
+    assert 0 <= accuracy["value"] <= 1 and 0 <= accuracy["classifier_test_accuracy"] <= 1
+    assert accuracy["feature_network"].startswith("classifier-fashion_mnist-") and accuracy["feature_network"].endswith("-logits")
+    assert accuracy["dataset_split"] == "fashion_mnist:test" and accuracy["checkpoint_step"] == 6
+    assert intra["feature_network"] == by_name["fid"]["feature_network"]  # FID's feature space
+    assert set(intra["per_class"]) == {"T-shirt/top", "Trouser"}  # the classes the tiny test split holds
+    assert intra["value"] == pytest.approx(np.mean(list(intra["per_class"].values()))) and intra["value"] > 0
+    with pytest.raises(DcganError, match=r"--n: 19 is too few for intra_fid, which needs 2 generated images per class "
+                                         r"\(at least 20 for 10 classes\)"):
+        evaluate.evaluate(run, n=19, metrics="intra_fid")
+    assert evaluate.evaluate(run, n=19, metrics="class_accuracy", quiet=True)[0]["n"] == 19
+
+
+def test_training_evaluation_of_a_conditional_run_logs_the_class_metrics(tiny_conditional_run, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+
+    from dcgan.gan import GAN, restore
+    from dcgan.hooks import TrainingEval
+    from dcgan.train import evaluate_now
+    from helpers import event_steps
+
+    source, cfg = tiny_conditional_run
+    run = shutil.copytree(source, tmp_path / "run")  # TrainingEval keeps a best checkpoint in it
+    gan = GAN(cfg, classes=json.loads((run / "classes.json").read_text())["classes"])
+    restore(gan, str(run / CHECKPOINT_DIR / "ckpt-6"))
+    import dataclasses
+
+    real_cfg, gan.cfg = gan.cfg, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_samples=12))
+    with pytest.raises(DcganError, match="train.eval_samples: 12 is too few for intra_fid"):  # before training, not at step N
+        TrainingEval(gan, run)
+    gan.cfg = real_cfg
+    hook, log = TrainingEval(gan, run), Recorder()
+    hook.n = 40
+    writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
+    evaluate_now(hook, gan, 6, log, writer)  # what train() calls: metrics.jsonl and TensorBoard
+    writer.flush()
+    scores = log.records[-1]["eval"]
+    assert set(scores) == {"fid", "kid", "kid_std", "checkerboard", "class_accuracy", "intra_fid"}
+    assert all(isinstance(v, float) and np.isfinite(v) for v in scores.values())
+    assert {("eval/class_accuracy", 6), ("eval/intra_fid", 6)} <= set(event_steps(tmp_path / "tb", tags=True))

@@ -9,7 +9,7 @@ from dcgan import features
 from dcgan.cli import main
 from dcgan.config import load_config
 from dcgan.errors import DcganError
-from helpers import blob_images, write_mnist
+from helpers import blob_images, cifar_batch, write_mnist
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +56,9 @@ def test_classifier_cache_is_keyed_by_content(labelled_dir, tmp_path):
     images = images.copy()
     images[0, 0, 0, 0] ^= 1
     assert features.classifier_dir("mnist", images, labels) != a
-    with pytest.raises(DcganError, match="no feature classifier for 'cifar10'"):
-        features.train_classifier("cifar10", None)
+    with pytest.raises(DcganError, match=r"no classifier for 'folder' \(choose mnist, fashion_mnist, cifar10: the datasets "
+                                         r"with a labelled train and test split\)"):
+        features.train_classifier("folder", None)
 
 
 def _read(folder):
@@ -153,3 +154,29 @@ def test_real_statistics_are_cached(tmp_path, cache):
     assert files[0].stat().st_mtime_ns == mtime
     for k in stats:
         np.testing.assert_array_equal(stats[k], again[k])
+
+
+def test_the_whole_classifier_judges_classes(labelled_dir):
+    """class_accuracy's judge: the same cached classifier with its logits, and its own test accuracy."""
+    path, info = features.train_classifier("mnist", str(labelled_dir), epochs=4, quiet=True)
+    judge, accuracy = features.label_classifier("mnist", str(labelled_dir), quiet=True)
+    assert judge.key == f"classifier-mnist-{info['hash']}-logits" and accuracy == info["test_accuracy"]
+    assert judge.model.get_layer("logits").output is judge.model.outputs[0]
+    logits = judge(blob_images(6, seed=3))
+    assert logits.shape == (6, 2)  # one logit per class of the data
+
+
+def test_cifar10_gets_a_classifier_for_class_accuracy(tmp_path):
+    """CIFAR-10's FID features stay InceptionV3's; its labelled splits train the same small classifier (RGB, 32x32)."""
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(cifar_batch(8, i), protocol=2))
+    (folder / "test_batch").write_bytes(pickle.dumps(cifar_batch(8, 9), protocol=2))
+    path, info = features.train_classifier("cifar10", str(folder), epochs=1, quiet=True)
+    assert path.parent.name.startswith("cifar10-") and info["train_images"] == 40 and info["test_images"] == 8
+    judge, _ = features.label_classifier("cifar10", str(folder), quiet=True)
+    assert (judge.size, judge.channels) == (32, 3)
+    assert judge(blob_images(3, size=32, channels=3)).shape == (3, 10)

@@ -136,3 +136,43 @@ def test_radial_profile_and_power_spectrum():
     power = metrics.power_spectrum(wave)
     assert set(zip(*np.nonzero(power > 1e-6))) == {(14, 7), (14, 21)}
     assert metrics.artifact_share(power) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- per class
+
+
+def test_class_accuracy_is_the_share_of_argmax_hits():
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0], [0.1, 0.2]])
+    assert metrics.class_accuracy(logits, [0, 1, 1, 1]) == 0.75
+    assert metrics.class_accuracy(logits, [1, 0, 0, 0]) == 0.25  # two classes, every label flipped: the complement
+    with pytest.raises(DcganError, match="class accuracy: 4 predictions for 3 labels"):
+        metrics.class_accuracy(logits, [0, 1, 1])
+
+
+def test_intra_fid_sees_classes_swapped_that_plain_fid_misses():
+    rng = np.random.default_rng(3)
+    centres = {0: np.zeros(4), 1: np.full(4, 3.0)}
+    labels = np.repeat([0, 1], 2000)
+    real = np.concatenate([_gaussian(rng, 2000, centres[c], np.eye(4)) for c in (0, 1)])
+    fake = np.concatenate([_gaussian(rng, 2000, centres[c], np.eye(4)) for c in (0, 1)])
+    stats = metrics.class_statistics(real, labels)
+    right, per_class = metrics.intra_fid(fake, labels, stats)
+    assert set(per_class) == {0, 1} and right == pytest.approx(np.mean(list(per_class.values())))
+    assert right < 0.05
+    # each label drawn as the other class: the mixture (plain FID) is unchanged, intra-FID is |3 - 0|^2 * 4 = 36
+    wrong, _ = metrics.intra_fid(fake, 1 - labels, stats)
+    assert wrong == pytest.approx(36, rel=0.1)
+    assert metrics.fid(*metrics.feature_stats(fake), *metrics.feature_stats(real)) < 0.05
+
+
+def test_intra_fid_scores_the_classes_the_real_set_has():
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(7, 3))
+    stats = metrics.class_statistics(real, [0, 0, 0, 1, 1, 1, 2])  # class 2: one image, no covariance
+    assert set(stats) == {0, 1}
+    value, per_class = metrics.intra_fid(rng.normal(size=(9, 3)), [0, 1, 2] * 3, stats)
+    assert set(per_class) == {0, 1} and np.isfinite(value)
+    with pytest.raises(DcganError, match="intra-FID: 1 generated image\\(s\\) of class 1; it needs at least 2 per class"):
+        metrics.intra_fid(rng.normal(size=(3, 3)), [0, 0, 1], stats)
+    with pytest.raises(DcganError, match="intra-FID: no class has 2 or more real images"):
+        metrics.intra_fid(real, [0] * 7, {})
