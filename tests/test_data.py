@@ -64,6 +64,37 @@ def test_pipeline_is_deterministic_and_resumable():
     assert not np.array_equal(full[0], _batches(images, 8, seed=2, n=1)[0])
 
 
+def test_labels_travel_with_their_images_in_the_same_order_and_resume_with_them():
+    images = blob_images(50)
+    labels = np.arange(50) % 7
+    by_image = {image.tobytes(): label for image, label in zip(images, labels)}
+    ds = data.make_dataset(images, 8, seed=1, group=2, labels=labels)
+    elements = [(x.numpy(), y.numpy()) for (x, y), _ in zip(ds, range(8))]  # crosses the epoch boundary
+    plain = _batches(images, 8, seed=1, group=2, n=8)
+    for (x, y), unlabelled in zip(elements, plain):
+        assert y.shape == (8, 2) and y.dtype == np.int32
+        np.testing.assert_array_equal(x, unlabelled)  # the images' order is the unlabelled pipeline's
+        assert all(by_image[x[i, j].tobytes()] == y[i, j] for i in range(8) for j in range(2))
+    resumed = data.make_dataset(images, 8, seed=1, start_batch=6, group=2, labels=labels)
+    for ((x, y), _), (xe, ye) in zip(zip(resumed, range(5)), elements[3:]):
+        np.testing.assert_array_equal(x.numpy(), xe)
+        np.testing.assert_array_equal(y.numpy(), ye)
+    with pytest.raises(DataError, match="50 images but 49 labels"):
+        data.make_dataset(images, 8, 0, labels=labels[:49])
+
+
+def test_labelled_datasets_bring_their_class_names(tmp_path):
+    _, folder = _mnist_folder_of(tmp_path, blob_images(20)[..., 0], labels=np.arange(20, dtype=np.uint8) % 10)
+    cfg = load_config(None, ["data.name=fashion_mnist", f"data.path={folder}", "data.limit=15"])
+    labelled = data.load_labelled_images(cfg.data)
+    assert labelled.classes[7] == "Sneaker" and len(labelled.classes) == 10
+    assert labelled.images.shape == (15, 28, 28, 1) and labelled.labels.tolist() == [k % 10 for k in range(15)]
+    (tmp_path / "bad").mkdir()
+    _, bad = _mnist_folder_of(tmp_path / "bad", blob_images(4)[..., 0], labels=np.array([0, 1, 12, 3], np.uint8))
+    with pytest.raises(DataError, match=r"labels must lie in 0..9, found 0..12"):
+        data.load_labelled_images(load_config(None, ["data.name=mnist", f"data.path={bad}"]).data)
+
+
 def test_batch_larger_than_dataset_is_an_error():
     with pytest.raises(DataError, match="data.batch_size: 64 is larger than the dataset"):
         data.make_dataset(blob_images(10), 64, 0)
