@@ -156,7 +156,8 @@ def lock_run(run_dir: str | Path, command: str) -> RunLock:
 def default_run_name(cfg: Config) -> str:
     modes = cfg.model.generator.upsampling
     mode = "-".join(modes) if isinstance(modes, list) else modes
-    return f"{cfg.data.name}-{mode}"
+    conditional = "-conditional" if cfg.model.generator.condition != "none" else ""
+    return f"{cfg.data.name}-{mode}{conditional}"
 
 
 def new_run_dir(cfg: Config) -> Path:

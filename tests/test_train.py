@@ -277,6 +277,7 @@ def test_a_conditional_run_saves_its_classes_and_draws_one_grid_row_per_class(ti
 
     cfg = tiny_config(*CONDITIONAL, "train.sample_grid=3", "train.steps=3")
     run = train(cfg, quiet=True)
+    assert run.name == "mnist-upsample-conditional"  # beside, not numbered after, an unconditional run of the data
     assert read_classes(run, cfg) == CLASS_NAMES["mnist"]
     grid = viz.read_png(run / "samples" / "step_0000003.png")
     gan = run_gan(run)
