@@ -96,7 +96,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: Union[int, None] = _f(4500, "generator steps to train for (null: use epochs)", min=1)
+    steps: Union[int, None] = _f(9000, "generator steps to train for (null: use epochs)", min=1)
     epochs: Union[int, None] = _f(None, "epochs to train for, used when steps is null", min=1)
     lr_g: float = _f(2e-4, "generator Adam learning rate", min=0.0, max=1.0)
     lr_d: float = _f(2e-4, "discriminator Adam learning rate", min=0.0, max=1.0)

@@ -12,7 +12,7 @@ generator's and the discriminator's conditioning method set by its name, <genera
     concat-projection   class embedding joined to z, projection D
     cbn-concat          conditional BatchNorm, one-hot label maps beside D's input
     concat-concat       both networks take the label as extra input (keras-io's conditional GAN)
-    none                the unconditional default (configs/fashion_mnist.yaml): the FID to match
+    none                the unconditional model at the same steps (configs/fashion_mnist_4500steps.yaml): the FID to match
 
 then scores the run's sampling generator with `dcgan.evaluate.evaluate` on --n images against the test split:
 classifier-feature FID, class_accuracy (with the classifier's own test accuracy beside it: the target) and intra-FID.
@@ -45,7 +45,7 @@ def run_one(out: Path, variant: str, seed: int, steps: int | None, n: int, sets:
 
     name = f"{variant}-seed{seed}"
     if variant == "none":
-        config, methods, metrics = ROOT / "configs" / "fashion_mnist.yaml", [], "fid"
+        config, methods, metrics = ROOT / "configs" / "fashion_mnist_4500steps.yaml", [], "fid"
     else:
         g, d = variant.split("-")
         config, metrics = ROOT / "configs" / "fashion_mnist_conditional.yaml", METRICS

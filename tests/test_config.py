@@ -123,7 +123,7 @@ def test_diff_keys_and_reference():
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10", "smoke", "folder_small", "fashion_mnist_conditional",
-                                  "mnist_conditional", "cifar10_conditional"])
+                                  "mnist_conditional", "cifar10_conditional", "fashion_mnist_4500steps", "fashion_mnist_30min"])
 def test_shipped_configs_load(name):
     from pathlib import Path
 
@@ -138,11 +138,13 @@ def test_shipped_configs_match_the_built_in_defaults():
     built_in = to_dict(load_config(None))
     assert to_dict(load_config(configs / "fashion_mnist.yaml")) == built_in
     assert diff_keys(built_in, to_dict(load_config(configs / "mnist.yaml"))) == ["data.name"]
-    # the conditional configs are their unconditional ones plus the two conditioning methods
+    assert diff_keys(built_in, to_dict(load_config(configs / "fashion_mnist_4500steps.yaml"))) == ["train.steps"]
+    assert diff_keys(built_in, to_dict(load_config(configs / "fashion_mnist_30min.yaml"))) == ["train.steps", "train.time_budget_s"]
+    # the conditional configs are their unconditional ones plus the two conditioning methods (and the steps measured)
     condition = ["model.discriminator.condition", "model.generator.condition"]
-    for name in ("fashion_mnist", "mnist", "cifar10"):
+    for name, steps in (("fashion_mnist", ["train.steps"]), ("mnist", ["train.steps"]), ("cifar10", [])):
         plain, cond = (to_dict(load_config(configs / f"{name}{suffix}.yaml")) for suffix in ("", "_conditional"))
-        assert diff_keys(plain, cond) == condition, name
+        assert diff_keys(plain, cond) == condition + steps, name
 
 
 def test_conditioning_both_networks_or_neither_and_cbn_needs_batch_norm():
