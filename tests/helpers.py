@@ -183,3 +183,18 @@ def one_line_config_error(call, *args) -> str:
     text = str(err.value)
     assert "\n" not in text and len(text) < 600, text  # a section's key list is the longest part
     return text
+
+
+def run_sample(*args) -> int:
+    """`dcgan sample ARGS` in this process; its exit status."""
+    from dcgan.cli import main
+
+    return main(["sample", *map(str, args)])
+
+
+def sample_npz(run_dir, tmp_path, *args) -> dict:
+    """`dcgan sample RUN --out FILE.npz ARGS` into a fresh file under tmp_path; the npz's arrays."""
+    out = tmp_path / f"s{len(list(tmp_path.glob('*.npz')))}.npz"
+    assert run_sample(run_dir, "--out", out, *args) == 0
+    with np.load(out) as f:
+        return dict(f)

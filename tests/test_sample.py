@@ -6,11 +6,10 @@ import pytest
 from PIL import Image, ImageSequence
 
 from dcgan import viz
-from dcgan.cli import main
 from dcgan.errors import DcganError
 from dcgan import sample
 from dcgan.sample import latents, parse_grid, parse_seeds, slerp
-from helpers import cli_error, usage_error
+from helpers import cli_error, run_sample, sample_npz as npz, usage_error
 
 SIZE = 28
 
@@ -19,17 +18,6 @@ SIZE = 28
 def reference(tiny_run, tmp_path_factory) -> dict:
     """Seeds 0..63 from the latest checkpoint's EMA generator, sampled once for the module."""
     return npz(tiny_run[0], tmp_path_factory.mktemp("ref"), "--n", 64)
-
-
-def run_sample(*args) -> int:
-    return main(["sample", *map(str, args)])
-
-
-def npz(run_dir, tmp_path, *args) -> dict:
-    out = tmp_path / f"s{len(list(tmp_path.glob('*.npz')))}.npz"
-    assert run_sample(run_dir, "--out", out, *args) == 0
-    with np.load(out) as f:
-        return dict(f)
 
 
 # ---------------------------------------------------------------- arguments

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 from dcgan import sample, viz
-from dcgan.cli import main
 from dcgan.errors import DcganError
 from dcgan.mnist import CLASS_NAMES
 from dcgan.sample import latents, parse_class_list, resolve_classes
-from helpers import cli_error
+from helpers import cli_error, run_sample, sample_npz as npz
 
 SIZE = 28
 NAMES = CLASS_NAMES["fashion_mnist"]  # tiny_conditional_run's classes
@@ -21,17 +20,6 @@ SNEAKER = NAMES.index("Sneaker")
 def reference(tiny_conditional_run, tmp_path_factory) -> dict:
     """Seeds 0..7 in every class (the default grid's cells), sampled once for the module."""
     return npz(tiny_conditional_run[0], tmp_path_factory.mktemp("ref"), "--classes", "all")
-
-
-def run_sample(*args) -> int:
-    return main(["sample", *map(str, args)])
-
-
-def npz(run_dir, tmp_path, *args) -> dict:
-    out = tmp_path / f"s{len(list(tmp_path.glob('*.npz')))}.npz"
-    assert run_sample(run_dir, "--out", out, *args) == 0
-    with np.load(out) as f:
-        return dict(f)
 
 
 def cell(reference: dict, label: int, seed: int) -> np.ndarray:
