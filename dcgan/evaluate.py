@@ -144,9 +144,9 @@ def sample_latents(n: int, latent_dim: int, seed: int | tuple[int, ...]) -> np.n
 
 def sample_labels(n: int, model) -> np.ndarray:
     """0, 1, ..., K-1, 0, ...: balanced class labels for a conditional generator's evaluation."""
-    from dcgan.models import num_classes
+    from dcgan.models import balanced_labels, num_classes
 
-    return np.arange(n, dtype=np.int32) % num_classes(model)
+    return balanced_labels(n, num_classes(model))
 
 
 class Scores(dict):

@@ -30,7 +30,8 @@ from dcgan.distribute import check_strategy
 from dcgan.checkpoints import CHECKPOINT_DIR, PREFIX, STATE_FILE, Checkpoint
 from dcgan.errors import DcganError, first_line
 from dcgan.losses import discriminator_loss, generator_loss, r1_penalty, spectral_loss
-from dcgan.models import build_discriminator, build_generator, clone_generator, is_conditional, recalibrate_batchnorm
+from dcgan.models import (balanced_labels, build_discriminator, build_generator, clone_generator, is_conditional,
+                          recalibrate_batchnorm)
 from dcgan.rundir import atomic_path, read_classes, read_run_config
 
 RECALIBRATION_BATCH = 512
@@ -112,7 +113,7 @@ class GAN(tf.Module):
 
     def balanced_labels(self, n: int) -> np.ndarray | None:
         """0, 1, ..., K-1, 0, 1, ...: n labels as evenly spread over the classes as n allows (None: unconditional)."""
-        return np.arange(n, dtype=np.int32) % self.num_classes if self.num_classes else None
+        return balanced_labels(n, self.num_classes) if self.num_classes else None
 
     # ------------------------------------------------------------ the step
 

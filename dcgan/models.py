@@ -179,6 +179,11 @@ def is_conditional(model) -> bool:
     return len(model.inputs) == 2
 
 
+def balanced_labels(n: int, classes: int) -> np.ndarray:
+    """0, 1, ..., K-1, 0, 1, ...: n int32 labels as evenly spread over the classes as n allows."""
+    return np.arange(n, dtype=np.int32) % classes
+
+
 def num_classes(model) -> int:
     """The classes a conditional generator or discriminator knows (0: unconditional)."""
     for layer in model.layers:
