@@ -165,20 +165,24 @@ class Evaluator:
                  feature_layer: str | None = None, quiet: bool = False, real_images: np.ndarray | None = None):
         """real_images: the reference set, when not the whole `split` of the dataset (metrics without labels only)."""
         self.metrics = parse_metrics(metrics)
-        self.split = "all" if data_cfg.name == "folder" else split  # an image folder has no splits
+        # an image folder has no splits, and a prepared dataset is the one split it was prepared from
+        self.split = "all" if data_cfg.name in ("folder", "prepared") else split
         rows = [METRIC_TABLE[m] for m in self.metrics]
         self.class_metrics = tuple(m for m in self.metrics if METRIC_TABLE[m].labels)
         if self.class_metrics and real_images is not None:
             raise ValueError("metrics with labels score against a dataset split, not given images")
-        self.real_labels = self.classes = None
-        if real_images is None:  # data.limit trims the training set; the reference set is the whole split
-            real_images = self._load_real(dataclasses.replace(data_cfg, limit=None), split)
-        self.real_images = real_images
-        self.real_spectrum = power_spectrum(self.real_images)
-        self.net = self.real = self.real_classes = self.judge = self.judge_accuracy = None
-        if any(row.features for row in rows):
-            self.net = feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet)
-            self.real = real_statistics(self.net, self.real_images, data_cfg.name, self.split)
+        self.real_labels = self.classes = self.real_images = None
+        self.real = self.real_classes = self.judge = self.judge_accuracy = None
+        self.net = feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet) if any(r.features for r in rows) else None
+        whole = dataclasses.replace(data_cfg, limit=None)  # data.limit trims the training set; the reference set is the whole split
+        if real_images is None and data_cfg.name == "prepared":
+            self._stream_real(whole, quiet)
+        else:
+            self.real_images = self._load_real(whole, split) if real_images is None else real_images
+            self.real_count = len(self.real_images)
+            self.real_spectrum = power_spectrum(self.real_images)
+            if self.net is not None:
+                self.real = real_statistics(self.net, self.real_images, data_cfg.name, self.split)
         if "intra_fid" in self.metrics:
             self.real_classes = real_class_statistics(self.real, self.real_labels)
         if "class_accuracy" in self.metrics:
@@ -191,6 +195,17 @@ class Evaluator:
         real = datalib.load_labelled_images(data_cfg, split=split)
         self.real_labels, self.classes = real.labels, real.classes
         return real.images
+
+    def _stream_real(self, data_cfg, quiet: bool) -> None:
+        """A prepared dataset's real side in one streamed pass (cached), never the whole dataset in memory."""
+        from dcgan import prepared
+        from dcgan.realstats import streamed_real
+
+        images = prepared.load(data_cfg, labelled=bool(self.class_metrics))
+        real = streamed_real(images, self.net, quiet=quiet)
+        self.real_count, self.real_spectrum, self.real = real.count, real.spectrum, real.stats
+        if self.class_metrics:  # the per-class statistics come from the feature sample and its labels
+            self.real_labels, self.classes = real.labels, images.manifest.classes
 
     @property
     def feature_network(self) -> str | None:

@@ -81,7 +81,7 @@ class SamplerChoice:
         choice = "ema" if fid["ema"] <= fid["raw"] else "raw"
         gan.sample_from_ema.assign(choice == "ema")
         metrics_log.write("sampler", {"step": step, "sampler": {"choice": choice, "fid_ema": fid["ema"], "fid_raw": fid["raw"],
-                                                     "n": n, "real": len(self.evaluator.real_images)}})
+                                                     "n": n, "real": self.evaluator.real_count}})
         other = "raw" if choice == "ema" else "ema"
         return (f"sampling from the {'EMA copy' if choice == 'ema' else 'raw generator'} at step {step}: FID {fid[choice]:.4g} "
                 f"vs {other} {fid[other]:.4g} on {n} samples against training images ({time.perf_counter() - start:.1f} s)")

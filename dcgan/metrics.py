@@ -40,6 +40,35 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+class RunningMoments:
+    """feature_stats of a stream of (n, D) batches, merged one batch at a time (Chan et al.'s pairwise update):
+    the mean and unbiased covariance of their concatenation, in float64, without holding it."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, None, None  # m2: the sum of outer products of deviations from the mean
+
+    def add(self, features: np.ndarray) -> None:
+        x = np.asarray(features, np.float64)
+        if not len(x):
+            return
+        mean = x.mean(axis=0)
+        deviations = x - mean
+        m2 = deviations.T @ deviations
+        if self.n == 0:
+            self.n, self.mean, self.m2 = len(x), mean, m2
+            return
+        n = self.n + len(x)
+        delta = mean - self.mean
+        self.m2 = self.m2 + m2 + np.outer(delta, delta) * (self.n * len(x) / n)
+        self.mean = self.mean + delta * (len(x) / n)
+        self.n = n
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.n < 2:
+            raise DcganError(f"feature statistics need at least 2 feature vectors, got {self.n}")
+        return self.mean, self.m2 / (self.n - 1)
+
+
 def fid(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), as in the TTUR reference code."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -26,13 +27,16 @@ CLASS_NAMES = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: str | Path, mmap: bool = False) -> np.ndarray:
     """Read an IDX file (optionally gzipped), checking its header against its size.
 
     Reads exactly the bytes the header declares (plus one to catch trailing data), so a gzip
     bomb can't make it decompress more than MAX_ARRAY_BYTES; that also bounds a huge plain file.
+    mmap=True maps a plain (not gzipped) file instead of reading it, whatever its size: `dcgan prepare`
+    reads a source bigger than memory that way, a chunk at a time.
     """
     path = Path(path)
+    mmap = mmap and path.suffix != ".gz"
     try:
         with open_regular(path) as file:
             f = gzip.GzipFile(fileobj=file, mode="rb") if path.suffix == ".gz" else file
@@ -45,6 +49,8 @@ def read_idx(path: str | Path) -> np.ndarray:
             shape = struct.unpack(f">{magic[3]}I", dims)
             dtype = np.dtype(_IDX_DTYPES[magic[2]])
             expected = math.prod(shape) * dtype.itemsize  # exact: np.prod wraps around on a hostile header
+            if mmap:
+                return _map_idx(file, path, 4 + 4 * magic[3], expected, dtype, shape)
             check_array_size(expected, path)
             raw = f.read(expected + 1)
     except FileNotFoundError:
@@ -58,6 +64,17 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 
+def _map_idx(file, path: Path, offset: int, expected: int, dtype, shape) -> np.ndarray:
+    """The data of an open plain IDX file as a read-only memory map, once its size matches the header's."""
+    size = os.fstat(file.fileno()).st_size
+    if size != offset + expected:
+        found = f"more than {expected}" if size > offset + expected else size - offset
+        raise DataError(f"{path} is truncated or corrupt: header says {expected} data bytes, file has {found}")
+    if not expected:
+        return np.zeros(shape, dtype)
+    return np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
 def _find_idx(folder: Path, stem: str) -> Path:
     for name in (f"{stem}.gz", stem, stem.replace("-idx", ".idx")):
         if (folder / name).exists():
@@ -65,10 +82,10 @@ def _find_idx(folder: Path, stem: str) -> Path:
     raise DataError(f"missing {stem}(.gz) in {folder}")
 
 
-def load_idx_folder(folder: str | Path, split: str, with_labels: bool = False):
-    """Images (N, H, W, 1), or (images, labels) when with_labels."""
+def load_idx_folder(folder: str | Path, split: str, with_labels: bool = False, mmap: bool = False):
+    """Images (N, H, W, 1), or (images, labels) when with_labels; mmap: plain image files mapped, not read (read_idx)."""
     prefix = "train" if split == "train" else "t10k"
-    images = read_idx(_find_idx(Path(folder), f"{prefix}-images-idx3-ubyte"))
+    images = read_idx(_find_idx(Path(folder), f"{prefix}-images-idx3-ubyte"), mmap=mmap)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(f"{folder}: {prefix} images must be a 3-d uint8 IDX array, got shape {images.shape}")
     check_images(images, f"{folder}: {prefix} images")

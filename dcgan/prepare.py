@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import sys
 import time
@@ -272,7 +273,8 @@ def _holds_idx(folder: Path) -> bool:
 
 
 class ArraySource(Source):
-    """MNIST-like IDX or npz, or CIFAR-10: read whole by its loader (bounded), labels included, conformed in chunks."""
+    """MNIST-like IDX or npz, or CIFAR-10, labels included, conformed in chunks: a plain IDX file memory-mapped
+    (any size), the others read whole by their loaders (bounded by MAX_ARRAY_BYTES)."""
 
     def __init__(self, kind: str, path: Path, size: int, channels: int, split: str, shuffle: int | None):
         super().__init__()
@@ -280,11 +282,13 @@ class ArraySource(Source):
         from dcgan.mnist import load_idx_folder, load_mnist_npz
 
         self.kind, self.split, self.size, self.channels = kind, split, size, channels
-        loader = {"idx": load_idx_folder, "npz": load_mnist_npz, "cifar10": load_cifar10_path}[kind]
-        self.images, self.labels = loader(path, split, with_labels=True)
+        if kind == "idx":  # mapped: an IDX file bigger than memory is read a chunk at a time
+            self.images, self.labels = load_idx_folder(path, split, with_labels=True, mmap=True)
+        else:
+            self.images, self.labels = {"npz": load_mnist_npz, "cifar10": load_cifar10_path}[kind](path, split, with_labels=True)
         self.total = len(self.images)
         self.order = np.arange(self.total) if shuffle is None else np.random.default_rng(shuffle).permutation(self.total)
-        self.classes = [str(i) for i in range(int(self.labels.max()) + 1)] if self.total else []
+        self.classes = _class_names(kind, int(self.labels.max()) + 1) if self.total else []
 
     def __iter__(self):
         from dcgan.data import conform
@@ -292,8 +296,24 @@ class ArraySource(Source):
         for start in range(0, self.total, ARRAY_CHUNK):
             idx = self.order[start : start + ARRAY_CHUNK]
             chunk = conform(self.images[idx], self.size, self.channels)
+            _release(self.images)
             for i, image, label in zip(idx, chunk, self.labels[idx]):
                 yield image, int(label), f"{self.kind}:{self.split}:{i}"
+
+
+def _release(images: np.ndarray) -> None:
+    """Unmap the pages of a memory-mapped source read so far (the page cache keeps them): without this, every page
+    read stays in the process's resident memory until the kernel needs it back, and a 30 GB source looks like 30 GB."""
+    mapped = getattr(images, "_mmap", None)
+    if mapped is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def _class_names(kind: str, n: int) -> list[str]:
+    """CIFAR-10's own names (batches.meta's); an IDX or npz file says nothing of its classes, so they are numbers."""
+    from dcgan.cifar import CLASS_NAMES
+
+    return list(CLASS_NAMES) if kind == "cifar10" and n <= len(CLASS_NAMES) else [str(i) for i in range(n)]
 
 
 class FolderSource(Source):

@@ -34,8 +34,9 @@ class PreparedImages:
     """A prepared dataset for training: len() and shape from the manifest; the pixels stay on disk.
 
     `limit` keeps the first `limit` images in stored order (data.limit). `batches` is the training stream
-    (with labelled=True, of (images, labels)), `subset` a bounded sample for the sampler choice, `to_array`
-    everything (bounded by MAX_ARRAY_BYTES) and `to_labelled_arrays` the same with the labels.
+    (with labelled=True, of (images, labels)), `subset` a bounded sample for the sampler choice, `stored_batches`
+    one pass in stored order (evaluation's real side), `to_array` everything (bounded by MAX_ARRAY_BYTES) and
+    `to_labelled_arrays` the same with the labels.
     """
 
     def __init__(self, manifest: Manifest, limit: int | None = None, labelled: bool = False):
@@ -82,8 +83,14 @@ class PreparedImages:
 
     def _read_used(self) -> tuple[np.ndarray, np.ndarray]:
         check_fits(len(self), self.manifest)
-        parts = [(images, labels) for file, t in self._used() for images, labels, _ in read_shard(self.manifest, file, take=t)]
+        parts = list(self.stored_batches())
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
+
+    def stored_batches(self):
+        """(images, labels) numpy batches of every image used, in stored order: a pass over the data in bounded memory."""
+        for file, t in self._used():
+            for images, labels, _ in read_shard(self.manifest, file, take=t):
+                yield images, labels
 
     def batches(self, strategy, batch_size: int, seed: int, start_batch: int = 0, group: int = 1):
         """The training stream through `strategy`: one pipeline per worker, each reading its own shards."""

@@ -79,7 +79,7 @@ def test_folder_with_class_subfolders_round_trips(tmp_path, capsys):
 
 
 def test_idx_and_cifar_round_trip_with_their_labels(tmp_path, capsys):
-    from dcgan.cifar import load_cifar10_path
+    from dcgan.cifar import CLASS_NAMES, load_cifar10_path
     from dcgan.mnist import load_idx_folder
 
     mnist = write_mnist(tmp_path / "mnist", 40, 8, two_classes=True)
@@ -99,7 +99,30 @@ def test_idx_and_cifar_round_trip_with_their_labels(tmp_path, capsys):
     images, labels, _ = prepared_format.read_all(tmp_path / "c")
     np.testing.assert_array_equal(images, data.conform(want_images, 16, 1))
     np.testing.assert_array_equal(labels, want_labels)
-    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["classes"] == [str(i) for i in range(10)]
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["classes"] == CLASS_NAMES  # batches.meta's
+
+
+def test_a_plain_idx_source_bigger_than_the_in_memory_limit_is_mapped_not_read(tmp_path, capsys, monkeypatch):
+    from dcgan import datafiles
+    from dcgan.mnist import read_idx
+
+    folder = _indexed_idx(tmp_path / "idx", 100)  # 6,400 bytes of pixels
+    monkeypatch.setattr(datafiles, "MAX_ARRAY_BYTES", 4000)
+    with pytest.raises(DataError, match="declares 6400 bytes of data, over the 4000-byte limit"):
+        read_idx(folder / "train-images-idx3-ubyte")  # training's loader still refuses it
+    _prepare(capsys, folder, tmp_path / "out", "--size", 8, "--channels", 1)
+    monkeypatch.undo()
+    images, labels, _ = prepared_format.read_all(tmp_path / "out")
+    np.testing.assert_array_equal(images[..., 0], read_idx(folder / "train-images-idx3-ubyte"))
+    np.testing.assert_array_equal(labels, np.arange(100) % 10)
+    # a mapped file is held to its header as a read one is
+    raw = (folder / "train-images-idx3-ubyte").read_bytes()
+    (folder / "train-images-idx3-ubyte").write_bytes(raw[:-1])
+    with pytest.raises(DataError, match="truncated or corrupt: header says 6400 data bytes, file has 6399"):
+        read_idx(folder / "train-images-idx3-ubyte", mmap=True)
+    (folder / "train-images-idx3-ubyte").write_bytes(raw + b"x")
+    with pytest.raises(DataError, match="header says 6400 data bytes, file has more than 6400"):
+        read_idx(folder / "train-images-idx3-ubyte", mmap=True)
 
 
 # ---------------------------------------------------------------- the stream
