@@ -119,7 +119,7 @@ def cmd_evaluate(args) -> int:
     from dcgan.evaluate import evaluate
 
     evaluate(args.run, n=args.n, metrics=args.metrics, step=args.step, use_ema=args.use_ema,
-             feature_model=args.feature_model, feature_layer=args.feature_layer)
+             feature_model=args.feature_model, feature_layer=args.feature_layer, network=args.features)
     return 0
 
 
@@ -172,6 +172,7 @@ def _evaluate_step(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dcgan.config import FEATURE_NETWORKS
     from dcgan.evaluate import METRICS  # the metrics table; no TensorFlow behind it
 
     parser = argparse.ArgumentParser(prog="dcgan", description="Train, sample, evaluate and compare DCGANs.")
@@ -237,7 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=_evaluate_step,
                    help="the checkpoint of this step, 'best' (by FID) or 'all' (every kept checkpoint: the curve), instead of the latest")
     _generator_choice(p, "score")
-    p.add_argument("--feature-model", metavar="FILE.keras", help="your own feature network instead of the default")
+    p.add_argument("--features", choices=FEATURE_NETWORKS,
+                   help="the feature network of FID, KID and precision/recall: classifier (mnist, fashion_mnist), inception, "
+                        "selfsup (trained on the dataset's own images, offline, cached) or auto (default: the run's "
+                        "train.feature_network)")
+    p.add_argument("--feature-model", metavar="FILE.keras", help="your own feature network instead of the default "
+                   "(wins over --features)")
     p.add_argument("--feature-layer", metavar="NAME", help="the layer of --feature-model whose output is the features (default: its output)")
     p.set_defaults(func=cmd_evaluate)
 

@@ -84,7 +84,9 @@ def run_seconds(run_dir: Path) -> float:
 def check_same_settings(run_dir: Path, wanted: Config) -> None:
     """A run directory of this comparison must hold exactly the run we would train."""
     saved = read_run_config(run_dir)
-    changed = [k for k in diff_keys(to_dict(saved), to_dict(wanted)) if k != "train.time_budget_s"]
+    # run.dir is where the comparison folder was: a moved or renamed folder, or one merged from comparisons that
+    # ran their seeds in parallel (each on its own core), holds the same runs
+    changed = [k for k in diff_keys(to_dict(saved), to_dict(wanted)) if k not in ("train.time_budget_s", "run.dir")]
     if changed:
         raise DcganError(f"{run_dir} was trained with other settings ({', '.join(changed)}); "
                          "use another --name, or remove that directory")
@@ -196,7 +198,7 @@ def _compare_locked(p: Plan, quiet: bool) -> Path:
                 from dcgan.evaluate import Evaluator, check_per_class, default_metrics
 
                 # the real side, computed once; conditional runs are scored per class too
-                evaluator = Evaluator(p.base.data, default_metrics(p.base), quiet=quiet)
+                evaluator = Evaluator(p.base.data, default_metrics(p.base), quiet=quiet, network=p.base.train.feature_network)
                 check_per_class(p.eval_samples, evaluator.metrics, len(evaluator.classes or ()), "--eval-samples")
             result, gen = run_one(p, mode, seed, cfg, evaluator, quiet)
             if seed == p.seeds[0]:

@@ -31,6 +31,8 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 G_CONDITIONS = ("none", "concat", "cbn")
 D_CONDITIONS = ("none", "projection", "concat")
 AUGMENT_OPS = ("translation", "cutout", "color")  # dcgan.augment.OPS (this module imports no TensorFlow)
+FEATURE_NETWORKS = ("auto", "classifier", "inception", "selfsup")  # dcgan.features.feature_net_for
+CLASSIFIER_DATASETS = ("mnist", "fashion_mnist")  # the datasets whose FID features can come from their own classifier
 
 
 def _f(default, help, **rules):
@@ -144,6 +146,11 @@ class TrainConfig:
         None, "steps between evaluations (FID, KID, checkerboard) of the sampling generator; keeps the best checkpoint by FID (null = off)", min=1
     )
     eval_samples: int = _f(2000, "generated images per evaluation during training", min=16, max=100000)
+    feature_network: str = _f(
+        "auto", "the feature network of every FID/KID (evaluations, the sampler choice, `dcgan evaluate`, `dcgan "
+        "compare`): classifier (the dataset's own classifier; mnist, fashion_mnist) | inception (InceptionV3 ImageNet "
+        "weights, downloaded once) | selfsup (a self-supervised encoder trained on the dataset's own images, offline, "
+        "cached) | auto (classifier where there is one, else inception)", choices=FEATURE_NETWORKS)
     mixed_precision: str = _f("none", "none | bfloat16 | float16 (GPU/TPU; float16 uses loss scaling)",
                               choices=("none", "bfloat16", "float16"))
     jit_compile: bool = _f(False, "compile the train step with XLA")
@@ -323,6 +330,7 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("data.channels: cifar10 is RGB; set data.channels=3")
     if cfg.run.name is not None:
         check_dir_name(cfg.run.name)
+    check_feature_network(cfg.train.feature_network, cfg.data.name)
     _check_conditioning(cfg.model)
     if cfg.train.r1_gamma > 0 and cfg.model.discriminator.norm == "batch":
         raise ConfigError("train.r1_gamma: R1 penalises each real image's own gradient, and batch norm in the "
@@ -334,6 +342,13 @@ def _check_cross_fields(cfg: Config) -> None:
             f"model.generator.upsampling: {len(modes)} modes given but image_size "
             f"{cfg.data.image_size} needs {blocks} x2 blocks (from {start_size}x{start_size})"
         )
+
+
+def check_feature_network(network: str, dataset: str, what: str = "train.feature_network") -> None:
+    """One line when the feature network asked for does not exist for the dataset."""
+    if network == "classifier" and dataset not in CLASSIFIER_DATASETS:
+        raise ConfigError(f"{what}: classifier: only {' and '.join(CLASSIFIER_DATASETS)} have a feature classifier (a small "
+                          f"CNN trained on their labels); data.name={dataset}: choose auto, inception or selfsup")
 
 
 def _check_conditioning(model: ModelConfig) -> None:

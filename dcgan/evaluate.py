@@ -27,7 +27,7 @@ from dcgan import plots
 from dcgan.checkpoints import run_checkpoint, run_steps
 from dcgan.errors import DcganError, first_line
 from dcgan.features import (LABELLED_DATASETS, check_keras_file, feature_net_for, label_classifier, real_class_statistics,
-                            real_statistics)
+                            real_statistics, resolve_network)
 from dcgan.rundir import atomic_write, lock_run, probe_writable, read_run_config
 
 
@@ -162,8 +162,12 @@ class Evaluator:
     """The real side of every metric, computed once; `score` / `evaluate_model` many times."""
 
     def __init__(self, data_cfg, metrics=METRICS, split: str = "test", feature_model: str | None = None,
-                 feature_layer: str | None = None, quiet: bool = False, real_images: np.ndarray | None = None):
-        """real_images: the reference set, when not the whole `split` of the dataset (metrics without labels only)."""
+                 feature_layer: str | None = None, quiet: bool = False, real_images: np.ndarray | None = None,
+                 network: str = "auto"):
+        """real_images: the reference set, when not the whole `split` of the dataset (metrics without labels only).
+
+        network: train.feature_network (auto, classifier, inception, selfsup); a feature_model wins over it.
+        """
         self.metrics = parse_metrics(metrics)
         # an image folder has no splits, and a prepared dataset is the one split it was prepared from
         self.split = "all" if data_cfg.name in ("folder", "prepared") else split
@@ -173,7 +177,8 @@ class Evaluator:
             raise ValueError("metrics with labels score against a dataset split, not given images")
         self.real_labels = self.classes = self.real_images = None
         self.real = self.real_classes = self.judge = self.judge_accuracy = None
-        self.net = feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet) if any(r.features for r in rows) else None
+        self.net = (feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet, network=network)
+                    if any(r.features for r in rows) else None)
         whole = dataclasses.replace(data_cfg, limit=None)  # data.limit trims the training set; the reference set is the whole split
         if real_images is None and data_cfg.name == "prepared":
             self._stream_real(whole, quiet)
@@ -270,13 +275,14 @@ def _value_fields(result) -> tuple[float, dict]:
 
 def evaluate(run_dir, n: int = 10000, metrics=None, step: int | str | None = None, use_ema: bool | None = None,
              feature_model: str | None = None, feature_layer: str | None = None, seed: int = 0,
-             quiet: bool = False) -> list[dict]:
+             quiet: bool = False, network: str | None = None) -> list[dict]:
     """Score a run's checkpoint against its dataset's test split; write eval.json (+ spectrum.png).
 
     metrics: names or 'fid,kid'; None: `default_metrics` of the run (the class metrics too, when it is conditional).
     step='all' scores every checkpoint the run keeps, oldest first (is a longer run better?),
     and also plots the curve to eval_curve.png. use_ema: the EMA copy (True), the raw generator
-    (False) or the one each checkpoint samples from (None).
+    (False) or the one each checkpoint samples from (None). network: the feature network (`--features`: auto,
+    classifier, inception, selfsup; None: the run's train.feature_network); feature_model wins over it.
     """
     run_dir = Path(run_dir)
     metrics = None if metrics is None else parse_metrics(metrics)
@@ -287,6 +293,9 @@ def evaluate(run_dir, n: int = 10000, metrics=None, step: int | str | None = Non
     if feature_model:  # before the run's model and test images are loaded
         check_keras_file(feature_model)
     cfg = read_run_config(run_dir)
+    network = network or cfg.train.feature_network
+    if not feature_model:  # the user's own model wins over any network
+        resolve_network(network, cfg.data.name)  # --features classifier on a folder: one line, now
     metrics = default_metrics(cfg) if metrics is None else metrics
     check_metrics(metrics, cfg, run_dir)
     steps = (run_steps(run_dir) or [None]) if step == "all" else [step]  # none kept: the latest's error says so
@@ -296,16 +305,18 @@ def evaluate(run_dir, n: int = 10000, metrics=None, step: int | str | None = Non
     except OSError as e:
         raise DcganError(f"cannot write into {run_dir}: {e.strerror or first_line(e)}") from None
     with lock_run(run_dir, "dcgan evaluate"):
-        return _evaluate_paths(run_dir, cfg, paths, n, metrics, step, use_ema, feature_model, feature_layer, seed, quiet)
+        return _evaluate_paths(run_dir, cfg, paths, n, metrics, step, use_ema, feature_model, feature_layer, seed, quiet,
+                               network)
 
 
 def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, use_ema, feature_model, feature_layer,
-                    seed: int, quiet: bool) -> list[dict]:
+                    seed: int, quiet: bool, network: str) -> list[dict]:
     from dcgan.gan import restore, run_gan
 
     gan = run_gan(run_dir, cfg)
     check_per_class(n, names, gan.num_classes)
-    evaluator = Evaluator(cfg.data, names, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet)
+    evaluator = Evaluator(cfg.data, names, feature_model=feature_model, feature_layer=feature_layer, quiet=quiet,
+                          network=network)
     records = []
     start = time.perf_counter()
     for path in paths:

@@ -4,7 +4,11 @@
                 project trains on the dataset's own labelled training split,
                 cached by content hash; features = its penultimate layer
     inception   everything else: InceptionV3 ImageNet pool features at 299x299
+    selfsup     any dataset, offline: a SimCLR encoder trained on its own training
+                images (dcgan.selfsup), cached by content hash
     user        --feature-model model.keras [--feature-layer NAME]
+
+train.feature_network (or `dcgan evaluate --features`) picks one; auto: classifier where there is one, else inception.
 
 A conditional run's class_accuracy asks the same small classifier, whole (its logits), which class a
 generated image shows; it exists for every dataset with a labelled train and test split
@@ -32,12 +36,12 @@ from typing import Callable
 import numpy as np
 
 from dcgan import data as datalib
+from dcgan.config import CLASSIFIER_DATASETS, FEATURE_NETWORKS, check_feature_network
 from dcgan.errors import DcganError
 from dcgan.metrics import class_statistics, feature_stats
 from dcgan.rundir import atomic_path, atomic_write
 
 ARCH_VERSION = 1  # bump when build_classifier changes: it is part of the cache key
-CLASSIFIER_DATASETS = ("mnist", "fashion_mnist")  # FID's features come from the classifier
 LABELLED_DATASETS = ("mnist", "fashion_mnist", "cifar10")  # a classifier can be trained and tested: class_accuracy
 FEATURE_LAYER = "features"
 DEFAULT_EPOCHS = 3
@@ -299,15 +303,33 @@ def user_net(path: str | Path, layer: str | None = None) -> FeatureNet:
     return _sub_model(model, layer, path, key=f"user-{path.stem}-{layer or 'output'}-{digest}")
 
 
-def feature_net_for(data_cfg, feature_model: str | None = None, feature_layer: str | None = None, quiet: bool = False) -> FeatureNet:
-    """The network a run's metrics use: the user's, the dataset classifier, or InceptionV3."""
+def feature_net_for(data_cfg, feature_model: str | None = None, feature_layer: str | None = None, quiet: bool = False,
+                    network: str = "auto") -> FeatureNet:
+    """The network a run's metrics use: the user's (--feature-model wins), else `network` (train.feature_network):
+    the dataset classifier, InceptionV3, the self-supervised encoder (dcgan.selfsup), or auto: the classifier
+    where the dataset has one, else InceptionV3."""
     if feature_model:
         return user_net(feature_model, feature_layer)
     if feature_layer:
         raise DcganError("--feature-layer needs --feature-model")
-    if data_cfg.name in CLASSIFIER_DATASETS:
+    network = resolve_network(network, data_cfg.name)
+    if network == "classifier":
         return classifier_net(data_cfg.name, data_cfg.path, quiet=quiet)
+    if network == "selfsup":
+        from dcgan.selfsup import selfsup_net  # it builds on this module
+
+        return selfsup_net(data_cfg, quiet=quiet)
     return inception_net()
+
+
+def resolve_network(network: str, dataset: str, what: str = "--features") -> str:
+    """train.feature_network / --features -> classifier, inception or selfsup for this dataset (one line if none)."""
+    if network not in FEATURE_NETWORKS:
+        raise DcganError(f"{what}: unknown feature network {network!r}; choose {', '.join(FEATURE_NETWORKS)}")
+    check_feature_network(network, dataset, what)
+    if network == "auto":
+        return "classifier" if dataset in CLASSIFIER_DATASETS else "inception"
+    return network
 
 
 # ---------------------------------------------------------------- real-set statistics

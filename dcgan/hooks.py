@@ -30,7 +30,8 @@ class TrainingEval:
         # a conditional run adds class accuracy and intra-FID; they reach metrics.jsonl and TensorBoard by name
         metrics = default_metrics(gan.cfg, TRAINING_METRICS)
         check_per_class(self.n, metrics, gan.num_classes, "train.eval_samples")  # at the start, not at the first evaluation
-        self.evaluator = Evaluator(gan.cfg.data, metrics)  # says so when it trains the classifier
+        # says so when it trains the classifier (or the self-supervised encoder)
+        self.evaluator = Evaluator(gan.cfg.data, metrics, network=gan.cfg.train.feature_network)
         best_dir = Path(run_dir) / CHECKPOINT_DIR / BEST_DIR
         self.best_file = best_dir / BEST_FILE
         self.manager = checkpoint_manager(gan, run_dir, best_dir, max_to_keep=1)
@@ -89,4 +90,5 @@ class SamplerChoice:
     def _evaluator(self) -> Evaluator:
         n = min(self.cfg.train.select_samples, len(self.images))
         real = datalib.image_subset(self.images, n, seed=(self.cfg.train.seed, self.STREAM))
-        return Evaluator(self.cfg.data, ("fid",), split=self.cfg.data.split, real_images=real)
+        return Evaluator(self.cfg.data, ("fid",), split=self.cfg.data.split, real_images=real,
+                         network=self.cfg.train.feature_network)

@@ -44,7 +44,7 @@ def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
         raise DcganError(f"{run_dir}: the run has no EMA copy (train.ema_decay 0): there is nothing to choose")
     gan = GAN(cfg)
     choose, log = SamplerChoice(gan, load_images(cfg.data)), Lines()
-    test = Evaluator(cfg.data, ("fid",), quiet=True)
+    test = Evaluator(cfg.data, ("fid",), quiet=True, network=cfg.train.feature_network)
     results = []
     for step in steps or run_steps(run_dir):
         restore(gan, run_checkpoint(run_dir, step).path)

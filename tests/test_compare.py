@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -156,6 +157,16 @@ def test_a_changed_setting_under_the_same_name_is_refused(comparison, data_dir):
     other = modes.make_plan(None, MODES, budget="steps", steps=4, eval_every=2, overrides=[*p.overrides, "train.lr_g=0.001"], eval_samples=32)
     with pytest.raises(DcganError, match=r"transpose-k4-seed0 was trained with other settings \(train.lr_g\)"):
         compare.compare(other, quiet=True)
+
+
+def test_a_moved_comparison_keeps_its_finished_runs(comparison, tmp_path, monkeypatch):
+    p = comparison.plan
+    shutil.copytree(p.directory, tmp_path / p.directory.name)  # moved elsewhere, or merged from one folder per seed
+    moved = modes.make_plan(None, MODES, budget="steps", steps=4, eval_every=2, eval_samples=32,
+                            overrides=[*p.overrides, f"run.dir={tmp_path}"])
+    monkeypatch.setattr(trainlib, "train", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    report = compare.compare(moved, quiet=True)
+    assert report == tmp_path / p.directory.name / "report.md" and "transpose:k4" in report.read_text()
 
 
 @pytest.mark.parametrize("spec, message", [
