@@ -268,12 +268,13 @@ def clone_generator(generator: keras.Model) -> keras.Model:
     return copy
 
 
-def recalibrate_batchnorm(model: keras.Model, latents) -> None:
+def recalibrate_batchnorm(model: keras.Model, latents, forward=None) -> None:
     """Set every BatchNorm's moving statistics to the batch statistics of `latents`.
 
     The EMA generator's weights are an average, so the moving statistics that the
     raw generator accumulated don't match them; one large forward pass in training
-    mode with momentum 0 measures the right ones.
+    mode with momentum 0 measures the right ones. forward: that pass, x -> model(x, training=True),
+    compiled (a `tf.function` is traced here, while the momentum is 0); default: eager.
     """
     bns = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     if not bns:
@@ -282,7 +283,7 @@ def recalibrate_batchnorm(model: keras.Model, latents) -> None:
     try:
         for bn in bns:
             bn.momentum = 0.0
-        model(latents, training=True)
+        (forward or (lambda x: model(x, training=True)))(latents)
     finally:
         for bn, m in zip(bns, momenta):
             bn.momentum = m
