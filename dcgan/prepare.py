@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -282,10 +283,9 @@ class ArraySource(Source):
         from dcgan.mnist import load_idx_folder, load_mnist_npz
 
         self.kind, self.split, self.size, self.channels = kind, split, size, channels
-        if kind == "idx":  # mapped: an IDX file bigger than memory is read a chunk at a time
-            self.images, self.labels = load_idx_folder(path, split, with_labels=True, mmap=True)
-        else:
-            self.images, self.labels = {"npz": load_mnist_npz, "cifar10": load_cifar10_path}[kind](path, split, with_labels=True)
+        # an IDX file is mapped: one bigger than memory is read a chunk at a time
+        loader = {"idx": partial(load_idx_folder, mmap=True), "npz": load_mnist_npz, "cifar10": load_cifar10_path}[kind]
+        self.images, self.labels = loader(path, split, with_labels=True)
         self.total = len(self.images)
         self.order = np.arange(self.total) if shuffle is None else np.random.default_rng(shuffle).permutation(self.total)
         self.classes = _class_names(kind, int(self.labels.max()) + 1) if self.total else []

@@ -26,32 +26,23 @@ from dcgan.errors import DcganError  # TensorFlow is imported only once the argu
 
 
 def rank(values) -> np.ndarray:
-    """1-based ranks, ties sharing the average of the ranks they span (as scipy.stats.rankdata's 'average')."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), np.float64)
-    sorted_values = values[order]
-    start = 0
-    while start < len(values):
-        end = start + 1
-        while end < len(values) and sorted_values[end] == sorted_values[start]:
-            end += 1
-        ranks[order[start:end]] = (start + end + 1) / 2  # the mean of the 1-based ranks start+1 .. end
-        start = end
-    return ranks
+    """1-based ranks, ties sharing the average of the ranks they span."""
+    from scipy.stats import rankdata  # scipy: a dependency already (FID's sqrtm)
+
+    return rankdata(np.asarray(values, np.float64), method="average")
 
 
 def spearman(a, b) -> float:
-    """Spearman's rank correlation: the Pearson correlation of the average-tie ranks; nan when undefined
+    """Spearman's rank correlation (the Pearson correlation of the average-tie ranks); nan when undefined
     (fewer than 2 values, or a column that is all one value)."""
+    from scipy.stats import spearmanr
+
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"two columns of the same length expected, got {a.shape} and {b.shape}")
-    if len(a) < 2:
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
-    ra, rb = rank(a) - (len(a) + 1) / 2, rank(b) - (len(b) + 1) / 2
-    norm = np.sqrt((ra**2).sum() * (rb**2).sum())
-    return float((ra * rb).sum() / norm) if norm > 0 else float("nan")
+    return float(spearmanr(a, b).statistic)
 
 
 def score_runs(run_dirs: list[Path], networks: tuple[str, str], n: int, quiet: bool = False) -> list[dict]:
