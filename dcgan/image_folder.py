@@ -203,7 +203,7 @@ def decode_image(path: Path, image_size: int, channels: int):
 
     try:
         encoded = _read_image_file(path, image_size)
-        img = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+        img = _to_channels(tf.io.decode_image(encoded, expand_animations=False), channels)
         return _resize_crop(img, image_size).numpy()
     except _Skip as e:
         return str(e)
@@ -215,7 +215,7 @@ def decode_image(path: Path, image_size: int, channels: int):
 
 # ---------------------------------------------------------------- the decoded-folder cache
 
-CACHE_FORMAT = 1  # part of every key: a change to the decoding must not reuse old caches
+CACHE_FORMAT = 2  # part of every key: a change to the decoding must not reuse old caches
 
 
 def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: int | None = None, labelled: bool = False):
@@ -415,6 +415,23 @@ def image_size_of(encoded: bytes) -> tuple[int, int]:
                 return struct.unpack(">HH", encoded[i + 5:i + 9])
             i += 2 + length
     raise ValueError("not a PNG or JPEG (or its header is corrupt)")
+
+
+def _to_channels(img, channels: int):
+    """A decoded image (1-4 channels, uint8) as `channels` channels, transparency composited over white.
+
+    Dropping the alpha channel would leave whatever colour a transparent pixel happens to store
+    (black in most icon and clip-art files, noise in some): the background a viewer shows is white.
+    """
+    import tensorflow as tf
+
+    if img.shape[-1] in (2, 4):  # grey + alpha, RGB + alpha
+        alpha = tf.cast(img[..., -1:], tf.float32) / 255.0
+        colour = tf.cast(img[..., :-1], tf.float32) * alpha + 255.0 * (1.0 - alpha)
+        img = tf.cast(tf.round(colour), tf.uint8)
+    if img.shape[-1] == channels:
+        return img
+    return tf.image.grayscale_to_rgb(img) if channels == 3 else tf.image.rgb_to_grayscale(img)
 
 
 def _resize_crop(img, size: int):

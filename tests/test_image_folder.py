@@ -32,6 +32,27 @@ def test_image_folder_resizes_crops_and_skips_junk(tmp_path):
     assert gray.shape == (2, 8, 8, 1)
 
 
+def test_transparency_is_composited_over_white(tmp_path):
+    from PIL import Image
+
+    rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))  # transparent pixels storing black, as icon files do
+    rgba.paste((200, 0, 0, 255), (0, 0, 4, 8))  # left half opaque red
+    rgba.paste((0, 0, 200, 128), (4, 0, 8, 4))  # top right quarter: half-transparent blue
+    rgba.save(tmp_path / "icon.png")
+    Image.new("LA", (8, 8), (0, 0)).save(tmp_path / "grey_alpha.png")
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "opaque.png")
+    for channels in (3, 1):
+        for name in ("icon.png", "grey_alpha.png", "opaque.png"):
+            assert image_folder.decode_image(tmp_path / name, 8, channels).shape == (8, 8, channels), (name, channels)
+    icon = image_folder.decode_image(tmp_path / "icon.png", 8, 3)
+    assert icon[0, 0].tolist() == [200, 0, 0]
+    assert icon[6, 6].tolist() == [255, 255, 255]  # transparent: white, not the black it stores
+    assert icon[1, 6].tolist() == [127, 127, 227]  # 50% blue over white
+    assert image_folder.decode_image(tmp_path / "grey_alpha.png", 8, 1).min() == 255
+    assert image_folder.decode_image(tmp_path / "opaque.png", 8, 3)[0, 0].tolist() == [10, 20, 30]
+    assert image_folder.decode_image(tmp_path / "icon.png", 8, 1)[6, 6, 0] == 255
+
+
 def test_image_size_is_read_from_the_header(tmp_path):
     from PIL import Image
 
