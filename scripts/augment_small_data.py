@@ -19,7 +19,9 @@ discriminator never saw) and prints a table: FID per seed, their mean, and the l
 (d_real_sign, the overfitting signal) and p. Runs land in --out/<variant>-n<limit>-seed<seed>;
 one that is there already is resumed (or, when finished, only scored), so an interrupted
 sweep continues where it stopped. --set adds overrides to every run. Results also go to
---out/results.json.
+--out/results.json (merged with the rows already there, so seeds run side by side by separate
+processes end up in one file), and the FID curves of the runs' evaluations (--eval-every) to
+--out/fid-n<limit>.png. --report rebuilds the table and the curves from results.json alone.
 """
 
 from __future__ import annotations
@@ -98,6 +100,35 @@ def table(rows: list[dict], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def merge_results(path: Path, rows: list[dict]) -> list[dict]:
+    """results.json's rows with these replacing any of the same (images, variant, seed); written back."""
+    from dcgan.rundir import atomic_write
+
+    key = lambda r: (r["limit"], r["variant"], r["seed"])  # noqa: E731
+    new = {key(r) for r in rows}
+    old = json.loads(path.read_text()) if path.is_file() else []
+    merged = sorted([r for r in old if key(r) not in new] + rows, key=lambda r: (r["limit"], list(VARIANTS).index(r["variant"]), r["seed"]))
+    atomic_write(path, json.dumps(merged, indent=2) + "\n")
+    return merged
+
+
+def plot_curves(out: Path, rows: list[dict]) -> list[Path]:
+    """One figure per training-set size: each variant's FID during training (train.eval_every), a line per seed."""
+    from dcgan.plots import plot_fid
+    from dcgan.rundir import METRICS_FILE, read_metrics
+
+    written = []
+    for limit in sorted({r["limit"] for r in rows}):
+        curves = {}
+        for r in (r for r in rows if r["limit"] == limit):
+            points = [{"step": e["step"], "fid": e["eval"]["fid"]} for e in read_metrics(Path(r["run"]) / METRICS_FILE, "eval")]
+            if points:
+                curves.setdefault(r["variant"], []).append(points)
+        if curves:
+            written.append(plot_fid(out / f"fid-n{limit}.png", curves))
+    return written
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=ints, default=[1000, 5000], help="training images, comma-separated (default 1000,5000)")
@@ -110,6 +141,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/augment_small_data"), help="parent of the runs")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run (repeatable), e.g. train.r1_gamma=1")
+    parser.add_argument("--report", action="store_true", help="train nothing: the table and curves of --out/results.json")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be at least 1")
@@ -120,6 +152,14 @@ def main(argv=None) -> int:
 
     from dcgan.errors import DcganError
 
+    results = args.out / "results.json"
+    if args.report:
+        if not results.is_file():
+            parser.error(f"{results}: no results yet")
+        rows = json.loads(results.read_text())
+        plot_curves(args.out, rows)
+        print(table(rows, sorted({r["seed"] for r in rows})))
+        return 0
     plan = [(limit, variant, seed) for limit in args.limit for variant in args.variants for seed in args.seeds]
     rows = []
     args.out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +173,7 @@ def main(argv=None) -> int:
         r = rows[-1]
         p = "" if r["ada_p"] is None else f", p {r['ada_p']:.3f}"
         print(f"    FID {r['fid']:.2f}, r_t {r['d_real_sign']:.3f}{p}, trained in {r['train_s']} s", file=sys.stderr, flush=True)
-        (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+        plot_curves(args.out, merge_results(results, rows))
     print(table(rows, args.seeds))
     return 0
 
