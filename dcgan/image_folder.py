@@ -101,9 +101,20 @@ def _folder(path: str | Path) -> Path:
 
 
 def list_images(root: Path) -> tuple[list[Path], int]:
-    """(every PNG/JPEG name under root, sorted; how many other files there are)."""
+    """(every PNG/JPEG name under root, sorted; how many other files there are).
+
+    A symbolic link to a file listed already is left out: collections link one picture into several
+    categories (Debian's openclipart-png does, 504 times), and training on it twice would weight it.
+    """
     entries = sorted(root.rglob("*"))
-    files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
+    files, seen = [], set()
+    for p in entries:
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.is_dir():
+            continue
+        target = os.path.realpath(p)
+        if target not in seen:  # the first name in sorted order stands for the file
+            seen.add(target)
+            files.append(p)
     others = sum(1 for p in entries if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
     return files, others
 
@@ -215,7 +226,7 @@ def decode_image(path: Path, image_size: int, channels: int):
 
 # ---------------------------------------------------------------- the decoded-folder cache
 
-CACHE_FORMAT = 2  # part of every key: a change to the decoding must not reuse old caches
+CACHE_FORMAT = 3  # part of every key: a change to the decoding must not reuse old caches
 
 
 def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: int | None = None, labelled: bool = False):
@@ -355,6 +366,8 @@ def _read_image_file(path: Path, image_size: int) -> bytes:
     """The file's bytes, read only once its header's size passed the checks; _Skip (or ValueError) otherwise."""
     try:
         file = open_regular(path, MAX_IMAGE_FILE_BYTES, "an image file")
+    except FileNotFoundError:
+        raise _Skip("that are broken links (or vanished since the listing)") from None
     except NotRegularFile:
         raise _Skip("that are not regular files (FIFOs, devices, ...)") from None
     except FileTooLarge:

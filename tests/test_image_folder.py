@@ -53,6 +53,23 @@ def test_transparency_is_composited_over_white(tmp_path):
     assert image_folder.decode_image(tmp_path / "icon.png", 8, 1)[6, 6, 0] == 255
 
 
+def test_a_linked_image_counts_once_and_a_broken_link_is_named(tmp_path, capsys):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    (root / "animals").mkdir(parents=True)
+    (root / "food").mkdir()
+    Image.new("L", (8, 8), 10).save(root / "animals" / "frog.png")
+    Image.new("L", (8, 8), 20).save(root / "food" / "pie.png")
+    (root / "food" / "frog.png").symlink_to("../animals/frog.png")  # the same picture in a second category
+    (root / "food" / "wine.png").symlink_to("../drinks/wine.png")  # its target is not in the folder
+    files, _ = image_folder.list_images(root)
+    assert [f.relative_to(root).as_posix() for f in files] == ["animals/frog.png", "food/pie.png", "food/wine.png"]
+    images = image_folder.load_folder(root, 8, 1)
+    assert sorted(images[:, 0, 0, 0].tolist()) == [10, 20]
+    assert "1 image(s) that are broken links" in capsys.readouterr().err
+
+
 def test_image_size_is_read_from_the_header(tmp_path):
     from PIL import Image
 
