@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from sweep import choices, ints, merge_results
+
 VARIANTS = {
     "none": [],
     "diffaugment": ["train.augment=translation,cutout"],
@@ -40,22 +42,6 @@ VARIANTS = {
 }
 
 
-def ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
-    return values
-
-
-def names(text: str) -> list[str]:
-    chosen = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [v for v in chosen if v not in VARIANTS]
-    if not chosen or unknown:
-        raise argparse.ArgumentTypeError(f"variants are some of {', '.join(VARIANTS)}; got {text!r}")
-    return chosen
 
 
 def run_one(out: Path, variant: str, limit: int, seed: int, steps: int | None, eval_every: int | None, n: int,
@@ -100,17 +86,6 @@ def table(rows: list[dict], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def merge_results(path: Path, rows: list[dict]) -> list[dict]:
-    """results.json's rows with these replacing any of the same (images, variant, seed); written back."""
-    from dcgan.rundir import atomic_write
-
-    key = lambda r: (r["limit"], r["variant"], r["seed"])  # noqa: E731
-    new = {key(r) for r in rows}
-    old = json.loads(path.read_text()) if path.is_file() else []
-    merged = sorted([r for r in old if key(r) not in new] + rows, key=lambda r: (r["limit"], list(VARIANTS).index(r["variant"]), r["seed"]))
-    atomic_write(path, json.dumps(merged, indent=2) + "\n")
-    return merged
-
 
 def plot_curves(out: Path, rows: list[dict]) -> list[Path]:
     """One figure per training-set size: each variant's FID during training (train.eval_every), a line per seed."""
@@ -133,7 +108,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=ints, default=[1000, 5000], help="training images, comma-separated (default 1000,5000)")
     parser.add_argument("--seeds", type=ints, default=[0], help="comma-separated seeds (default 0)")
-    parser.add_argument("--variants", type=names, default=list(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", type=choices(VARIANTS), default=list(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--steps", type=int, default=None, help="train steps per run (default: the config's, 9000)")
     parser.add_argument("--eval-every", type=int, default=1000,
                         help="steps between the FID evaluations of the curve (train.eval_every; 0 = none; default 1000)")
@@ -173,7 +148,7 @@ def main(argv=None) -> int:
         r = rows[-1]
         p = "" if r["ada_p"] is None else f", p {r['ada_p']:.3f}"
         print(f"    FID {r['fid']:.2f}, r_t {r['d_real_sign']:.3f}{p}, trained in {r['train_s']} s", file=sys.stderr, flush=True)
-        plot_curves(args.out, merge_results(results, rows))
+        plot_curves(args.out, merge_results(results, rows, ("limit", "variant", "seed"), VARIANTS))
     print(table(rows, args.seeds))
     return 0
 

@@ -30,6 +30,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from sweep import choices, ints, merge_results
+
 VARIANTS = {
     "none": ["train.augment=[]", "train.ada_target=null"],
     "diffaugment": ["train.ada_target=null"],
@@ -39,21 +41,6 @@ CONFIG = Path(__file__).resolve().parent.parent / "configs" / "folder_small.yaml
 GRID = 8  # an 8x8 grid of each run's samples
 
 
-def ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
-    return values
-
-
-def names(text: str) -> list[str]:
-    chosen = [v.strip() for v in text.split(",") if v.strip()]
-    if not chosen or any(v not in VARIANTS for v in chosen):
-        raise argparse.ArgumentTypeError(f"variants are some of {', '.join(VARIANTS)}; got {text!r}")
-    return chosen
 
 
 def run_one(args, variant: str, seed: int) -> dict:
@@ -75,17 +62,6 @@ def run_one(args, variant: str, seed: int) -> dict:
     return {"variant": variant, "seed": seed, "fid": scores["fid"], "kid": scores["kid"], "step": last.get("step"),
             "d_real_sign": last.get("d_real_sign"), "ada_p": last.get("ada_p"), "run": str(run)}
 
-
-def merge_results(path: Path, rows: list[dict]) -> list[dict]:
-    """results.json's rows with these replacing any of the same (variant, seed); written back."""
-    from dcgan.rundir import atomic_write
-
-    new = {(r["variant"], r["seed"]) for r in rows}
-    old = json.loads(path.read_text()) if path.is_file() else []
-    merged = sorted([r for r in old if (r["variant"], r["seed"]) not in new] + rows,
-                    key=lambda r: (list(VARIANTS).index(r["variant"]), r["seed"]))
-    atomic_write(path, json.dumps(merged, indent=2) + "\n")
-    return merged
 
 
 def plot_grids(out: Path, rows: list[dict]) -> Path:
@@ -123,7 +99,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="the image folder (every PNG/JPEG under it)")
     parser.add_argument("--seeds", type=ints, default=[0], help="comma-separated seeds (default 0)")
-    parser.add_argument("--variants", type=names, default=["none", "ada"], help=f"comma-separated, of {', '.join(VARIANTS)} (default none,ada)")
+    parser.add_argument("--variants", type=choices(VARIANTS), default=["none", "ada"], help=f"comma-separated, of {', '.join(VARIANTS)} (default none,ada)")
     parser.add_argument("--size", type=int, default=32, help="image side (default 32)")
     parser.add_argument("--seconds", type=float, default=600.0, help="training seconds per run (default 600)")
     parser.add_argument("--n", type=int, default=10000, help="generated images per score (default 10000)")
@@ -152,7 +128,7 @@ def main(argv=None) -> int:
                     rows.append(run_one(args, variant, seed))
                     r = rows[-1]
                     print(f"    selfsup FID {r['fid']:.2f} at step {r['step']}", file=sys.stderr, flush=True)
-            rows = merge_results(results, rows)
+            rows = merge_results(results, rows, ("variant", "seed"), VARIANTS)
         print(f"grids: {plot_grids(args.out, rows)}", file=sys.stderr)
     except DcganError as e:
         print(f"folder_augment: error: {e}", file=sys.stderr)
