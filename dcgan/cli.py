@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN_DIR", help="a run directory")
     p.add_argument("--n", type=int, default=10000, help="generated images to score (default 10000)")
     p.add_argument("--metrics", help=f"comma-separated subset of {', '.join(METRICS)} (default: all that apply to the run: "
-                   "class_accuracy and intra_fid only for a conditional one)")
+                   "class_accuracy and intra_fid only for a conditional one; memorisation, the copy check against "
+                   "the run's training images, only when named)")
     p.add_argument("--step", type=_evaluate_step,
                    help="the checkpoint of this step, 'best' (by FID) or 'all' (every kept checkpoint: the curve), instead of the latest")
     _generator_choice(p, "score")

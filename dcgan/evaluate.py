@@ -21,8 +21,8 @@ import numpy as np
 
 from dcgan import data as datalib
 from dcgan.config import is_conditional
-from dcgan.metrics import (class_accuracy, feature_stats, fid, intra_fid, kid, power_spectrum, precision_recall, radial_profile,
-                           spectrum_ratio)
+from dcgan.metrics import (class_accuracy, feature_stats, fid, intra_fid, kid, memorisation, power_spectrum, precision_recall,
+                           radial_profile, spectrum_ratio)
 from dcgan import plots
 from dcgan.checkpoints import run_checkpoint, run_steps
 from dcgan.errors import DcganError, first_line
@@ -43,6 +43,8 @@ class Metric:
     logged: tuple[str, ...] = ()  # fields that are scores too, "<metric>_<field>": training logs them (KID's std)
     labels: bool = False  # compares classes: only for a conditional run, whose real images come with labels
     datasets: tuple[str, ...] | None = None  # the only datasets it is defined on (None: any)
+    needs: str = ""  # why it is only defined on those: the end of the error for any other
+    default: bool = True  # in the default list (`dcgan evaluate` without --metrics, compare); else asked for by name
 
 
 def _score_fid(ev, images, feats, labels, seed):
@@ -72,6 +74,11 @@ def _score_class_accuracy(ev, images, feats, labels, seed):
                                                       "classifier_test_accuracy": ev.judge_accuracy}
 
 
+def _score_memorisation(ev, images, feats, labels, seed):
+    ratio, copies = memorisation(feats, ev.train_features(), ev.real["features"])
+    return ratio, {"copies": copies, "train_images": len(ev.train_features())}
+
+
 def _score_intra_fid(ev, images, feats, labels, seed):
     value, per_class = intra_fid(feats, labels, ev.real_classes)
     return value, {"per_class": {ev.classes[c]: v for c, v in per_class.items()}}
@@ -84,8 +91,12 @@ METRIC_TABLE: dict[str, Metric] = {
     "recall": Metric(True, _score_recall),
     "checkerboard": Metric(False, _score_checkerboard),  # the excess power at N/2 and N/4 over the real images'
     # the dataset classifier's verdict: does an image show the class it was generated for?
-    "class_accuracy": Metric(False, _score_class_accuracy, labels=True, datasets=LABELLED_DATASETS),
+    "class_accuracy": Metric(False, _score_class_accuracy, labels=True, datasets=LABELLED_DATASETS,
+                             needs="needs a classifier trained on a labelled train and test split"),
     "intra_fid": Metric(True, _score_intra_fid, labels=True),  # FID within each class, averaged
+    # copying: generated images nearer to the run's training images (data.limit applied) than test images are
+    "memorisation": Metric(True, _score_memorisation, logged=("copies",), datasets=LABELLED_DATASETS, default=False,
+                           needs="compares the run's training images with a test split the run never saw"),
 }
 METRICS = tuple(METRIC_TABLE)  # every name `--metrics` takes
 TRAINING_METRICS = ("fid", "kid", "checkerboard")  # evaluations during training, plus the class metrics of a conditional run
@@ -97,7 +108,7 @@ MAX_SAMPLES = 100_000  # twice FID's usual 50,000; 1e9 would be a MemoryError mi
 
 def default_metrics(cfg, base: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """base (default: every metric without labels), plus the class metrics when the run is conditional and its dataset has them."""
-    base = tuple(m for m in METRICS if not METRIC_TABLE[m].labels) if base is None else tuple(base)
+    base = tuple(m for m in METRICS if not METRIC_TABLE[m].labels and METRIC_TABLE[m].default) if base is None else tuple(base)
     if not is_conditional(cfg):
         return base
     return base + tuple(m for m, row in METRIC_TABLE.items() if row.labels and _defined_on(row, cfg.data.name))
@@ -114,8 +125,8 @@ def check_metrics(names, cfg, run_dir) -> None:
         if row.labels and not is_conditional(cfg):
             raise DcganError(f"--metrics {m}: only for a conditional run (model.generator.condition); {run_dir} is unconditional")
         if not _defined_on(row, cfg.data.name):
-            raise DcganError(f"--metrics {m}: needs a classifier trained on a labelled train and test split "
-                             f"({', '.join(row.datasets)}); data.name={cfg.data.name} has none (intra_fid works on it)")
+            raise DcganError(f"--metrics {m}: {row.needs} ({', '.join(row.datasets)}); data.name={cfg.data.name} has none"
+                             + (" (intra_fid works on it)" if row.labels else ""))
 
 
 def parse_metrics(metrics) -> tuple[str, ...]:
@@ -175,6 +186,8 @@ class Evaluator:
         self.class_metrics = tuple(m for m in self.metrics if METRIC_TABLE[m].labels)
         if self.class_metrics and real_images is not None:
             raise ValueError("metrics with labels score against a dataset split, not given images")
+        self.data_cfg = data_cfg  # with data.limit: the run's own training images, for memorisation
+        self._train_features = None
         self.real_labels = self.classes = self.real_images = None
         self.real = self.real_classes = self.judge = self.judge_accuracy = None
         self.net = (feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet, network=network)
@@ -211,6 +224,12 @@ class Evaluator:
         self.real_count, self.real_spectrum, self.real = real.count, real.spectrum, real.stats
         if self.class_metrics:  # the per-class statistics come from the feature sample and its labels
             self.real_labels, self.classes = real.labels, images.manifest.classes
+
+    def train_features(self) -> np.ndarray:
+        """Features of the images the run trained on (its data.limit applied), computed on first use."""
+        if self._train_features is None:
+            self._train_features = self.net(datalib.load_images(self.data_cfg, split="train"))
+        return self._train_features
 
     @property
     def feature_network(self) -> str | None:

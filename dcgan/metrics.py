@@ -208,6 +208,36 @@ def precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
     return precision, recall
 
 
+# ---------------------------------------------------------------- memorisation
+
+
+def nearest_distances(queries: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """The Euclidean distance from each query to its nearest reference."""
+    queries, refs = np.asarray(queries, np.float32), np.asarray(refs, np.float32)
+    batch = max(1, 20_000_000 // max(1, len(refs)))  # ~80 MB of distances at a time, whatever the reference count
+    out = np.empty(len(queries), np.float32)
+    for start, d2 in _distance_batches(queries, refs, batch):
+        out[start : start + len(d2)] = np.sqrt(d2.min(axis=1))
+    return out
+
+
+def memorisation(fake, train, test, quantile: float = 0.01) -> tuple[float, float]:
+    """(ratio, copies): how near generated images lie to the training images, against unseen real ones.
+
+    FID against a test split cannot see copying: a generator that reproduces its training images
+    scores as well as the training set does. Here, in feature space, ratio is the median distance
+    from a generated image to its nearest training image over the same median for the test images:
+    about 1 when the generator's images are as new as unseen real images, well below 1 when it
+    reproduces training images. copies is the share of generated images nearer to a training image
+    than all but `quantile` of the test images are: about `quantile` when nothing is copied.
+    """
+    d_fake, d_test = nearest_distances(fake, train), nearest_distances(test, train)
+    if not (len(d_test) and np.median(d_test) > 0):
+        raise DcganError("memorisation: the test images lie on training images (the same set twice?)")
+    ratio = float(np.median(d_fake) / np.median(d_test))
+    return ratio, float(np.mean(d_fake < np.quantile(d_test, quantile)))
+
+
 # ---------------------------------------------------------------- checkerboard
 
 

@@ -62,6 +62,11 @@ def test_evaluate_a_trained_run(trained_run, capsys):
     table = capsys.readouterr().out
     assert "metric" in table and "checkerboard" in table and "±" in table
 
+    # memorisation is asked for by name: the run's own training images against the unseen test split
+    (mem,) = evaluate.evaluate(run, n=64, metrics="memorisation", quiet=True)
+    cfg = read_run_config(run)
+    assert mem["train_images"] == len(load_images(cfg.data)) and 0 <= mem["copies"] <= 1 and mem["value"] > 0
+
     # a subset of metrics, an explicit step, either copy: same latents, so FID is reproducible
     again = evaluate.evaluate(run, n=64, metrics="fid,checkerboard", step=4, quiet=True)
     assert [r["metric"] for r in again] == ["fid", "checkerboard"]
@@ -79,7 +84,7 @@ def test_evaluate_a_trained_run(trained_run, capsys):
 
 def test_errors_are_one_clear_line(tiny_config, tmp_path, capsys):
     with pytest.raises(DcganError, match="unknown metric 'fdi'; valid metrics: fid, kid, precision, recall, checkerboard, "
-                                         "class_accuracy, intra_fid"):
+                                         "class_accuracy, intra_fid, memorisation"):
         evaluate.evaluate(tmp_path, metrics="fid,fdi")
     run = tmp_path / "empty-run"
     write_config(run, tiny_config())
@@ -335,7 +340,7 @@ def test_evaluate_a_conditional_run_writes_both_class_metrics(tiny_conditional_r
     table = capsys.readouterr().out
     assert "class_accuracy" in table and "(real test images: " in table and "intra_fid" in table
     records = evaluate.evaluate(run, n=60, quiet=True)  # the default list: every metric, the class ones too
-    assert [r["metric"] for r in records] == list(evaluate.METRICS)
+    assert [r["metric"] for r in records] == [m for m in evaluate.METRICS if evaluate.METRIC_TABLE[m].default]
     assert json.loads((run / evaluate.EVAL_FILE).read_text()) == records
     by_name = {r["metric"]: r for r in records}
     accuracy, intra = by_name["class_accuracy"], by_name["intra_fid"]

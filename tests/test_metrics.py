@@ -176,3 +176,16 @@ def test_intra_fid_scores_the_classes_the_real_set_has():
         metrics.intra_fid(rng.normal(size=(3, 3)), [0, 0, 1], stats)
     with pytest.raises(DcganError, match="intra-FID: no class has 2 or more real images"):
         metrics.intra_fid(real, [0] * 7, {})
+
+
+def test_memorisation_tells_copies_from_new_samples():
+    rng = np.random.default_rng(0)
+    train, test, fresh = (rng.standard_normal((n, 8)).astype(np.float32) for n in (300, 2000, 2000))
+    d = metrics.nearest_distances(train[:5] + 0.5, train)
+    assert d == pytest.approx([np.linalg.norm(train - q, axis=1).min() for q in train[:5] + 0.5], rel=1e-4)
+    ratio, copies = metrics.memorisation(fresh, train, test)  # drawn like the test images: as new as they are
+    assert ratio == pytest.approx(1.0, abs=0.05) and copies < 0.03
+    ratio, copies = metrics.memorisation(train[rng.integers(0, 300, 500)] + 1e-3, train, test)  # near-copies
+    assert ratio < 0.01 and copies == 1.0
+    with pytest.raises(DcganError, match="the test images lie on training images"):
+        metrics.memorisation(fresh, train, train)
