@@ -15,8 +15,9 @@ For each training-set size (data.limit), variant and seed it trains the default 
 
 then scores the run's sampling generator with `dcgan.evaluate.evaluate` (classifier-feature FID
 on --n generated images against the Fashion-MNIST TEST split: the held-out images a memorising
-discriminator never saw) and prints a table: FID per seed, their mean, and the last logged r_t
-(d_real_sign, the overfitting signal) and p. Runs land in --out/<variant>-n<limit>-seed<seed>;
+discriminator never saw) and by its memorisation score (are generated images nearer to the
+training images than unseen ones are? FID cannot tell), and prints a table: FID per seed, their
+mean, memorisation, and the last logged r_t (d_real_sign, the overfitting signal) and p. Runs land in --out/<variant>-n<limit>-seed<seed>;
 one that is there already is resumed (or, when finished, only scored), so an interrupted
 sweep continues where it stopped. --set adds overrides to every run. Results also go to
 --out/results.json (merged with the rows already there, so seeds run side by side by separate
@@ -61,15 +62,16 @@ def run_one(out: Path, variant: str, limit: int, seed: int, steps: int | None, e
     t0 = time.perf_counter()
     train(cfg, resume_dir=run if (run / "config.yaml").exists() else None, quiet=True)
     train_s = time.perf_counter() - t0
-    fid = next(r["value"] for r in evaluate(run, n=n, metrics="fid", quiet=True) if r["metric"] == "fid")
+    scores = {r["metric"]: r for r in evaluate(run, n=n, metrics="fid,memorisation", quiet=True)}
     last = (read_metrics(run / METRICS_FILE, "train") or [{}])[-1]
-    return {"variant": variant, "limit": limit, "seed": seed, "fid": fid, "step": last.get("step"),
+    return {"variant": variant, "limit": limit, "seed": seed, "fid": scores["fid"]["value"],
+            "memorisation": scores["memorisation"]["value"], "copies": scores["memorisation"]["copies"], "step": last.get("step"),
             "d_real_sign": last.get("d_real_sign"), "ada_p": last.get("ada_p"), "train_s": round(train_s, 1), "run": str(run)}
 
 
 def table(rows: list[dict], seeds: list[int]) -> str:
     """One line per (images, variant): FID per seed, mean (± sd over seeds), the last r_t and p."""
-    head = ["images", "variant", *(f"FID seed {s}" for s in seeds), "mean FID", "r_t (last)", "p (last)"]
+    head = ["images", "variant", *(f"FID seed {s}" for s in seeds), "mean FID", "memorisation (copies)", "r_t (last)", "p (last)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     groups = {}
     for r in rows:
@@ -79,7 +81,8 @@ def table(rows: list[dict], seeds: list[int]) -> str:
         fids = [r["fid"] for r in group]
         mean = f"{statistics.mean(fids):.2f}" + (f" ± {statistics.stdev(fids):.2f}" if len(fids) > 1 else "")
         last = group[-1]
-        cells = [f"{limit:,}", variant, *(f"{by_seed[s]['fid']:.2f}" if s in by_seed else "-" for s in seeds), mean,
+        copying = ", ".join(f"{r['memorisation']:.2f} ({100 * r['copies']:.2f}%)" for r in group if "memorisation" in r) or "-"
+        cells = [f"{limit:,}", variant, *(f"{by_seed[s]['fid']:.2f}" if s in by_seed else "-" for s in seeds), mean, copying,
                  "-" if last["d_real_sign"] is None else f"{last['d_real_sign']:.2f}",
                  "-" if last["ada_p"] is None else f"{last['ada_p']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
