@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from sweep import choices, ints, merge_results
+from sweep import add_common_arguments, choices, ints, merge_results
 
 VARIANTS = {
     "none": [],
@@ -110,16 +110,11 @@ def plot_curves(out: Path, rows: list[dict]) -> list[Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=ints, default=[1000, 5000], help="training images, comma-separated (default 1000,5000)")
-    parser.add_argument("--seeds", type=ints, default=[0], help="comma-separated seeds (default 0)")
     parser.add_argument("--variants", type=choices(VARIANTS), default=list(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--steps", type=int, default=None, help="train steps per run (default: the config's, 9000)")
     parser.add_argument("--eval-every", type=int, default=1000,
                         help="steps between the FID evaluations of the curve (train.eval_every; 0 = none; default 1000)")
-    parser.add_argument("--n", type=int, default=10000, help="generated images per FID (default 10000)")
-    parser.add_argument("--out", type=Path, default=Path("runs/augment_small_data"), help="parent of the runs")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override for every run (repeatable), e.g. train.r1_gamma=1")
-    parser.add_argument("--report", action="store_true", help="train nothing: the table and curves of --out/results.json")
+    add_common_arguments(parser, "runs/augment_small_data", "the table and curves")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be at least 1")

@@ -30,7 +30,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from sweep import choices, ints, merge_results
+from sweep import add_common_arguments, choices, merge_results
 
 VARIANTS = {
     "none": ["train.augment=[]", "train.ada_target=null"],
@@ -98,15 +98,10 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="the image folder (every PNG/JPEG under it)")
-    parser.add_argument("--seeds", type=ints, default=[0], help="comma-separated seeds (default 0)")
     parser.add_argument("--variants", type=choices(VARIANTS), default=["none", "ada"], help=f"comma-separated, of {', '.join(VARIANTS)} (default none,ada)")
     parser.add_argument("--size", type=int, default=32, help="image side (default 32)")
     parser.add_argument("--seconds", type=float, default=600.0, help="training seconds per run (default 600)")
-    parser.add_argument("--n", type=int, default=10000, help="generated images per score (default 10000)")
-    parser.add_argument("--out", type=Path, default=Path("runs/folder_augment"), help="parent of the runs")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override for every run (repeatable), e.g. train.r1_gamma=1")
-    parser.add_argument("--report", action="store_true", help="train nothing: the table and figure of --out/results.json")
+    add_common_arguments(parser, "runs/folder_augment", "the table and figure")
     args = parser.parse_args(argv)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")

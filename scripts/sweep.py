@@ -30,6 +30,16 @@ def choices(known) -> callable:
     return parse
 
 
+def add_common_arguments(parser: argparse.ArgumentParser, out: str, what: str) -> None:
+    """--seeds, --n, --out, --set and --report, the same in every sweep; what: what --report rebuilds."""
+    parser.add_argument("--seeds", type=ints, default=[0], help="comma-separated seeds (default 0)")
+    parser.add_argument("--n", type=int, default=10000, help="generated images per score (default 10000)")
+    parser.add_argument("--out", type=Path, default=Path(out), help="parent of the runs")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run (repeatable), e.g. train.r1_gamma=1")
+    parser.add_argument("--report", action="store_true", help=f"train nothing: {what} of --out/results.json")
+
+
 def merge_results(path: Path, rows: list[dict], fields: tuple[str, ...], variants) -> list[dict]:
     """path's rows with these replacing any with the same `fields`, sorted by them (variants in their
     given order); written back atomically and returned."""
