@@ -1,24 +1,85 @@
-"""What the training loop calls at its checkpoints: periodic evaluation and the sampler choice.
+"""What the training loop calls at its log lines and checkpoints: the held-out gap, periodic evaluation, the sampler choice.
 
-`TrainingEval` scores the sampling generator every `train.eval_every` steps (a conditional one per
+`HeldOutGap` compares D's output on training images with its output on images it never trains on, at
+every log line; `TrainingEval` scores the sampling generator every `train.eval_every` steps (a conditional one per
 class too) and keeps the best checkpoint by FID; `SamplerChoice` decides which copy of the generator (EMA or raw) pictures come
-from. Both log into the run's metrics.jsonl; `train` owns when they are called.
+from. They log into the run's metrics.jsonl; `train` owns when they are called.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from dcgan import data as datalib
 from dcgan.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR
 from dcgan.errors import DcganError
 from dcgan.evaluate import TRAINING_METRICS, Evaluator, check_per_class, default_metrics
+from dcgan.features import LABELLED_DATASETS
 from dcgan.gan import GAN, checkpoint_manager
 from dcgan.rundir import atomic_write
+
+
+class HeldOutGap:
+    """Called by train() at every log line: D's mean output on training images against unseen ones.
+
+    A discriminator that memorises its training set rates the images it learns from above unseen images of
+    the same distribution, before the samples show it: the validation-set heuristic of ADA (Karras et al.
+    2020). Both sets are fixed for the run (train.heldout_probe images each) and go through D un-augmented
+    and in inference mode, since training mode would move its BatchNorm statistics and so change the run.
+    Held-out images exist for datasets with a second split; `unavailable` says why when there are none.
+    """
+
+    STREAM = 4  # the choice of training images comes from a random stream of its own
+    BATCH = 256
+
+    def __init__(self, gan: GAN, images, labels: np.ndarray | None, heldout: datalib.Labelled):
+        """images, labels: the run's training set (labels: a conditional run's); heldout: the other split."""
+        n = min(gan.cfg.train.heldout_probe, len(images), len(heldout))
+        rng = np.random.default_rng((gan.cfg.train.seed, self.STREAM))
+        seen = np.sort(rng.choice(len(images), n, replace=False))
+        unseen = np.sort(rng.choice(len(heldout), n, replace=False))
+        conditional = gan.num_classes > 0
+        self.sets = {
+            "d_seen": (images[seen], labels[seen] if conditional else None),
+            "d_unseen": (heldout.images[unseen], heldout.labels[unseen] if conditional else None),
+        }
+        self._logits = tf.function(lambda x: gan.discriminator(x, training=False))
+
+    def __len__(self) -> int:
+        return len(self.sets["d_seen"][0])
+
+    @classmethod
+    def for_run(cls, gan: GAN, images, labels) -> tuple[HeldOutGap | None, str | None]:
+        """(the probe, None), or (None, why there is none) for a run without held-out images."""
+        cfg = gan.cfg
+        if not cfg.train.heldout_probe or cfg.data.name not in LABELLED_DATASETS:  # a folder, a prepared set: one split
+            return None, None
+        other = "test" if cfg.data.split == "train" else "train"
+        try:  # limit=None: the other split whole, whatever part of this one trains
+            heldout = datalib.load_labelled_images(dataclasses.replace(cfg.data, limit=None), split=other)
+        except (DcganError, OSError) as e:  # an optional signal: the run trains without it
+            return None, f"no held-out images for d_gap ({e})"
+        probe = cls(gan, images, labels, heldout)
+        return (probe, None) if len(probe) else (None, f"no held-out images for d_gap (the {other} split is empty)")
+
+    def __call__(self, gan: GAN) -> dict[str, float]:
+        """{d_seen, d_unseen, d_gap}: mean D(x) (as a probability) on each set, and seen minus unseen."""
+        means = {}
+        for name, (images, labels) in self.sets.items():
+            total = 0.0
+            for i in range(0, len(images), self.BATCH):
+                x = datalib.to_float(images[i : i + self.BATCH]).astype(np.float32)
+                logits = self._logits(x if labels is None else [x, labels[i : i + self.BATCH]])
+                total += float(tf.reduce_sum(tf.sigmoid(tf.cast(logits, tf.float32))))
+            means[name] = total / len(images)
+        means["d_gap"] = means["d_seen"] - means["d_unseen"]
+        return means
 
 
 class TrainingEval:

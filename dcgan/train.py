@@ -24,7 +24,7 @@ from dcgan.distribute import (any_worker, check_same_step, distribute_dataset, i
                               new_shared_run_dir, save_checkpoint, worker_checkpoint_dir)
 from dcgan.checkpoints import CHECKPOINT_DIR
 from dcgan.errors import DcganError, first_line
-from dcgan.hooks import SamplerChoice, TrainingEval
+from dcgan.hooks import HeldOutGap, SamplerChoice, TrainingEval
 from dcgan.gan import GAN, checkpoint_manager, generate_images, restore, save_generator
 from dcgan.rundir import (CLASSES_FILE, METRICS_FILE, MetricsLog, check_resumable, lock_run, probe_writable, read_classes,
                           read_metrics, remove_path, trim_event_files, write_classes, write_config)
@@ -147,6 +147,9 @@ def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, labels: np.ndarray 
         (run_dir / "samples").mkdir(exist_ok=True)
     periodic_eval = TrainingEval(gan, run_dir) if chief and t.eval_every else None
     choose_sampler = SamplerChoice(gan, images) if chief and gan.ema_generator is not None else None
+    heldout_gap, no_gap = HeldOutGap.for_run(gan, images, labels) if chief else (None, None)
+    if no_gap:
+        _log(no_gap)
     _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
 
     bar = tqdm(total=steps, initial=start, disable=quiet or not chief, unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -162,6 +165,8 @@ def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, labels: np.ndarray 
             if step % t.log_every == 0 or is_last:
                 _check_finite(gan, manager)
                 record = window.record(gan, step, logs, per_epoch)
+                if heldout_gap is not None:
+                    record.update(heldout_gap(gan))
                 log_record(record, metrics, writer, bar, steps, quiet and chief)
             due_sample = step % t.sample_every == 0 or is_last
             due_checkpoint = step % t.checkpoint_every == 0 or is_last
@@ -216,7 +221,8 @@ def log_record(record: dict, metrics: MetricsLog | None, writer, bar, steps: int
         metrics.write("train", record)
     ada = "ada_p" in record  # ADA's augmentation probability, when on
     with writer.as_default(step=record["step"]):
-        optional = tuple(k for k in ("ada_p", "spectral") if k in record)  # ADA's p, the spectral term: when on
+        # ADA's p, the spectral term, the held-out gap: when on
+        optional = tuple(k for k in ("ada_p", "spectral", "d_seen", "d_unseen", "d_gap") if k in record)
         for k in ("d_loss", "g_loss", "d_real", "d_fake", "d_real_sign", *optional, "images_per_s"):
             tf.summary.scalar(k, record[k])
     bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", **({"p": f"{record['ada_p']:.3f}"} if ada else {}),
@@ -224,7 +230,7 @@ def log_record(record: dict, metrics: MetricsLog | None, writer, bar, steps: int
     if print_line:
         _log(f"step {record['step']}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
              f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} r_t {record['d_real_sign']:.3f} "
-             + (f"p {record['ada_p']:.3f} " if ada else "")
+             + (f"p {record['ada_p']:.3f} " if ada else "") + (f"gap {record['d_gap']:+.3f} " if "d_gap" in record else "")
              + (f"spectral {record['spectral']:.4f} " if "spectral" in record else "") + f"{record['images_per_s']:.0f} img/s")
 
 

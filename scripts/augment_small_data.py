@@ -17,7 +17,8 @@ then scores the run's sampling generator with `dcgan.evaluate.evaluate` (classif
 on --n generated images against the Fashion-MNIST TEST split: the held-out images a memorising
 discriminator never saw) and by its memorisation score (are generated images nearer to the
 training images than unseen ones are? FID cannot tell), and prints a table: FID per seed, their
-mean, memorisation, and the last logged r_t (d_real_sign, the overfitting signal) and p. Runs land in --out/<variant>-n<limit>-seed<seed>;
+mean, memorisation, the last logged r_t (d_real_sign, the overfitting signal) and p, and D's held-out gap (d_gap: its mean
+output on training images minus test images, over the last 1,000 steps). Runs land in --out/<variant>-n<limit>-seed<seed>;
 one that is there already is resumed (or, when finished, only scored), so an interrupted
 sweep continues where it stopped. --set adds overrides to every run. Results also go to
 --out/results.json (merged with the rows already there, so seeds run side by side by separate
@@ -63,15 +64,19 @@ def run_one(out: Path, variant: str, limit: int, seed: int, steps: int | None, e
     train(cfg, resume_dir=run if (run / "config.yaml").exists() else None, quiet=True)
     train_s = time.perf_counter() - t0
     scores = {r["metric"]: r for r in evaluate(run, n=n, metrics="fid,memorisation", quiet=True)}
-    last = (read_metrics(run / METRICS_FILE, "train") or [{}])[-1]
+    records = read_metrics(run / METRICS_FILE, "train")
+    last = (records or [{}])[-1]
+    # D's held-out gap, averaged over the last 1,000 steps (one log line is noisy)
+    gaps = [r["d_gap"] for r in records if "d_gap" in r and r["step"] > last["step"] - 1000]
     return {"variant": variant, "limit": limit, "seed": seed, "fid": scores["fid"]["value"],
             "memorisation": scores["memorisation"]["value"], "copies": scores["memorisation"]["copies"], "step": last.get("step"),
-            "d_real_sign": last.get("d_real_sign"), "ada_p": last.get("ada_p"), "train_s": round(train_s, 1), "run": str(run)}
+            "d_real_sign": last.get("d_real_sign"), "ada_p": last.get("ada_p"),
+            "d_gap": round(statistics.mean(gaps), 4) if gaps else None, "train_s": round(train_s, 1), "run": str(run)}
 
 
 def table(rows: list[dict], seeds: list[int]) -> str:
     """One line per (images, variant): FID per seed, mean (± sd over seeds), the last r_t and p."""
-    head = ["images", "variant", *(f"FID seed {s}" for s in seeds), "mean FID", "memorisation (copies)", "r_t (last)", "p (last)"]
+    head = ["images", "variant", *(f"FID seed {s}" for s in seeds), "mean FID", "memorisation (copies)", "r_t (last)", "p (last)", "d_gap (last 1k steps)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     groups = {}
     for r in rows:
@@ -84,7 +89,8 @@ def table(rows: list[dict], seeds: list[int]) -> str:
         copying = ", ".join(f"{r['memorisation']:.2f} ({100 * r['copies']:.2f}%)" for r in group if "memorisation" in r) or "-"
         cells = [f"{limit:,}", variant, *(f"{by_seed[s]['fid']:.2f}" if s in by_seed else "-" for s in seeds), mean, copying,
                  "-" if last["d_real_sign"] is None else f"{last['d_real_sign']:.2f}",
-                 "-" if last["ada_p"] is None else f"{last['ada_p']:.3f}"]
+                 "-" if last["ada_p"] is None else f"{last['ada_p']:.3f}",
+                 "-" if last.get("d_gap") is None else f"{last['d_gap']:+.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

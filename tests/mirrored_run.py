@@ -1,11 +1,12 @@
 """Helper for tests/test_distribute.py, run in its own process.
 
 Two logical CPU devices can only be configured before TensorFlow initialises its
-devices, which the test process has long done. This trains the same tiny config
-under each strategy for a few steps (the train loop's own step and distributed
-dataset) and prints every step's losses as one JSON line.
+devices, which the test process has long done. For each case (a list of config
+overrides) this trains the same tiny config under each strategy for a few steps (the
+train loop's own step and distributed dataset) and prints every step's losses as one
+JSON line. The cases share one process: TensorFlow starts once.
 
-usage: python tests/mirrored_run.py STEPS KEY=VALUE...   (config overrides)
+usage: python tests/mirrored_run.py STEPS '{"case": ["KEY=VALUE", ...], ...}'
 """
 
 import json
@@ -42,22 +43,24 @@ def losses(cfg, strategy, steps: int) -> list[dict]:
 
 
 def main() -> None:
-    steps, overrides = int(sys.argv[1]), sys.argv[2:]
+    steps, cases = int(sys.argv[1]), json.loads(sys.argv[2])
     out, strategies = {}, {}
-    for name, sets in RUNS.items():
-        cfg = load_config(None, [*overrides, *sets])
-        # one strategy object per kind: a second MirroredStrategy over the same devices starts its
-        # collective keys where the first one did, and TensorFlow rejects the clash
-        if cfg.distribute.strategy not in strategies:
-            strategies[cfg.distribute.strategy] = make_strategy(cfg.distribute)
-        strategy = strategies[cfg.distribute.strategy]
-        out[name] = {"replicas": strategy.num_replicas_in_sync, "losses": losses(cfg, strategy, steps)}
-    # configs that two replicas can't run: a global batch they can't share equally, a one-device XLA step
-    for name, bad in (("odd_batch_error", "data.batch_size=15"), ("jit_error", "train.jit_compile=true")):
-        try:
-            GAN(load_config(None, [*overrides, *MIRRORED, bad]), strategies["mirrored"])
-        except ConfigError as e:
-            out[name] = str(e)
+    for case, overrides in cases.items():
+        out[case] = {}
+        for name, sets in RUNS.items():
+            cfg = load_config(None, [*overrides, *sets])
+            # one strategy object per kind: a second MirroredStrategy over the same devices starts its
+            # collective keys where the first one did, and TensorFlow rejects the clash
+            if cfg.distribute.strategy not in strategies:
+                strategies[cfg.distribute.strategy] = make_strategy(cfg.distribute)
+            strategy = strategies[cfg.distribute.strategy]
+            out[case][name] = {"replicas": strategy.num_replicas_in_sync, "losses": losses(cfg, strategy, steps)}
+        # configs that two replicas can't run: a global batch they can't share equally, a one-device XLA step
+        for name, bad in (("odd_batch_error", "data.batch_size=15"), ("jit_error", "train.jit_compile=true")):
+            try:
+                GAN(load_config(None, [*overrides, *MIRRORED, bad]), strategies["mirrored"])
+            except ConfigError as e:
+                out[case][name] = str(e)
     print("RESULT " + json.dumps(out))
 
 

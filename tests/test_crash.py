@@ -55,7 +55,8 @@ def test_run_killed_before_its_first_checkpoint_resumes_from_step_0(tiny_config)
         path.write_bytes(b"half")
     train(resume_config(run), resume_dir=run, quiet=True)
 
-    assert [r["step"] for r in read_metrics(run / "metrics.jsonl", "all")] == [2, 3]
+    records = read_metrics(run / "metrics.jsonl", "all")
+    assert [r["step"] for r in records] == [2, 3] and records[0]["d_loss"] != 1.0  # step 2 trained again
     assert (run / "metrics.jsonl").read_text().endswith("}\n")
     # a later save never removes a shard folder holding a stale file: resuming does
     assert not (ckpt / "ckpt-3_temp").exists() and not list(ckpt.glob("checkpoint.tmp*"))

@@ -16,7 +16,7 @@ from dcgan.rundir import read_metrics
 from dcgan.checkpoints import CHECKPOINT_DIR
 from dcgan.gan import GAN, restore
 from dcgan.train import train
-from helpers import TINY, cli_error
+from helpers import TINY, cli_error, write_mnist
 
 HERE = Path(__file__).parent
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -45,15 +45,25 @@ AUGMENTED = ("model.discriminator.norm=none", "train.augment=translation,cutout,
              "train.ada_interval=1", "train.ada_speed=32", "train.r1_gamma=1", "train.r1_every=2")
 
 
-@pytest.mark.parametrize("extra", [("model.discriminator.norm=batch",), AUGMENTED], ids=["plain", "augmented"])
-def test_mirrored_over_two_devices_matches_one_device(mnist_dir, extra):
-    # its own process: logical devices must be configured before TensorFlow initialises, long done here
-    overrides = ["data.name=mnist", f"data.path={mnist_dir}", *TINY, *FAST, *extra]
-    proc = subprocess.run([sys.executable, str(HERE / "mirrored_run.py"), "3", *overrides],
-                          capture_output=True, text=True, timeout=240, env=_env())
+CASES = {"plain": ("model.discriminator.norm=batch",), "augmented": AUGMENTED}
+
+
+@pytest.fixture(scope="module")
+def mirrored_runs(tmp_path_factory):
+    """Every case trained under each strategy, in one process of its own: logical devices must be configured
+    before TensorFlow initialises, long done here."""
+    mnist = write_mnist(tmp_path_factory.mktemp("mirrored") / "mnist")
+    cases = {case: ["data.name=mnist", f"data.path={mnist}", *TINY, *FAST, *extra] for case, extra in CASES.items()}
+    proc = subprocess.run([sys.executable, str(HERE / "mirrored_run.py"), "3", json.dumps(cases)],
+                          capture_output=True, text=True, timeout=300, env=_env())
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_mirrored_over_two_devices_matches_one_device(mirrored_runs, case):
+    out, extra = mirrored_runs[case], CASES[case]
     assert [out[k]["replicas"] for k in ("default", "mirrored", "per_replica_bn")] == [1, 2, 2]
 
     metrics = (*METRICS, "d_real_sign", *(("ada_p",) if extra == AUGMENTED else ()))

@@ -258,18 +258,6 @@ def test_a_disk_that_refuses_a_checkpoint_stops_in_one_line(tiny_config, monkeyp
         train(tiny_config("train.steps=3"), quiet=True)
 
 
-def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(tiny_config):
-    from dcgan.rundir import MetricsLog, write_config
-
-    cfg = tiny_config("train.steps=4", "run.name=early", "train.checkpoint_every=3")
-    run = Path(cfg.run.dir) / "early"
-    write_config(run, cfg)
-    MetricsLog(run / "metrics.jsonl").write("train", {"step": 2, "d_loss": 1.0})  # logged step 2, killed before step 3
-    assert train(resume_config(run), resume_dir=run, quiet=True) == run
-    assert [r["step"] for r in read_metrics(run / "metrics.jsonl", "train")] == [2, 4]
-    assert [r["d_loss"] != 1.0 for r in read_metrics(run / "metrics.jsonl", "train")] == [True, True]  # step 2 trained again
-
-
 def test_a_conditional_run_saves_its_classes_and_draws_one_grid_row_per_class(tiny_config):
     from dcgan import viz
     from dcgan.mnist import CLASS_NAMES
