@@ -51,6 +51,9 @@ class DataConfig:
     channels: int = _f(1, "1 (grayscale) or 3 (RGB)", choices=(1, 3))
     batch_size: int = _f(64, "global batch size", min=1, max=65536)
     limit: Union[int, None] = _f(None, "use only the first N images (null = all)", min=1)
+    holdout: int = _f(0, "image folders: keep N of the images (spread evenly over the sorted listing) out of training, "
+                      "as D's unseen images for the held-out gap d_gap (train.heldout_probe); other datasets use their "
+                      "test split (0 = none)", min=0)
 
 
 @dataclass
@@ -323,6 +326,9 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("train.steps and train.epochs are both null; set one of them")
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path: the folder dataset needs a path to a directory of images")
+    if cfg.data.holdout and cfg.data.name != "folder":
+        raise ConfigError(f"data.holdout: only an image folder holds images out ({cfg.data.name} has "
+                          f"{'a test split, which d_gap uses' if cfg.data.name != 'prepared' else 'its one split'})")
     if cfg.data.name == "prepared" and not cfg.data.path:
         raise ConfigError("data.path: the prepared dataset needs the path of the folder `dcgan prepare` wrote")
     if cfg.distribute.devices is not None and cfg.distribute.strategy != "mirrored":

@@ -5,11 +5,13 @@ native size; `load_images` brings them to the configured size and channels, and
 `make_dataset` turns them into uint8 batches (the train step scales them to [-1, 1]) whose order is a pure function
 of (seed, epoch), so a resumed run sees exactly the batches it would have seen. A conditional run
 loads the labels too (`load_labelled_images`) and they travel beside the pixels in the same order. A prepared dataset
-(dcgan.prepared) is the exception: training streams it from its shards instead of loading it.
+(dcgan.prepared) is the exception: training streams it from its shards instead of loading it. `load_heldout` gives
+the images a run never trains on: the other split, or the part of an image folder `data.holdout` keeps out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from dcgan.mnist import load_mnist_like
 CONFORM_BATCH_BYTES = 256 << 20
 # ITU-R BT.601 luma: how RGB becomes one gray channel, here and in the metrics.
 LUMA = np.array([0.299, 0.587, 0.114])
+TWO_SPLITS = ("mnist", "fashion_mnist", "cifar10")  # datasets with a train and a test split
 
 
 def load_images(data_cfg, split: str | None = None, stream: bool = False) -> np.ndarray:
@@ -47,6 +50,7 @@ def load_images(data_cfg, split: str | None = None, stream: bool = False) -> np.
         images = load_cifar10(data_cfg.path, split)
     elif name == "folder":
         images = load_folder_cached(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit)
+        images = images[holdout_split(len(images), data_cfg.holdout)[0]]
     else:  # config validation makes this unreachable
         raise DataError(f"data.name: unknown dataset {name!r}")
     if data_cfg.limit:
@@ -80,6 +84,11 @@ def load_labelled_images(data_cfg, split: str | None = None, stream: bool = Fals
     if name == "folder":
         images, labels, classes = load_folder_cached(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit,
                                                      labelled=True)
+        kept = holdout_split(len(images), data_cfg.holdout)[0]
+        images, labels = images[kept], labels[kept]
+        if missing := sorted(set(range(len(classes))) - set(labels.tolist())):
+            raise DataError(f"data.holdout: holding out {data_cfg.holdout} images leaves no training image of class(es) "
+                            f"{', '.join(classes[i] for i in missing)}; lower it")
         return Labelled(conform(images, data_cfg.image_size, data_cfg.channels), labels, classes)
     images, labels = load_labelled(name, data_cfg.path, split)
     classes = cifar.CLASS_NAMES if name == "cifar10" else mnist.CLASS_NAMES[name]
@@ -88,6 +97,34 @@ def load_labelled_images(data_cfg, split: str | None = None, stream: bool = Fals
     if data_cfg.limit:
         images, labels = images[: data_cfg.limit], labels[: data_cfg.limit]
     return Labelled(conform(images, data_cfg.image_size, data_cfg.channels), labels, list(classes))
+
+
+def holdout_split(n: int, holdout: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, held-out) indices of a folder's n images: `holdout` of them spread evenly over the listing (sorted
+    by path, so each subfolder gives its share), kept out of training to be D's unseen images."""
+    if holdout > n // 2:
+        raise DataError(f"data.holdout: {holdout} of {n} images would leave fewer to train on than are held out; "
+                        f"at most {n // 2}")
+    held = np.round(np.linspace(0, n - 1, holdout)).astype(np.int64)  # distinct: at least 2 apart
+    return np.setdiff1d(np.arange(n), held), held
+
+
+def load_heldout(data_cfg, labelled: bool = False) -> Labelled | None:
+    """The images of the run's dataset that it never trains on, at the configured size: the other split of a dataset
+    with two (whole, whatever data.limit cuts from this one), an image folder's data.holdout part; None without
+    either (a prepared dataset, a folder with no holdout). labelled: with the labels a conditional D takes."""
+    if data_cfg.name in TWO_SPLITS:
+        other = dataclasses.replace(data_cfg, split="test" if data_cfg.split == "train" else "train", limit=None)
+        return load_labelled_images(other) if labelled else Labelled(load_images(other), None, [])
+    if data_cfg.name != "folder" or not data_cfg.holdout:
+        return None
+    size, channels = data_cfg.image_size, data_cfg.channels
+    if labelled:
+        images, labels, classes = load_folder_cached(data_cfg.path, size, channels, data_cfg.limit, labelled=True)
+    else:
+        images, labels, classes = load_folder_cached(data_cfg.path, size, channels, data_cfg.limit), None, []
+    held = holdout_split(len(images), data_cfg.holdout)[1]
+    return Labelled(conform(images[held], size, channels), None if labels is None else labels[held], classes)
 
 
 def image_subset(images, n: int, seed) -> np.ndarray:

@@ -42,7 +42,7 @@ from dcgan.metrics import class_statistics, feature_stats
 from dcgan.rundir import atomic_path, atomic_write
 
 ARCH_VERSION = 1  # bump when build_classifier changes: it is part of the cache key
-LABELLED_DATASETS = ("mnist", "fashion_mnist", "cifar10")  # a classifier can be trained and tested: class_accuracy
+LABELLED_DATASETS = datalib.TWO_SPLITS  # a classifier can be trained and tested: class_accuracy
 FEATURE_LAYER = "features"
 DEFAULT_EPOCHS = 3
 BATCH = 250

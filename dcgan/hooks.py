@@ -8,7 +8,6 @@ from. They log into the run's metrics.jsonl; `train` owns when they are called.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ from dcgan import data as datalib
 from dcgan.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR
 from dcgan.errors import DcganError
 from dcgan.evaluate import TRAINING_METRICS, Evaluator, check_per_class, default_metrics
-from dcgan.features import LABELLED_DATASETS
 from dcgan.gan import GAN, checkpoint_manager
 from dcgan.rundir import atomic_write
 
@@ -32,7 +30,7 @@ class HeldOutGap:
     the same distribution, before the samples show it: the validation-set heuristic of ADA (Karras et al.
     2020). Both sets are fixed for the run (train.heldout_probe images each) and go through D un-augmented
     and in inference mode, since training mode would move its BatchNorm statistics and so change the run.
-    Held-out images exist for datasets with a second split; `unavailable` says why when there are none.
+    The held-out images are `data.load_heldout`'s: the other split, or an image folder's data.holdout part.
     """
 
     STREAM = 4  # the choice of training images comes from a random stream of its own
@@ -56,17 +54,17 @@ class HeldOutGap:
 
     @classmethod
     def for_run(cls, gan: GAN, images, labels) -> tuple[HeldOutGap | None, str | None]:
-        """(the probe, None), or (None, why there is none) for a run without held-out images."""
-        cfg = gan.cfg
-        if not cfg.train.heldout_probe or cfg.data.name not in LABELLED_DATASETS:  # a folder, a prepared set: one split
+        """(the probe, None), or (None, why there is none) for a run without held-out images (None: nothing to say)."""
+        if not gan.cfg.train.heldout_probe:
             return None, None
-        other = "test" if cfg.data.split == "train" else "train"
-        try:  # limit=None: the other split whole, whatever part of this one trains
-            heldout = datalib.load_labelled_images(dataclasses.replace(cfg.data, limit=None), split=other)
+        try:
+            heldout = datalib.load_heldout(gan.cfg.data, labelled=gan.num_classes > 0)
         except (DcganError, OSError) as e:  # an optional signal: the run trains without it
             return None, f"no held-out images for d_gap ({e})"
+        if heldout is None:  # a prepared dataset, a folder without data.holdout: r_t alone
+            return None, None
         probe = cls(gan, images, labels, heldout)
-        return (probe, None) if len(probe) else (None, f"no held-out images for d_gap (the {other} split is empty)")
+        return (probe, None) if len(probe) else (None, "no held-out images for d_gap (the other split is empty)")
 
     def __call__(self, gan: GAN) -> dict[str, float]:
         """{d_seen, d_unseen, d_gap}: mean D(x) (as a probability) on each set, and seen minus unseen."""

@@ -1,12 +1,12 @@
 """Helper for tests/test_distribute.py, run in its own process.
 
 Two logical CPU devices can only be configured before TensorFlow initialises its
-devices, which the test process has long done. For each case (a list of config
-overrides) this trains the same tiny config under each strategy for a few steps (the
-train loop's own step and distributed dataset) and prints every step's losses as one
-JSON line. The cases share one process: TensorFlow starts once.
+devices, which the test process has long done. For each case (config overrides
+and the RUNS to compare) this trains the same tiny config under each of its strategies for a
+few steps (the train loop's own step and distributed dataset) and prints every step's losses
+as one JSON line. The cases share one process: TensorFlow starts once.
 
-usage: python tests/mirrored_run.py STEPS '{"case": ["KEY=VALUE", ...], ...}'
+usage: python tests/mirrored_run.py STEPS '{"case": {"sets": ["KEY=VALUE", ...], "runs": ["default", ...]}, ...}'
 """
 
 import json
@@ -45,9 +45,10 @@ def losses(cfg, strategy, steps: int) -> list[dict]:
 def main() -> None:
     steps, cases = int(sys.argv[1]), json.loads(sys.argv[2])
     out, strategies = {}, {}
-    for case, overrides in cases.items():
-        out[case] = {}
-        for name, sets in RUNS.items():
+    for case, spec in cases.items():
+        overrides, out[case] = spec["sets"], {}
+        for name in spec["runs"]:
+            sets = RUNS[name]
             cfg = load_config(None, [*overrides, *sets])
             # one strategy object per kind: a second MirroredStrategy over the same devices starts its
             # collective keys where the first one did, and TensorFlow rejects the clash

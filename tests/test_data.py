@@ -9,7 +9,7 @@ import pytest
 from helpers import cifar_batch, deadline, fifo
 from helpers import blob_images, cli_error, write_idx
 from dcgan import data, datafiles
-from dcgan.config import load_config
+from dcgan.config import ConfigError, load_config
 from dcgan.datafiles import DataError
 
 
@@ -213,3 +213,53 @@ def test_fifo_or_device_as_a_dataset_file_is_refused_without_opening_it(tmp_path
     with deadline(), pytest.raises(DataError) as error:
         data.load_labelled(name, path, "train")
     assert re.search(message, str(error.value)), str(error.value)
+
+
+def _valued_folder(root, counts: dict[str, int]):
+    """Subfolders of 8x8 grey PNGs, each image one value (10 x its index in the sorted listing)."""
+    from PIL import Image
+
+    i = 0
+    for sub, n in counts.items():
+        (root / sub).mkdir(parents=True)
+        for k in range(n):
+            Image.new("L", (8, 8), 10 * i).save(root / sub / f"{k}.png")
+            i += 1
+    return root
+
+
+def _folder_data(root, *sets):
+    return load_config(None, ["data.name=folder", f"data.path={root}", "data.image_size=8", *sets]).data
+
+
+def test_a_folder_holdout_is_spread_over_the_listing_and_never_trained_on(tmp_path):
+    root = _valued_folder(tmp_path / "imgs", {"a": 5, "b": 5})
+    cfg = _folder_data(root, "data.holdout=3")
+    trained, held = data.load_images(cfg), data.load_heldout(cfg)
+    assert sorted(held.images[:, 0, 0, 0].tolist()) == [0, 40, 90]  # the first, middle and last of the listing
+    assert sorted(trained[:, 0, 0, 0].tolist()) == [10, 20, 30, 50, 60, 70, 80]  # the other 7: disjoint, all 10 in all
+    assert held.labels is None and data.load_heldout(_folder_data(root)) is None  # no holdout: no unseen images
+    # a conditional run: labels on both sides
+    labelled, held = data.load_labelled_images(cfg), data.load_heldout(cfg, labelled=True)
+    assert labelled.labels.tolist() == [0, 0, 0, 1, 1, 1, 1] and held.labels.tolist() == [0, 0, 1]
+    assert labelled.classes == held.classes == ["a", "b"]
+
+
+def test_the_other_split_is_held_out_whole_whatever_the_limit(tmp_path):
+    from helpers import write_mnist
+
+    sets = ["data.name=mnist", f"data.path={write_mnist(tmp_path / 'mnist')}"]
+    cfg = load_config(None, [*sets, "data.limit=10"]).data
+    held = data.load_heldout(cfg)
+    np.testing.assert_array_equal(held.images, data.load_images(load_config(None, sets).data, split="test"))
+    assert len(held) == 64 and len(data.load_heldout(cfg, labelled=True).labels) == 64
+
+
+def test_a_bad_holdout_is_one_line(tmp_path):
+    root = _valued_folder(tmp_path / "imgs", {"a": 4, "b": 1})
+    with pytest.raises(DataError, match=r"^data.holdout: 3 of 5 images would leave fewer to train on than are held out; at most 2$"):
+        data.load_images(_folder_data(root, "data.holdout=3"))
+    with pytest.raises(DataError, match=r"^data.holdout: holding out 2 images leaves no training image of class\(es\) b; lower it$"):
+        data.load_labelled_images(_folder_data(root, "data.holdout=2"))  # the last image, b's only one, is held out
+    with pytest.raises(ConfigError, match=r"^data.holdout: only an image folder holds images out \(mnist has a test split"):
+        load_config(None, ["data.name=mnist", "data.holdout=5"])

@@ -85,3 +85,20 @@ def test_no_probe_without_a_second_split(tiny_config, tmp_path):
     gan = GAN(tiny_config(f"data.path={train_only}"))
     probe, why = HeldOutGap.for_run(gan, datalib.load_images(gan.cfg.data), None)
     assert probe is None and why.startswith("no held-out images for d_gap (") and "\n" not in why
+
+
+def test_a_folder_run_probes_d_with_the_images_data_holdout_keeps_out(tiny_config, tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for i, image in enumerate(blob_images(40)):
+        Image.fromarray(image[..., 0]).save(root / f"{i:02d}.png")
+    cfg = tiny_config("data.name=folder", f"data.path={root}", "data.holdout=8", "run.name=folder")
+    run = train(cfg, quiet=True)
+    records = read_metrics(run / "metrics.jsonl", "train")
+    assert len(records) == 3 and all(r["d_gap"] == pytest.approx(r["d_seen"] - r["d_unseen"]) for r in records)
+    gan = GAN(cfg)
+    probe, _ = HeldOutGap.for_run(gan, datalib.load_images(cfg.data), None)
+    assert len(probe) == 8  # all 8 held out, and 8 of the 32 trained on
+    np.testing.assert_array_equal(probe.sets["d_unseen"][0], datalib.load_heldout(cfg.data).images)
