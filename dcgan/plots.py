@@ -42,17 +42,35 @@ def _finish(fig, ax, path: str | Path, legend_size=None) -> Path:
     return save_figure(fig, path)
 
 
+SIGNALS = {"d_real_sign": "r_t = E[sign D(x)]", "d_gap": "d_gap = D(seen) - D(unseen)", "ada_p": "ADA's p"}
+
+
 def plot_losses(path: str | Path, records: list[dict]) -> Path:
-    """Generator and discriminator loss against step, from metrics.jsonl records."""
+    """Generator and discriminator loss against step, from metrics.jsonl records; beneath them, when the records
+    hold them, D's overfitting signals (r_t, the held-out gap, ADA's p), so memorisation shows in the run's plot."""
     plt = _pyplot()
     records = [r for r in records if "g_loss" in r]
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    signals = [k for k in SIGNALS if any(k in r for r in records)]
+    fig, axes = plt.subplots(1 + bool(signals), 1, figsize=(7, 6 if signals else 3.5), dpi=100, sharex=True, squeeze=False)
+    losses = axes[0, 0]
     steps = [r["step"] for r in records]
-    ax.plot(steps, [r["d_loss"] for r in records], label="discriminator")
-    ax.plot(steps, [r["g_loss"] for r in records], label="generator")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    return _finish(fig, ax, path)
+    losses.plot(steps, [r["d_loss"] for r in records], label="discriminator")
+    losses.plot(steps, [r["g_loss"] for r in records], label="generator")
+    losses.set_ylabel("loss")
+    if signals:
+        low = axes[1, 0]
+        for k in signals:
+            noisy = k == "d_real_sign"  # one batch a point
+            low.plot(*zip(*[(r["step"], r[k]) for r in records if k in r]), label=SIGNALS[k], lw=0.8 if noisy else 1.5,
+                     alpha=0.5 if noisy else 1.0)
+        low.axhline(0, color="grey", lw=0.5)
+        low.set_ylabel("D's overfitting signals")
+    axes[-1, 0].set_xlabel("step")
+    for ax in axes[:, 0]:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def _log_if_wide(ax, values: list[float]) -> None:

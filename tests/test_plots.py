@@ -34,6 +34,10 @@ def test_loss_plot(tmp_path):
     w, h = opened(path)
     assert w > 0 and h > 0
     only(tmp_path, "losses.png")
+    # D's overfitting signals, where logged, get a panel of their own beneath the losses
+    signalled = [{**r, "d_real_sign": 0.1 * r["step"], "d_gap": 0.01 * r["step"]} for r in records[:3]]
+    tall = opened(plots.plot_losses(tmp_path / "signals.png", signalled))
+    assert tall[0] == w and tall[1] > 1.5 * h
 
 
 def test_metric_curve_has_one_panel_per_metric(tmp_path):
