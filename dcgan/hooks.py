@@ -37,7 +37,7 @@ class HeldOutGap:
     BATCH = 256
 
     def __init__(self, gan: GAN, images, labels: np.ndarray | None, heldout: datalib.Labelled):
-        """images, labels: the run's training set (labels: a conditional run's); heldout: the other split."""
+        """images, labels: the run's training set (labels: a conditional run's); heldout: its unseen images."""
         n = min(gan.cfg.train.heldout_probe, len(images), len(heldout))
         rng = np.random.default_rng((gan.cfg.train.seed, self.STREAM))
         seen = np.sort(rng.choice(len(images), n, replace=False))
