@@ -17,8 +17,8 @@ then scores the run's sampling generator with `dcgan.evaluate.evaluate` (classif
 on --n generated images against the Fashion-MNIST TEST split: the held-out images a memorising
 discriminator never saw) and by its memorisation score (are generated images nearer to the
 training images than unseen ones are? FID cannot tell), and prints a table: FID per seed, their
-mean, memorisation, the last logged r_t (d_real_sign, the overfitting signal) and p, and D's held-out gap (d_gap: its mean
-output on training images minus test images, over the last 1,000 steps). Runs land in --out/<variant>-n<limit>-seed<seed>;
+mean, memorisation, the last logged r_t (d_real_sign, the overfitting signal) and p, and D's held-out gap at the end (d_gap: its
+mean output on training images minus test images, at the last checkpoint). Runs land in --out/<variant>-n<limit>-seed<seed>;
 one that is there already is resumed (or, when finished, only scored), so an interrupted
 sweep continues where it stopped. --set adds overrides to every run. Results also go to
 --out/results.json (merged with the rows already there, so seeds run side by side by separate
@@ -64,19 +64,32 @@ def run_one(out: Path, variant: str, limit: int, seed: int, steps: int | None, e
     train(cfg, resume_dir=run if (run / "config.yaml").exists() else None, quiet=True)
     train_s = time.perf_counter() - t0
     scores = {r["metric"]: r for r in evaluate(run, n=n, metrics="fid,memorisation", quiet=True)}
-    records = read_metrics(run / METRICS_FILE, "train")
-    last = (records or [{}])[-1]
-    # D's held-out gap, averaged over the last 1,000 steps (one log line is noisy)
-    gaps = [r["d_gap"] for r in records if "d_gap" in r and r["step"] > last["step"] - 1000]
+    last = (read_metrics(run / METRICS_FILE, "train") or [{}])[-1]
     return {"variant": variant, "limit": limit, "seed": seed, "fid": scores["fid"]["value"],
             "memorisation": scores["memorisation"]["value"], "copies": scores["memorisation"]["copies"], "step": last.get("step"),
             "d_real_sign": last.get("d_real_sign"), "ada_p": last.get("ada_p"),
-            "d_gap": round(statistics.mean(gaps), 4) if gaps else None, "train_s": round(train_s, 1), "run": str(run)}
+            "d_gap": round(final_gap(run), 4), "train_s": round(train_s, 1), "run": str(run)}
+
+
+def final_gap(run: Path) -> float:
+    """D's held-out gap (train.heldout_probe's d_gap) at the run's last checkpoint: runs trained before it was
+    logged have one too."""
+    from dcgan import data as datalib
+    from dcgan.checkpoints import run_checkpoint
+    from dcgan.gan import restore, run_gan
+    from dcgan.hooks import HeldOutGap
+
+    gan = run_gan(run)
+    restore(gan, run_checkpoint(run).path)
+    probe, why = HeldOutGap.for_run(gan, datalib.load_images(gan.cfg.data), None)
+    if probe is None:
+        raise SystemExit(f"{run}: {why or 'no held-out images'}")
+    return probe(gan)["d_gap"]
 
 
 def table(rows: list[dict], seeds: list[int]) -> str:
     """One line per (images, variant): FID per seed, mean (± sd over seeds), the last r_t and p."""
-    head = ["images", "variant", *(f"FID seed {s}" for s in seeds), "mean FID", "memorisation (copies)", "r_t (last)", "p (last)", "d_gap (last 1k steps)"]
+    head = ["images", "variant", *(f"FID seed {s}" for s in seeds), "mean FID", "memorisation (copies)", "r_t (last)", "p (last)", "d_gap (end)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     groups = {}
     for r in rows:
