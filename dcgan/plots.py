@@ -137,24 +137,26 @@ def plot_panels(path: str | Path, panels: dict[str, np.ndarray], rows: int, cols
     return save_figure(fig, path)
 
 
-def plot_fid(path: str | Path, curves: dict[str, list[list[dict]]]) -> Path:
-    """FID against step; one line per run, one colour per label (its first run solid, further ones dashed).
+def plot_fid(path: str | Path, curves: dict[str, list[list[dict]]], key: str = "fid", ylabel: str = "FID (lower is better)",
+             title: str = "FID during training") -> Path:
+    """FID (or another logged value: key) against step; one line per run, one colour per label (its first run solid,
+    further ones dashed).
 
-    curves: label -> one curve per run, each a list of {"step", "fid"} points.
+    curves: label -> one curve per run, each a list of {"step", key} points.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     values = []
     for i, (label, runs) in enumerate(curves.items()):
         for j, curve in enumerate(runs):
-            steps, fids = [c["step"] for c in curve], [c["fid"] for c in curve]
+            steps, fids = [c["step"] for c in curve], [c[key] for c in curve]
             values += fids
-            ax.plot(steps, fids, marker="o", markersize=3, color=f"C{i}", alpha=1.0 if j == 0 else 0.5,
+            ax.plot(steps, fids, marker="o" if len(curve) < 50 else None, markersize=3, color=f"C{i}", alpha=1.0 if j == 0 else 0.5,
                     linestyle="-" if j == 0 else "--", label=label if j == 0 else None)
     _log_if_wide(ax, values)
     ax.set_xlabel("training step")
-    ax.set_ylabel("FID (lower is better)")
-    ax.set_title("FID during training" + (" (dashed: further seeds)" if any(len(r) > 1 for r in curves.values()) else ""))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + (" (dashed: further seeds)" if any(len(r) > 1 for r in curves.values()) else ""))
     return _finish(fig, ax, path, legend_size=8)
 
 

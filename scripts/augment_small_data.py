@@ -22,8 +22,9 @@ mean output on training images minus test images, at the last checkpoint). Runs 
 one that is there already is resumed (or, when finished, only scored), so an interrupted
 sweep continues where it stopped. --set adds overrides to every run. Results also go to
 --out/results.json (merged with the rows already there, so seeds run side by side by separate
-processes end up in one file), and the FID curves of the runs' evaluations (--eval-every) to
---out/fid-n<limit>.png. --report rebuilds the table and the curves from results.json alone.
+processes end up in one file), the FID curves of the runs' evaluations (--eval-every) to
+--out/fid-n<limit>.png, and D's held-out gap over training to --out/gap-n<limit>.png. --report
+rebuilds the table and the curves from results.json alone.
 """
 
 from __future__ import annotations
@@ -110,19 +111,26 @@ def table(rows: list[dict], seeds: list[int]) -> str:
 
 
 def plot_curves(out: Path, rows: list[dict]) -> list[Path]:
-    """One figure per training-set size: each variant's FID during training (train.eval_every), a line per seed."""
+    """Per training-set size, each variant's FID during training (train.eval_every, fid-n<limit>.png) and D's held-out
+    gap (gap-n<limit>.png, where logged), a line per seed."""
     from dcgan.plots import plot_fid
     from dcgan.rundir import METRICS_FILE, read_metrics
 
     written = []
     for limit in sorted({r["limit"] for r in rows}):
-        curves = {}
+        fids, gaps = {}, {}
         for r in (r for r in rows if r["limit"] == limit):
-            points = [{"step": e["step"], "fid": e["eval"]["fid"]} for e in read_metrics(Path(r["run"]) / METRICS_FILE, "eval")]
-            if points:
-                curves.setdefault(r["variant"], []).append(points)
-        if curves:
-            written.append(plot_fid(out / f"fid-n{limit}.png", curves))
+            records = read_metrics(Path(r["run"]) / METRICS_FILE, "all")
+            fid = [{"step": e["step"], "fid": e["eval"]["fid"]} for e in records if e.get("kind") == "eval"]
+            gap = [{"step": e["step"], "d_gap": e["d_gap"]} for e in records if "d_gap" in e]
+            for curves, points in ((fids, fid), (gaps, gap)):
+                if points:
+                    curves.setdefault(r["variant"], []).append(points)
+        if fids:
+            written.append(plot_fid(out / f"fid-n{limit}.png", fids))
+        if gaps:
+            written.append(plot_fid(out / f"gap-n{limit}.png", gaps, key="d_gap", title="D's held-out gap",
+                                    ylabel="d_gap = D(training images) - D(test images)"))
     return written
 
 
