@@ -142,8 +142,8 @@ class TrainConfig:
     log_every: int = _f(50, "steps between metrics.jsonl lines", min=1)
     heldout_probe: int = _f(
         256, "at every log line, D's mean output on this many fixed training images and as many held-out ones "
-        "(the dataset's other split: mnist, fashion_mnist, cifar10): d_seen, d_unseen and their gap d_gap, which "
-        "grows as D memorises its training set (0 = off)", min=0, max=10000)
+        "(the other split of mnist, fashion_mnist, cifar10; an image folder's data.holdout): d_seen, d_unseen and "
+        "their gap d_gap, which grows as D memorises its training set (0 = off)", min=0, max=10000)
     sample_every: int = _f(500, "steps between fixed-noise sample grids", min=1)
     checkpoint_every: int = _f(500, "steps between checkpoints", min=1)
     keep_checkpoints: int = _f(3, "how many recent checkpoints to keep", min=1, max=1000)

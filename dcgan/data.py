@@ -49,7 +49,7 @@ def load_images(data_cfg, split: str | None = None, stream: bool = False) -> np.
     elif name == "cifar10":
         images = load_cifar10(data_cfg.path, split)
     elif name == "folder":
-        images = load_folder_cached(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit)
+        images = _folder(data_cfg)[0]
         images = images[holdout_split(len(images), data_cfg.holdout)[0]]
     else:  # config validation makes this unreachable
         raise DataError(f"data.name: unknown dataset {name!r}")
@@ -82,13 +82,13 @@ def load_labelled_images(data_cfg, split: str | None = None, stream: bool = Fals
         images = prepared.load(data_cfg, labelled=True)
         return Labelled(images, None, images.manifest.classes) if stream else Labelled(*images.to_labelled_arrays(), images.manifest.classes)
     if name == "folder":
-        images, labels, classes = load_folder_cached(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit,
-                                                     labelled=True)
-        kept = holdout_split(len(images), data_cfg.holdout)[0]
-        images, labels = images[kept], labels[kept]
-        if missing := sorted(set(range(len(classes))) - set(labels.tolist())):
-            raise DataError(f"data.holdout: holding out {data_cfg.holdout} images leaves no training image of class(es) "
-                            f"{', '.join(classes[i] for i in missing)}; lower it")
+        images, labels, classes = _folder(data_cfg, labelled=True)
+        if data_cfg.holdout:
+            kept = holdout_split(len(images), data_cfg.holdout)[0]
+            images, labels = images[kept], labels[kept]
+            if missing := sorted(set(range(len(classes))) - set(labels.tolist())):
+                raise DataError(f"data.holdout: holding out {data_cfg.holdout} images leaves no training image of class(es) "
+                                f"{', '.join(classes[i] for i in missing)}; lower it")
         return Labelled(conform(images, data_cfg.image_size, data_cfg.channels), labels, classes)
     images, labels = load_labelled(name, data_cfg.path, split)
     classes = cifar.CLASS_NAMES if name == "cifar10" else mnist.CLASS_NAMES[name]
@@ -97,6 +97,14 @@ def load_labelled_images(data_cfg, split: str | None = None, stream: bool = Fals
     if data_cfg.limit:
         images, labels = images[: data_cfg.limit], labels[: data_cfg.limit]
     return Labelled(conform(images, data_cfg.image_size, data_cfg.channels), labels, list(classes))
+
+
+def _folder(data_cfg, labelled: bool = False) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """An image folder's decoded images (data.limit applied, before the holdout), with their labels and class names
+    when labelled (else None and [])."""
+    if labelled:
+        return load_folder_cached(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit, labelled=True)
+    return load_folder_cached(data_cfg.path, data_cfg.image_size, data_cfg.channels, data_cfg.limit), None, []
 
 
 def holdout_split(n: int, holdout: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,13 +126,10 @@ def load_heldout(data_cfg, labelled: bool = False) -> Labelled | None:
         return load_labelled_images(other) if labelled else Labelled(load_images(other), None, [])
     if data_cfg.name != "folder" or not data_cfg.holdout:
         return None
-    size, channels = data_cfg.image_size, data_cfg.channels
-    if labelled:
-        images, labels, classes = load_folder_cached(data_cfg.path, size, channels, data_cfg.limit, labelled=True)
-    else:
-        images, labels, classes = load_folder_cached(data_cfg.path, size, channels, data_cfg.limit), None, []
+    images, labels, classes = _folder(data_cfg, labelled)
     held = holdout_split(len(images), data_cfg.holdout)[1]
-    return Labelled(conform(images[held], size, channels), None if labels is None else labels[held], classes)
+    return Labelled(conform(images[held], data_cfg.image_size, data_cfg.channels),
+                    None if labels is None else labels[held], classes)
 
 
 def image_subset(images, n: int, seed) -> np.ndarray:

@@ -47,6 +47,8 @@ class HeldOutGap:
             "d_seen": (images[seen], labels[seen] if conditional else None),
             "d_unseen": (heldout.images[unseen], heldout.labels[unseen] if conditional else None),
         }
+        # scaled to D's [-1, 1] once: the sets are fixed for the run
+        self._inputs = {name: (datalib.to_float(x).astype(np.float32), y) for name, (x, y) in self.sets.items()}
         self._logits = tf.function(lambda x: gan.discriminator(x, training=False))
 
     def __len__(self) -> int:
@@ -69,10 +71,10 @@ class HeldOutGap:
     def __call__(self, gan: GAN) -> dict[str, float]:
         """{d_seen, d_unseen, d_gap}: mean D(x) (as a probability) on each set, and seen minus unseen."""
         means = {}
-        for name, (images, labels) in self.sets.items():
+        for name, (images, labels) in self._inputs.items():
             total = 0.0
             for i in range(0, len(images), self.BATCH):
-                x = datalib.to_float(images[i : i + self.BATCH]).astype(np.float32)
+                x = images[i : i + self.BATCH]
                 logits = self._logits(x if labels is None else [x, labels[i : i + self.BATCH]])
                 total += float(tf.reduce_sum(tf.sigmoid(tf.cast(logits, tf.float32))))
             means[name] = total / len(images)

@@ -149,9 +149,9 @@ def plot_fid(path: str | Path, curves: dict[str, list[list[dict]]], key: str = "
     values = []
     for i, (label, runs) in enumerate(curves.items()):
         for j, curve in enumerate(runs):
-            steps, fids = [c["step"] for c in curve], [c[key] for c in curve]
-            values += fids
-            ax.plot(steps, fids, marker="o" if len(curve) < 50 else None, markersize=3, color=f"C{i}", alpha=1.0 if j == 0 else 0.5,
+            steps, ys = [c["step"] for c in curve], [c[key] for c in curve]
+            values += ys
+            ax.plot(steps, ys, marker="o" if len(curve) < 50 else None, markersize=3, color=f"C{i}", alpha=1.0 if j == 0 else 0.5,
                     linestyle="-" if j == 0 else "--", label=label if j == 0 else None)
     _log_if_wide(ax, values)
     ax.set_xlabel("training step")

@@ -17,9 +17,9 @@ then scores the run's sampling generator with `dcgan.evaluate.evaluate` (classif
 on --n generated images against the Fashion-MNIST TEST split: the held-out images a memorising
 discriminator never saw) and by its memorisation score (are generated images nearer to the
 training images than unseen ones are? FID cannot tell), and prints a table: FID per seed, their
-mean, memorisation, the last logged r_t (d_real_sign, the overfitting signal) and p, and D's held-out gap at the end (d_gap: its
-mean output on training images minus test images, at the last checkpoint). Runs land in --out/<variant>-n<limit>-seed<seed>;
-one that is there already is resumed (or, when finished, only scored), so an interrupted
+mean, memorisation, the last logged r_t (d_real_sign, the overfitting signal) and p, and D's
+held-out gap at the end (d_gap: its mean output on training images minus test images, at the
+last step). Runs land in --out/<variant>-n<limit>-seed<seed>; one that is there already is resumed (or, when finished, only scored), so an interrupted
 sweep continues where it stopped. --set adds overrides to every run. Results also go to
 --out/results.json (merged with the rows already there, so seeds run side by side by separate
 processes end up in one file), the FID curves of the runs' evaluations (--eval-every) to
@@ -45,8 +45,6 @@ VARIANTS = {
 }
 
 
-
-
 def run_one(out: Path, variant: str, limit: int, seed: int, steps: int | None, eval_every: int | None, n: int,
             sets: list[str]) -> dict:
     """Train (or resume) one run and score it; returns its row."""
@@ -69,12 +67,12 @@ def run_one(out: Path, variant: str, limit: int, seed: int, steps: int | None, e
     return {"variant": variant, "limit": limit, "seed": seed, "fid": scores["fid"]["value"],
             "memorisation": scores["memorisation"]["value"], "copies": scores["memorisation"]["copies"], "step": last.get("step"),
             "d_real_sign": last.get("d_real_sign"), "ada_p": last.get("ada_p"),
-            "d_gap": round(final_gap(run), 4), "train_s": round(train_s, 1), "run": str(run)}
+            "d_gap": round(last["d_gap"] if "d_gap" in last else final_gap(run), 4), "train_s": round(train_s, 1), "run": str(run)}
 
 
 def final_gap(run: Path) -> float:
-    """D's held-out gap (train.heldout_probe's d_gap) at the run's last checkpoint: runs trained before it was
-    logged have one too."""
+    """D's held-out gap (train.heldout_probe's d_gap) at the run's last checkpoint, for a run trained before it was
+    logged (a newer run's last log line holds the same value)."""
     from dcgan import data as datalib
     from dcgan.checkpoints import run_checkpoint
     from dcgan.gan import restore, run_gan
@@ -107,7 +105,6 @@ def table(rows: list[dict], seeds: list[int]) -> str:
                  "-" if last.get("d_gap") is None else f"{last['d_gap']:+.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
 
 
 def plot_curves(out: Path, rows: list[dict]) -> list[Path]:

@@ -41,8 +41,6 @@ CONFIG = Path(__file__).resolve().parent.parent / "configs" / "folder_small.yaml
 GRID = 8  # an 8x8 grid of each run's samples
 
 
-
-
 def run_one(args, variant: str, seed: int) -> dict:
     """Train one run (unless it is there already) and score it with the folder's self-supervised encoder."""
     from dcgan.config import load_config
@@ -61,7 +59,6 @@ def run_one(args, variant: str, seed: int) -> dict:
     last = (read_metrics(run / METRICS_FILE, "train") or [{}])[-1]
     return {"variant": variant, "seed": seed, "fid": scores["fid"], "kid": scores["kid"], "step": last.get("step"),
             "d_real_sign": last.get("d_real_sign"), "ada_p": last.get("ada_p"), "run": str(run)}
-
 
 
 def plot_grids(out: Path, rows: list[dict]) -> Path:
