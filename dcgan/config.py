@@ -4,8 +4,8 @@ A config is plain data (nested dataclasses). `load_config` reads an optional YAM
 file (through dcgan.yamlio, which reads it safely and bounded), applies
 `--set dotted.key=value` overrides and validates every value, so
 the rest of the program can trust what it is given. Every field carries its
-help text and constraints in `metadata`, which is also what the README's config
-reference is generated from (`python -m dcgan.config`).
+help text and constraints in `metadata`, which is also what the config reference in
+docs/config.md is generated from (`python scripts/update_docs.py`; `python -m dcgan.config` prints it).
 """
 
 from __future__ import annotations
@@ -459,7 +459,7 @@ def diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def reference_markdown(cls=Config, prefix: str = "") -> str:
-    """Every key with its default and meaning, as a Markdown table (for the README)."""
+    """Every key with its default and meaning, as a Markdown table (for docs/config.md)."""
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):

@@ -1,4 +1,4 @@
-"""The README stays true: its test command is what CI runs, its config table is the schema."""
+"""The docs stay true: the README's test command is what CI runs, the config table is the schema, links resolve."""
 
 import re
 from pathlib import Path
@@ -7,6 +7,7 @@ from dcgan.config import reference_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
 def code_lines():
@@ -24,8 +25,8 @@ def test_main_job_command_is_in_the_readme():
 
 
 def test_config_reference_matches_the_schema():
-    # regenerate with: python scripts/update_readme.py
-    assert reference_markdown() in README
+    # regenerate with: python scripts/update_docs.py
+    assert reference_markdown() in (ROOT / "docs" / "config.md").read_text()
 
 
 def test_code_map_names_every_module_of_the_package():
@@ -33,3 +34,30 @@ def test_code_map_names_every_module_of_the_package():
     mapped = set(re.findall(r"`(\w+)\.py`", section))
     modules = {p.stem for p in (ROOT / "dcgan").glob("*.py") if not p.stem.startswith("__")}
     assert mapped == modules
+
+
+def relative_links(text):
+    """Targets of markdown links and images, and of <img src>, outside fenced code; no URLs, no bare #anchors."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    targets = re.findall(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", text)
+    targets += re.findall(r"<img\s[^>]*src=\"([^\"]+)\"", text)
+    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t, re.I) and not t.startswith("#")]
+
+
+def test_every_relative_link_resolves():
+    broken = []
+    for page in [ROOT / "README.md", *DOCS]:
+        for target in relative_links(page.read_text()):
+            path = target.split("#", 1)[0]
+            if not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert DOCS and not broken, broken
+
+
+def test_readme_links_every_doc():
+    linked = {(ROOT / target.split("#", 1)[0]).resolve() for target in relative_links(README)}
+    assert [p.name for p in DOCS if p.resolve() not in linked] == []
+
+
+def test_readme_is_a_front_page():
+    assert len(README.splitlines()) <= 320
