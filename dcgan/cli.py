@@ -9,7 +9,7 @@ import sys
 import tempfile
 
 from dcgan import __version__
-from dcgan.errors import DcganError, first_line
+from dcgan.core.errors import DcganError, first_line
 
 
 def _quiet_tensorflow() -> None:
@@ -48,9 +48,9 @@ def _native_stderr_captured():
 def cmd_train(args) -> int:
     from pathlib import Path
 
-    from dcgan.config import load_config
-    from dcgan.distribute import make_strategy, tf_config_from_flags
-    from dcgan.rundir import resume_config
+    from dcgan.core.config import load_config
+    from dcgan.training.distribute import make_strategy, tf_config_from_flags
+    from dcgan.training.rundir import resume_config
 
     overrides = args.set
     if args.workers is not None or args.worker_index is not None:
@@ -69,7 +69,7 @@ def cmd_train(args) -> int:
     _quiet_tensorflow()
     # before any other TensorFlow work: MultiWorkerMirroredStrategy must be created at program start
     strategy = make_strategy(cfg.distribute)
-    from dcgan.train import train
+    from dcgan.training.loop import train
 
     print(train(cfg, resume_dir=run_dir, quiet=args.quiet, strategy=strategy))
     return 0
@@ -86,7 +86,7 @@ def _generator_choice(p, verb: str) -> None:
 
 def cmd_sample(args) -> int:
     _quiet_tensorflow()
-    from dcgan.sample import sample
+    from dcgan.tools.sample import sample
 
     print(sample(args.run, step=args.step, seeds=args.seeds, n=args.n, grid=args.grid, out=args.out,
                  interpolate=args.interpolate, frames=args.frames, truncation=args.truncation,
@@ -96,18 +96,18 @@ def cmd_sample(args) -> int:
 
 def cmd_export(args) -> int:
     _quiet_tensorflow()
-    from dcgan.export import export
+    from dcgan.tools.export import export
 
     print(export(args.run, fmt=args.format, out=args.out, step=args.step, use_ema=args.use_ema, force=args.force))
     return 0
 
 
 def cmd_benchmark(args) -> int:
-    from dcgan.config import load_config
+    from dcgan.core.config import load_config
 
     cfg = load_config(args.config, args.set)
     _quiet_tensorflow()
-    from dcgan import benchmark
+    from dcgan.tools import benchmark
 
     benchmark.run(cfg, windows=args.windows, window_steps=args.window_steps, sampling=not args.no_sampling,
                   fid=args.fid, synthetic=args.synthetic, as_json=args.json)
@@ -116,7 +116,7 @@ def cmd_benchmark(args) -> int:
 
 def cmd_evaluate(args) -> int:
     _quiet_tensorflow()
-    from dcgan.evaluate import evaluate
+    from dcgan.tools.evaluate import evaluate
 
     evaluate(args.run, n=args.n, metrics=args.metrics, step=args.step, use_ema=args.use_ema,
              feature_model=args.feature_model, feature_layer=args.feature_layer, network=args.features)
@@ -125,7 +125,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_features(args) -> int:
     _quiet_tensorflow()
-    from dcgan.features import train_classifier
+    from dcgan.evaluation.features import train_classifier
 
     path, info = train_classifier(args.data, args.path, epochs=args.epochs)
     how = "cached, not retrained" if info["cached"] else f"trained in {info['train_seconds']} s"
@@ -134,8 +134,8 @@ def cmd_features(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dcgan.compare import compare
-    from dcgan.modes import make_plan
+    from dcgan.tools.compare import compare
+    from dcgan.tools.modes import make_plan
 
     p = make_plan(config=args.config, modes=args.modes, budget=args.budget, steps=args.steps, seconds=args.seconds,
                   seeds=args.seeds, name=args.name, overrides=args.set, eval_samples=args.eval_samples,
@@ -146,7 +146,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from dcgan.anatomy import inspect_run, resolve  # no TensorFlow behind them
+    from dcgan.tools.anatomy import inspect_run, resolve  # no TensorFlow behind them
 
     source = resolve(args.run, args.init, args.set, args.step, args.use_ema, args.n, args.out)  # bad arguments fail fast
     _quiet_tensorflow()
@@ -156,7 +156,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_prepare(args) -> int:
     _quiet_tensorflow()
-    from dcgan.prepare import prepare_command
+    from dcgan.tools.prepare import prepare_command
 
     print(prepare_command(args))
     return 0
@@ -172,8 +172,8 @@ def _evaluate_step(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dcgan.config import FEATURE_NETWORKS
-    from dcgan.evaluate import METRICS  # the metrics table; no TensorFlow behind it
+    from dcgan.core.config import FEATURE_NETWORKS
+    from dcgan.evaluation.evaluator import METRICS  # the metrics table; no TensorFlow behind it
 
     parser = argparse.ArgumentParser(prog="dcgan", description="Train, sample, evaluate and compare DCGANs.")
     parser.add_argument("--version", action="version", version=f"dcgan {__version__}")
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
 
-    from dcgan.anatomy import DEFAULT_LATENTS  # no TensorFlow behind it either
+    from dcgan.tools.anatomy import DEFAULT_LATENTS  # no TensorFlow behind it either
 
     p = sub.add_parser("inspect", help="where the checkerboard comes from: each block's overlap pattern, activation spectrum "
                        "and score, and D's gradient -> RUN/inspect/inspect.png, inspect.json")

@@ -13,7 +13,7 @@ For each training-set size (data.limit), variant and seed it trains the default 
     diffaugment  train.augment=[translation, cutout] (DiffAugment, always applied)
     ada          train.ada_target=0.6 (ADA over translation, cutout, color: brightness and contrast here)
 
-then scores the run's sampling generator with `dcgan.evaluate.evaluate` (classifier-feature FID
+then scores the run's sampling generator with `dcgan.evaluation.evaluator.evaluate` (classifier-feature FID
 on --n generated images against the Fashion-MNIST TEST split: the held-out images a memorising
 discriminator never saw) and by its memorisation score (are generated images nearer to the
 training images than unseen ones are? FID cannot tell), and prints a table: FID per seed, their
@@ -48,10 +48,10 @@ VARIANTS = {
 def run_one(out: Path, variant: str, limit: int, seed: int, steps: int | None, eval_every: int | None, n: int,
             sets: list[str]) -> dict:
     """Train (or resume) one run and score it; returns its row."""
-    from dcgan.config import load_config
-    from dcgan.evaluate import evaluate
-    from dcgan.rundir import METRICS_FILE, read_metrics
-    from dcgan.train import train
+    from dcgan.core.config import load_config
+    from dcgan.tools.evaluate import evaluate
+    from dcgan.training.rundir import METRICS_FILE, read_metrics
+    from dcgan.training.loop import train
 
     name = f"{variant}-n{limit}-seed{seed}"
     overrides = ["data.name=fashion_mnist", f"data.limit={limit}", f"train.seed={seed}", f"run.dir={out}",
@@ -73,10 +73,10 @@ def run_one(out: Path, variant: str, limit: int, seed: int, steps: int | None, e
 def final_gap(run: Path) -> float:
     """D's held-out gap (train.heldout_probe's d_gap) at the run's last checkpoint, for a run trained before it was
     logged (a newer run's last log line holds the same value)."""
-    from dcgan import data as datalib
-    from dcgan.checkpoints import run_checkpoint
-    from dcgan.gan import restore, run_gan
-    from dcgan.hooks import HeldOutGap
+    from dcgan.data import pipeline as datalib
+    from dcgan.training.checkpoints import run_checkpoint
+    from dcgan.training.gan import restore, run_gan
+    from dcgan.training.callbacks import HeldOutGap
 
     gan = run_gan(run)
     restore(gan, run_checkpoint(run).path)
@@ -110,8 +110,8 @@ def table(rows: list[dict], seeds: list[int]) -> str:
 def plot_curves(out: Path, rows: list[dict]) -> list[Path]:
     """Per training-set size, each variant's FID during training (train.eval_every, fid-n<limit>.png) and D's held-out
     gap (gap-n<limit>.png, where logged), a line per seed."""
-    from dcgan.plots import plot_fid
-    from dcgan.rundir import METRICS_FILE, read_metrics
+    from dcgan.core.plots import plot_fid
+    from dcgan.training.rundir import METRICS_FILE, read_metrics
 
     written = []
     for limit in sorted({r["limit"] for r in rows}):
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     if min(args.limit) < 1:
         parser.error("--limit must be at least 1")
 
-    from dcgan.errors import DcganError
+    from dcgan.core.errors import DcganError
 
     results = args.out / "results.json"
     if args.report:

@@ -14,7 +14,7 @@ generator's and the discriminator's conditioning method set by its name, <genera
     concat-concat       both networks take the label as extra input (keras-io's conditional GAN)
     none                the unconditional model at the same steps (configs/fashion_mnist_4500steps.yaml): the FID to match
 
-then scores the run's sampling generator with `dcgan.evaluate.evaluate` on --n images against the test split:
+then scores the run's sampling generator with `dcgan.evaluation.evaluator.evaluate` on --n images against the test split:
 classifier-feature FID, class_accuracy (with the classifier's own test accuracy beside it: the target) and intra-FID.
 With --jobs 2 two runs train side by side, each pinned to one core. A run that is there already is resumed or, when
 finished, only scored. Results go to --out/results.json; the table to stdout.
@@ -38,10 +38,10 @@ METRICS = "fid,class_accuracy,intra_fid"
 
 def run_one(out: Path, variant: str, seed: int, steps: int | None, n: int, sets: list[str]) -> dict:
     """Train (or resume) one run and score it; returns its row."""
-    from dcgan.config import load_config
-    from dcgan.evaluate import evaluate
-    from dcgan.rundir import METRICS_FILE, read_metrics
-    from dcgan.train import train
+    from dcgan.core.config import load_config
+    from dcgan.tools.evaluate import evaluate
+    from dcgan.training.rundir import METRICS_FILE, read_metrics
+    from dcgan.training.loop import train
 
     name = f"{variant}-seed{seed}"
     if variant == "none":

@@ -90,8 +90,8 @@ def set_args(sets: list[str]) -> list[str]:
 def train_reference(sets: list[str]) -> Path:
     """The uninterrupted run, in this process (TensorFlow is imported once, for the comparison too)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from dcgan.config import load_config
-    from dcgan.train import train
+    from dcgan.core.config import load_config
+    from dcgan.training.loop import train
 
     return train(load_config(None, sets), quiet=True)
 
@@ -241,8 +241,8 @@ def compare_metrics(crashed: list[dict], reference: list[dict]) -> int:
 def compare_weights(crashed_run: Path, reference_run: Path, steps: int) -> int:
     """How many checkpoint variables of the final checkpoints differ."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from dcgan.rundir import read_run_config
-    from dcgan.gan import CHECKPOINT_DIR, GAN, restore
+    from dcgan.training.rundir import read_run_config
+    from dcgan.training.gan import CHECKPOINT_DIR, GAN, restore
 
     states = []
     for run in (crashed_run, reference_run):

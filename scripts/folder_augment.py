@@ -43,10 +43,10 @@ GRID = 8  # an 8x8 grid of each run's samples
 
 def run_one(args, variant: str, seed: int) -> dict:
     """Train one run (unless it is there already) and score it with the folder's self-supervised encoder."""
-    from dcgan.config import load_config
-    from dcgan.evaluate import evaluate
-    from dcgan.rundir import METRICS_FILE, read_metrics
-    from dcgan.train import train
+    from dcgan.core.config import load_config
+    from dcgan.tools.evaluate import evaluate
+    from dcgan.training.rundir import METRICS_FILE, read_metrics
+    from dcgan.training.loop import train
 
     name = f"{variant}-seed{seed}"
     run = args.out / name
@@ -63,10 +63,10 @@ def run_one(args, variant: str, seed: int) -> dict:
 
 def plot_grids(out: Path, rows: list[dict]) -> Path:
     """Every run's GRID x GRID samples from the same latents (seeds 0..63), one labelled panel each."""
-    from dcgan.checkpoints import find_checkpoint
-    from dcgan.gan import generate_images, load_generator
-    from dcgan.plots import plot_panels
-    from dcgan.sample import latents
+    from dcgan.training.checkpoints import find_checkpoint
+    from dcgan.training.gan import generate_images, load_generator
+    from dcgan.core.plots import plot_panels
+    from dcgan.tools.sample import latents
 
     panels = {}
     for r in rows:
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
 
-    from dcgan.errors import DcganError
+    from dcgan.core.errors import DcganError
 
     results = args.out / "results.json"
     try:

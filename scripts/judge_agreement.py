@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.errors import DcganError  # TensorFlow is imported only once the arguments are parsed
+from dcgan.core.errors import DcganError  # TensorFlow is imported only once the arguments are parsed
 
 
 def rank(values) -> np.ndarray:
@@ -46,11 +46,11 @@ def spearman(a, b) -> float:
 
 
 def score_runs(run_dirs: list[Path], networks: tuple[str, str], n: int, quiet: bool = False) -> list[dict]:
-    from dcgan.checkpoints import run_checkpoint, run_steps
-    from dcgan.evaluate import Evaluator, sample_labels, sample_latents
-    from dcgan.gan import generate_images, latent_dim, restore, run_gan
-    from dcgan.models import is_conditional
-    from dcgan.rundir import read_run_config
+    from dcgan.training.checkpoints import run_checkpoint, run_steps
+    from dcgan.evaluation.evaluator import Evaluator, sample_labels, sample_latents
+    from dcgan.training.gan import generate_images, latent_dim, restore, run_gan
+    from dcgan.models.networks import is_conditional
+    from dcgan.training.rundir import read_run_config
 
     evaluators: dict[str, Evaluator] = {}  # one per dataset and network: the real side is computed once
     rows = []
@@ -89,7 +89,7 @@ def table(rows: list[dict], networks: tuple[str, str]) -> str:
 
 
 def parse_networks(text: str) -> tuple[str, str]:
-    from dcgan.config import FEATURE_NETWORKS
+    from dcgan.core.config import FEATURE_NETWORKS
 
     names = tuple(t.strip() for t in text.split(",") if t.strip())
     if len(names) != 2 or names[0] == names[1] or any(t not in FEATURE_NETWORKS for t in names):
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     print(table(rows, args.networks))
     print(f"Spearman rank correlation of FID {a} and FID {b} over {len(rows)} checkpoints: {rho:.3f}")
     if args.out:
-        from dcgan.rundir import atomic_write
+        from dcgan.core.files import atomic_write
 
         result = {"networks": list(args.networks), "n": args.n, "checkpoints": len(rows),
                   "spearman": None if np.isnan(rho) else rho, "rows": rows}

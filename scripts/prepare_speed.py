@@ -38,7 +38,7 @@ def write_pngs(folder: Path, n: int, size: int) -> None:
 
     rng = np.random.default_rng(0)
     if FASHION.is_file():
-        from dcgan.mnist import read_idx
+        from dcgan.data.mnist import read_idx
 
         garments = read_idx(FASHION)
     else:

@@ -9,7 +9,7 @@ For each seed it trains (a) the config with `dcgan train` and train.time_budget_
 scored on the generator `dcgan sample` uses by default (the copy the run chose: EMA
 or raw) and, beside it, on both copies, and (b) the TensorFlow DCGAN tutorial's model and hyper-parameters (Dense ->
 7x7x256, Conv2DTranspose 5x5 128/64/1, D conv 64/128 5x5 + dropout 0.3, Adam 1e-4,
-batch 256) with the minimal reference loop (dcgan.reference), for the same budget.
+batch 256) with the minimal reference loop (dcgan.tools.reference), for the same budget.
 Both are scored with the project's classifier-feature FID and KID on --n samples
 against the Fashion-MNIST test split. Grids of both land in --out. The last line
 prints both mean FIDs and their ratio.
@@ -27,18 +27,18 @@ from pathlib import Path
 def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: Path, sets: list[str]) -> dict:
     """Train and score one variant in this process; returns its figures."""
 
-    from dcgan import viz
-    from dcgan.config import load_config
-    from dcgan.evaluate import Evaluator, sample_latents
-    from dcgan.gan import generate_images
+    from dcgan.core import viz
+    from dcgan.core.config import load_config
+    from dcgan.evaluation.evaluator import Evaluator, sample_latents
+    from dcgan.training.gan import generate_images
 
     cfg = load_config(config, [f"train.seed={seed}", *sets])
     evaluator = Evaluator(cfg.data, ("fid", "kid"), quiet=True)
     t0 = time.perf_counter()
     if variant == "default":
-        from dcgan.gan import GAN, restore
-        from dcgan.sample import find_checkpoint
-        from dcgan.train import train
+        from dcgan.training.gan import GAN, restore
+        from dcgan.tools.sample import find_checkpoint
+        from dcgan.training.loop import train
 
         run_cfg = load_config(config, [f"train.seed={seed}", "train.steps=10000000", f"train.time_budget_s={seconds}",
                                        f"run.dir={out / 'runs'}", f"run.name=default-seed{seed}", *sets])
@@ -48,8 +48,8 @@ def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: P
         sampler = "ema" if model is gan.ema_generator else "raw"
         copies = {c: m for c, m in (("ema", gan.ema_generator), ("raw", gan.generator)) if m is not None and m is not model}
     else:
-        from dcgan.data import load_images
-        from dcgan.reference import train_reference
+        from dcgan.data.pipeline import load_images
+        from dcgan.tools.reference import train_reference
 
         model, steps = train_reference(load_images(cfg.data), seconds, seed=seed)
         sampler, copies = "raw", {}

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from dcgan.errors import DcganError  # TensorFlow is imported only once the arguments are parsed
+from dcgan.core.errors import DcganError  # TensorFlow is imported only once the arguments are parsed
 
 
 class Lines:
@@ -32,12 +32,12 @@ class Lines:
 
 
 def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
-    from dcgan.checkpoints import run_checkpoint, run_steps
-    from dcgan.data import load_images
-    from dcgan.evaluate import Evaluator
-    from dcgan.gan import GAN, restore
-    from dcgan.hooks import SamplerChoice
-    from dcgan.rundir import read_run_config
+    from dcgan.training.checkpoints import run_checkpoint, run_steps
+    from dcgan.data.pipeline import load_images
+    from dcgan.evaluation.evaluator import Evaluator
+    from dcgan.training.gan import GAN, restore
+    from dcgan.training.callbacks import SamplerChoice
+    from dcgan.training.rundir import read_run_config
 
     cfg = read_run_config(run_dir)
     if cfg.train.ema_decay == 0:

@@ -43,7 +43,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, out: str, what: str) -
 def merge_results(path: Path, rows: list[dict], fields: tuple[str, ...], variants) -> list[dict]:
     """path's rows with these replacing any with the same `fields`, sorted by them (variants in their
     given order); written back atomically and returned."""
-    from dcgan.rundir import atomic_write
+    from dcgan.core.files import atomic_write
 
     order = list(variants)
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Regenerate the config reference table in docs/config.md from the config schema (dcgan/config.py)."""
+"""Regenerate the config reference table in docs/config.md from the config schema (dcgan/core/config.py)."""
 
 import re
 from pathlib import Path
 
-from dcgan.config import reference_markdown
+from dcgan.core.config import reference_markdown
 
 CONFIG_DOC = Path(__file__).resolve().parent.parent / "docs" / "config.md"
 BEGIN, END = "<!-- CONFIG-REFERENCE -->", "<!-- /CONFIG-REFERENCE -->"

@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
-from dcgan.config import load_config
+from dcgan.core.config import load_config
 from helpers import mnist_sets, write_mnist
 
 
@@ -42,7 +42,7 @@ def tiny_run(tmp_path_factory):
     It has an EMA copy (decay 0.9) and sub-pixel blocks, so its generator holds the project's custom
     layer and initializer. Tests read it; one that changes it works on a copy.
     """
-    from dcgan.train import train
+    from dcgan.training.loop import train
 
     root = tmp_path_factory.mktemp("tiny-run")
     cfg = load_config(None, [*mnist_sets(write_mnist(root / "mnist")), f"run.dir={root / 'runs'}", "run.name=tiny",
@@ -53,7 +53,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_gan(tiny_run):
     """The GAN of tiny_run restored from its last checkpoint (ckpt-6); do not train it."""
-    from dcgan.gan import GAN, restore
+    from dcgan.training.gan import GAN, restore
 
     run_dir, cfg = tiny_run
     gan = GAN(cfg)
@@ -68,7 +68,7 @@ def tiny_conditional_run(tmp_path_factory):
     Fashion-MNIST's ten class names over the two-class blob files (labels 0 and 1), a cbn generator with a
     projection discriminator and transpose blocks only: its .keras needs no dcgan layer to load.
     """
-    from dcgan.train import train
+    from dcgan.training.loop import train
 
     root = tmp_path_factory.mktemp("tiny-conditional-run")
     mnist = write_mnist(root / "mnist", two_classes=True)

@@ -176,7 +176,7 @@ def fifo(path):
 
 def one_line_config_error(call, *args) -> str:
     """The ConfigError call(*args) raises, checked to be one short line."""
-    from dcgan.errors import ConfigError
+    from dcgan.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         call(*args)

@@ -20,11 +20,11 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from dcgan import data as datalib  # noqa: E402
-from dcgan.config import load_config  # noqa: E402
-from dcgan.errors import ConfigError  # noqa: E402
-from dcgan.distribute import distribute_dataset, make_strategy  # noqa: E402
-from dcgan.gan import GAN  # noqa: E402
+from dcgan.data import pipeline as datalib  # noqa: E402
+from dcgan.core.config import load_config  # noqa: E402
+from dcgan.core.errors import ConfigError  # noqa: E402
+from dcgan.training.distribute import distribute_dataset, make_strategy  # noqa: E402
+from dcgan.training.gan import GAN  # noqa: E402
 
 MIRRORED = ["distribute.strategy=mirrored", "distribute.devices=[/cpu:0, /cpu:1]"]
 RUNS = {

@@ -1,4 +1,4 @@
-"""dcgan inspect (dcgan.anatomy): overlap patterns, the per-block checkerboard score on planted generators, D's
+"""dcgan inspect (dcgan.tools.anatomy): overlap patterns, the per-block checkerboard score on planted generators, D's
 gradient spectrum, the command's files and its one-line errors. Untrained or planted weights: deterministic and fast."""
 
 import json
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan import anatomy, metrics
-from dcgan.metrics import artifact_share, power_spectrum
+from dcgan.tools import anatomy
+from dcgan.evaluation import metrics
+from dcgan.evaluation.metrics import artifact_share, power_spectrum
 from helpers import cli_error, run_cli
 
 K3 = "model.generator.transpose_kernel_size=3"
@@ -28,7 +29,7 @@ def report_of(tiny_config, *overrides, n=64):
 
 
 def blocks_of(tiny_config, *overrides):
-    from dcgan.models import build_generator
+    from dcgan.models.networks import build_generator
 
     return anatomy.generator_blocks(build_generator(tiny_config(*overrides)))
 
@@ -127,7 +128,7 @@ def test_resize_convolution_everywhere_scores_nothing(tiny_config):
 def planted_discriminator(tiny_config, checkerboard: bool):
     """D whose first conv sees (-1)^(i+j) (or a flat kernel), everything after it positive, so dD/dx is that kernel
     tiled under a smooth positive envelope."""
-    from dcgan.models import build_discriminator
+    from dcgan.models.networks import build_discriminator
 
     disc = build_discriminator(tiny_config())
     for layer in disc.layers:
@@ -222,7 +223,7 @@ def test_inspect_errors_are_one_line(tiny_run, tmp_path, capsys, monkeypatch):
     def refuses(*args, **kwargs):
         raise ValueError("Kernel shape must have the same length as input\nand more")
 
-    monkeypatch.setattr("dcgan.gan.build_generator", refuses)
+    monkeypatch.setattr("dcgan.training.gan.build_generator", refuses)
     assert "cannot build the models of" in cli_error(capsys, "inspect", "--init", "--out", tmp_path / "o")
     assert not (tmp_path / "none").exists()
 
@@ -231,7 +232,7 @@ def test_the_command_is_in_the_help_and_its_module_loads_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, dcgan.anatomy, dcgan.cli; h = dcgan.cli.build_parser().format_help(); "
+    code = ("import sys, dcgan.tools.anatomy, dcgan.cli; h = dcgan.cli.build_parser().format_help(); "
             "print('inspect' in h, 'tensorflow' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False", "False"]

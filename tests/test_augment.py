@@ -1,11 +1,11 @@
-"""dcgan/augment.py: each DiffAugment op (shape, range, what it does, gradients), the pipeline's RNG and gates, ADA's p."""
+"""dcgan/models/augment.py: each DiffAugment op (shape, range, what it does, gradients), the pipeline's RNG and gates, ADA's p."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import augment
-from dcgan.augment import OPS, UNIFORMS, AdaptiveP, Pipeline, adjust, color, cutout, translation
+from dcgan.models import augment
+from dcgan.models.augment import OPS, UNIFORMS, AdaptiveP, Pipeline, adjust, color, cutout, translation
 
 
 def images(n=8, size=28, channels=1, seed=0):

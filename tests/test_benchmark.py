@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dcgan import benchmark
+from dcgan.tools import benchmark
 from helpers import cli_error
 
 

@@ -1,4 +1,4 @@
-"""dcgan/checkpoints.py: which checkpoints a run holds, and which one a command means.
+"""dcgan/training/checkpoints.py: which checkpoints a run holds, and which one a command means.
 
 The checkpoints here are real TensorFlow checkpoints, written by a tf.train.CheckpointManager
 the way a run writes them (ckpt-<step>.index and .data-*), each holding its own step as a value,
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from dcgan.checkpoints import (BEST_DIR, CHECKPOINT_DIR, Checkpoint, checkpoint_steps, find_checkpoint, latest_step,
+from dcgan.training.checkpoints import (BEST_DIR, CHECKPOINT_DIR, Checkpoint, checkpoint_steps, find_checkpoint, latest_step,
                                run_checkpoint, run_steps)
-from dcgan.errors import DcganError
-from dcgan.rundir import write_config
+from dcgan.core.errors import DcganError
+from dcgan.training.rundir import write_config
 from helpers import cli_error
 
 
@@ -137,7 +137,7 @@ def test_an_explicit_best_checkpoint_belongs_to_its_run(run):
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, dcgan.checkpoints; print('tensorflow' in sys.modules)"
+    code = "import sys, dcgan.training.checkpoints; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

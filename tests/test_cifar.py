@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from helpers import cifar_batch
-from dcgan import cifar, data, datafiles
-from dcgan.config import load_config
-from dcgan.datafiles import DataError
+from dcgan.data import cifar
+from dcgan.data import pipeline as data
+from dcgan.data import datafiles
+from dcgan.core.config import load_config
+from dcgan.data.datafiles import DataError
 
 
 @pytest.fixture

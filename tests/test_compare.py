@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 
 from helpers import TINY, cli_error, write_mnist
-from dcgan import compare, modes, report
-from dcgan import train as trainlib
+from dcgan.tools import compare
+from dcgan.tools import modes
+from dcgan.tools import report
+from dcgan.training import loop as trainlib
 from dcgan.cli import main
-from dcgan.errors import DcganError
-from dcgan.rundir import read_metrics
-from dcgan.checkpoints import find_checkpoint
-from dcgan.gan import generate_images, load_generator
-from dcgan.sample import latents
-from dcgan.viz import read_png
+from dcgan.core.errors import DcganError
+from dcgan.training.rundir import read_metrics
+from dcgan.training.checkpoints import find_checkpoint
+from dcgan.training.gan import generate_images, load_generator
+from dcgan.tools.sample import latents
+from dcgan.core.viz import read_png
 
 MODES = "transpose:k4,upsample:nearest"
 

@@ -5,11 +5,11 @@ import pytest
 import yaml
 
 from helpers import one_line_config_error
-from dcgan.config import (
+from dcgan.core.config import (
     Config, ConfigError, apply_overrides, block_modes, diff_keys, dump_config, from_dict, is_conditional, load_config,
     reference_markdown, to_dict, upsampling_plan,
 )
-from dcgan.yamlio import load_yaml
+from dcgan.core.yamlio import load_yaml
 
 
 def test_defaults_cover_every_key_and_round_trip():

@@ -8,7 +8,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dcgan.config import Config, ConfigError, from_dict, load_config, to_dict
+from dcgan.core.config import Config, ConfigError, from_dict, load_config, to_dict
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FEWER = settings(SETTINGS, max_examples=100)  # the same values again, through a file or the command line

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.rundir import read_metrics, resume_config, write_config
-from dcgan.checkpoints import CHECKPOINT_DIR
-from dcgan.gan import GAN, restore
-from dcgan.train import train
+from dcgan.training.rundir import read_metrics, resume_config, write_config
+from dcgan.training.checkpoints import CHECKPOINT_DIR
+from dcgan.training.gan import GAN, restore
+from dcgan.training.loop import train
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "crash_test.py"
 

@@ -8,9 +8,10 @@ import pytest
 
 from helpers import cifar_batch, deadline, fifo
 from helpers import blob_images, cli_error, write_idx
-from dcgan import data, datafiles
-from dcgan.config import ConfigError, load_config
-from dcgan.datafiles import DataError
+from dcgan.data import pipeline as data
+from dcgan.data import datafiles
+from dcgan.core.config import ConfigError, load_config
+from dcgan.data.datafiles import DataError
 
 
 def test_conform_resizes_and_converts_channels():

@@ -5,8 +5,9 @@ import pytest
 
 from helpers import deadline, fifo
 from helpers import blob_images
-from dcgan import datafiles, mnist
-from dcgan.datafiles import DataError, FileTooLarge, NotRegularFile, open_regular
+from dcgan.data import datafiles
+from dcgan.data import mnist
+from dcgan.data.datafiles import DataError, FileTooLarge, NotRegularFile, open_regular
 
 
 def test_open_regular_refuses_a_fifo_without_blocking_and_a_file_over_its_limit(tmp_path):

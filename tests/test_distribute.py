@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.config import ConfigError, load_config
-from dcgan.distribute import check_strategy, is_chief, make_strategy, read_tf_config, tf_config_from_flags
-from dcgan.errors import DcganError
-from dcgan.rundir import read_metrics
-from dcgan.checkpoints import CHECKPOINT_DIR
-from dcgan.gan import GAN, restore
-from dcgan.train import train
+from dcgan.core.config import ConfigError, load_config
+from dcgan.training.distribute import check_strategy, is_chief, make_strategy, read_tf_config, tf_config_from_flags
+from dcgan.core.errors import DcganError
+from dcgan.training.rundir import read_metrics
+from dcgan.training.checkpoints import CHECKPOINT_DIR
+from dcgan.training.gan import GAN, restore
+from dcgan.training.loop import train
 from helpers import TINY, cli_error, write_mnist
 
 HERE = Path(__file__).parent

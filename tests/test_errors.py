@@ -1,6 +1,6 @@
 """Untrusted values in error messages: one line, at most SHOW_LIMIT characters, never a full repr."""
 
-from dcgan.errors import SHOW_LIMIT, clip, printable, show
+from dcgan.core.errors import SHOW_LIMIT, clip, printable, show
 
 
 def test_show_cuts_huge_deep_and_cyclic_values_without_a_full_repr():
@@ -23,7 +23,7 @@ def test_clip_and_printable_keep_text_on_one_line():
 
 
 def test_first_line_cuts_long_messages_and_names_an_empty_one():
-    from dcgan.errors import first_line
+    from dcgan.core.errors import first_line
 
     assert first_line(ValueError("No space left on device\n  more TensorFlow detail\n")) == "No space left on device"
     assert first_line(KeyError()) == "KeyError"

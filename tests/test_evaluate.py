@@ -5,16 +5,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan import evaluate
-from dcgan.hooks import SamplerChoice
+from dcgan.evaluation import featurenet
+from dcgan.evaluation import evaluator
+from dcgan.tools import evaluate
+from dcgan.training.callbacks import SamplerChoice
 from dcgan.cli import main
-from dcgan.config import load_config
-from dcgan.data import load_images
-from dcgan.errors import DcganError
-from dcgan.rundir import read_metrics, read_run_config, write_config
-from dcgan.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR
-from dcgan.train import train
-from dcgan.viz import read_png
+from dcgan.core.config import load_config
+from dcgan.data.pipeline import load_images
+from dcgan.core.errors import DcganError
+from dcgan.training.rundir import read_metrics, read_run_config, write_config
+from dcgan.training.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR
+from dcgan.training.loop import train
+from dcgan.core.viz import read_png
 from helpers import TINY, blob_images, cli_error, mnist_sets, usage_error, write_mnist
 
 
@@ -45,7 +47,7 @@ def test_evaluate_a_trained_run(trained_run, capsys):
     run = trained_run
     records = evaluate.evaluate(run, n=64)
     assert [r["metric"] for r in records] == ["fid", "kid", "precision", "recall", "checkerboard"]  # no class metrics
-    saved = json.loads((run / evaluate.EVAL_FILE).read_text())
+    saved = json.loads((run / evaluator.EVAL_FILE).read_text())
     assert saved == records
     by_name = {r["metric"]: r for r in saved}
     for r in saved:
@@ -57,7 +59,7 @@ def test_evaluate_a_trained_run(trained_run, capsys):
     assert by_name["fid"]["value"] > 0 and by_name["checkerboard"]["value"] > 0
     assert 0 <= by_name["precision"]["value"] <= 1 and 0 <= by_name["recall"]["value"] <= 1
     assert by_name["kid"]["std"] >= 0
-    spectrum = read_png(run / evaluate.SPECTRUM_FILE)
+    spectrum = read_png(run / evaluator.SPECTRUM_FILE)
     assert spectrum.shape[0] > 100 and spectrum.shape[1] > 100
     table = capsys.readouterr().out
     assert "metric" in table and "checkerboard" in table and "±" in table
@@ -79,7 +81,7 @@ def test_evaluate_a_trained_run(trained_run, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(run), "--n", "32", "--metrics", "checkerboard", "--step", "3"]) == 0
     assert "checkerboard" in capsys.readouterr().out
-    assert json.loads((run / evaluate.EVAL_FILE).read_text())[0]["checkpoint_step"] == 3
+    assert json.loads((run / evaluator.EVAL_FILE).read_text())[0]["checkpoint_step"] == 3
 
 
 def test_errors_are_one_clear_line(tiny_config, tmp_path, capsys):
@@ -116,11 +118,11 @@ def test_step_all_scores_every_kept_checkpoint_oldest_first(trained_run, capsys)
     assert main(["evaluate", str(trained_run), "--n", "32", "--metrics", "fid,checkerboard", "--step", "all"]) == 0
     progress = capsys.readouterr().err  # log lines go to stderr; stdout carries the table
     assert "step 3: fid" in progress and "step 4: fid" in progress
-    records = json.loads((trained_run / evaluate.EVAL_FILE).read_text())
+    records = json.loads((trained_run / evaluator.EVAL_FILE).read_text())
     assert [(r["checkpoint_step"], r["metric"]) for r in records] == [(3, "fid"), (3, "checkerboard"), (4, "fid"), (4, "checkerboard")]
     one = evaluate.evaluate(trained_run, n=32, metrics="fid", step=3, quiet=True)
     assert one[0]["value"] == pytest.approx(records[0]["value"], rel=1e-5)  # restoring in turn leaks nothing between steps
-    curve = read_png(trained_run / evaluate.CURVE_FILE)
+    curve = read_png(trained_run / evaluator.CURVE_FILE)
     assert curve.shape[1] > 400  # one panel per metric
     # argparse rejects it before any work
     assert "expected a step number, 'best' or 'all', got 'al'" in usage_error(capsys, "evaluate", trained_run, "--step", "al")
@@ -148,7 +150,7 @@ def test_training_with_eval_every_logs_and_keeps_the_best_checkpoint(trained_run
 
 
 def test_training_samples_from_the_copy_with_the_lower_fid(trained_run):
-    from dcgan.gan import GAN, restore
+    from dcgan.training.gan import GAN, restore
 
     run = trained_run
     choices = [r for r in read_metrics(run / "metrics.jsonl", "all") if "sampler" in r]
@@ -169,7 +171,7 @@ def test_training_samples_from_the_copy_with_the_lower_fid(trained_run):
 
 
 def test_choice_follows_the_scores_both_ways(trained_run):
-    from dcgan.gan import GAN, restore
+    from dcgan.training.gan import GAN, restore
 
     cfg = read_run_config(trained_run)
     gan = GAN(cfg)
@@ -192,8 +194,8 @@ def test_choice_follows_the_scores_both_ways(trained_run):
 
 
 def test_no_feature_network_keeps_the_ema_copy_and_finishes(tmp_path, monkeypatch, capsys):
-    from dcgan import features
-    from dcgan.gan import GAN, restore
+    from dcgan.evaluation import features
+    from dcgan.training.gan import GAN, restore
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(features, "INCEPTION_URL", "http://127.0.0.1:9/inception_notop.h5")  # nothing listens there
@@ -254,7 +256,7 @@ CONDITIONAL = ["model.generator.condition=cbn", "model.discriminator.condition=p
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory, cache_dir):
     """A conditional config on two easy classes (discs and their negatives) and its classifier, trained for 4 epochs."""
-    from dcgan.features import train_classifier
+    from dcgan.evaluation.features import train_classifier
 
     root = tmp_path_factory.mktemp("labelled")
     data = write_mnist(root / "mnist", n_train=384, n_test=128, invert_class_1=True)
@@ -267,7 +269,7 @@ def labelled(tmp_path_factory, cache_dir):
 
 def test_real_images_with_their_labels_score_the_classifiers_accuracy(labelled):
     cfg, info = labelled
-    ev = evaluate.Evaluator(cfg.data, CLASS_METRICS, quiet=True)
+    ev = evaluator.Evaluator(cfg.data, CLASS_METRICS, quiet=True)
     images, labels = ev.real_images, ev.real_labels
     assert len(images) == 128 and ev.classes[:2] == ["0", "1"]
     assert info["test_accuracy"] > 0.9  # the planted classes are learnable: a judge worth asking
@@ -289,11 +291,10 @@ def test_real_images_with_their_labels_score_the_classifiers_accuracy(labelled):
 
 
 def test_the_real_side_per_class_is_computed_once_and_cached(labelled, cache, monkeypatch):
-    from dcgan import features
-    from dcgan.metrics import feature_stats, fid
+    from dcgan.evaluation.metrics import feature_stats, fid
 
     cfg, _ = labelled
-    ev = evaluate.Evaluator(cfg.data, ("intra_fid",), quiet=True)
+    ev = evaluator.Evaluator(cfg.data, ("intra_fid",), quiet=True)
     assert len(list((cache / "stats" / ev.feature_network).glob("mnist-test-*.npz"))) == 1
     mu, sigma = ev.real_classes[1]
     real_feats = ev.net(ev.real_images)[ev.real_labels == 1]
@@ -301,24 +302,24 @@ def test_the_real_side_per_class_is_computed_once_and_cached(labelled, cache, mo
     fake, labels = ev.real_images[:64], ev.real_labels[:64]  # half of each class
     scored = ev.score(fake, labels=labels).fields["intra_fid"]["per_class"]["1"]
     assert scored == pytest.approx(fid(*feature_stats(ev.net(fake)[labels == 1]), mu, sigma), rel=1e-6)
-    monkeypatch.setattr(features.FeatureNet, "__call__", lambda *a, **k: pytest.fail("the real images went through the network again"))
-    again = evaluate.Evaluator(cfg.data, ("intra_fid",), quiet=True)
+    monkeypatch.setattr(featurenet.FeatureNet, "__call__", lambda *a, **k: pytest.fail("the real images went through the network again"))
+    again = evaluator.Evaluator(cfg.data, ("intra_fid",), quiet=True)
     np.testing.assert_array_equal(again.real_classes[1][1], sigma)
 
 
 def test_class_metrics_belong_to_conditional_runs(labelled, tmp_path):
     cfg, _ = labelled
-    assert evaluate.default_metrics(cfg) == (*evaluate.METRICS[:5], *CLASS_METRICS)
-    assert evaluate.default_metrics(cfg, evaluate.TRAINING_METRICS) == ("fid", "kid", "checkerboard", *CLASS_METRICS)
+    assert evaluator.default_metrics(cfg) == (*evaluator.METRICS[:5], *CLASS_METRICS)
+    assert evaluator.default_metrics(cfg, evaluator.TRAINING_METRICS) == ("fid", "kid", "checkerboard", *CLASS_METRICS)
     plain = load_config(None, ["data.name=mnist"])
-    assert evaluate.default_metrics(plain) == ("fid", "kid", "precision", "recall", "checkerboard")
-    assert evaluate.default_metrics(plain, evaluate.TRAINING_METRICS) == evaluate.TRAINING_METRICS
+    assert evaluator.default_metrics(plain) == ("fid", "kid", "precision", "recall", "checkerboard")
+    assert evaluator.default_metrics(plain, evaluator.TRAINING_METRICS) == evaluator.TRAINING_METRICS
     # a folder has labels (its subfolders) but no test split to train and test a judge on: intra-FID only
     folder = load_config(None, ["data.name=folder", f"data.path={tmp_path}", *CONDITIONAL])
-    assert evaluate.default_metrics(folder)[-1:] == ("intra_fid",)
+    assert evaluator.default_metrics(folder)[-1:] == ("intra_fid",)
     with pytest.raises(DcganError, match=r"--metrics class_accuracy: needs a classifier trained on a labelled train and test "
                                          r"split \(mnist, fashion_mnist, cifar10\); data.name=folder has none"):
-        evaluate.check_metrics(["class_accuracy"], folder, tmp_path)
+        evaluator.check_metrics(["class_accuracy"], folder, tmp_path)
 
 
 def test_an_unconditional_run_refuses_class_metrics_in_one_line(trained_run, capsys):
@@ -327,8 +328,8 @@ def test_an_unconditional_run_refuses_class_metrics_in_one_line(trained_run, cap
         evaluate.evaluate(trained_run, n=32, metrics="fid,intra_fid")
     err = cli_error(capsys, "evaluate", trained_run, "--metrics", "class_accuracy")
     assert "--metrics class_accuracy: only for a conditional run" in err
-    ev = evaluate.Evaluator(read_run_config(trained_run).data, ("class_accuracy",), quiet=True)
-    from dcgan.gan import run_gan
+    ev = evaluator.Evaluator(read_run_config(trained_run).data, ("class_accuracy",), quiet=True)
+    from dcgan.training.gan import run_gan
 
     with pytest.raises(DcganError, match="class_accuracy: only for a conditional generator; this one is unconditional"):
         ev.evaluate_model(run_gan(trained_run).generator, 8)
@@ -340,8 +341,8 @@ def test_evaluate_a_conditional_run_writes_both_class_metrics(tiny_conditional_r
     table = capsys.readouterr().out
     assert "class_accuracy" in table and "(real test images: " in table and "intra_fid" in table
     records = evaluate.evaluate(run, n=60, quiet=True)  # the default list: every metric, the class ones too
-    assert [r["metric"] for r in records] == [m for m in evaluate.METRICS if evaluate.METRIC_TABLE[m].default]
-    assert json.loads((run / evaluate.EVAL_FILE).read_text()) == records
+    assert [r["metric"] for r in records] == [m for m in evaluator.METRICS if evaluator.METRIC_TABLE[m].default]
+    assert json.loads((run / evaluator.EVAL_FILE).read_text()) == records
     by_name = {r["metric"]: r for r in records}
     accuracy, intra = by_name["class_accuracy"], by_name["intra_fid"]
     assert 0 <= accuracy["value"] <= 1 and 0 <= accuracy["classifier_test_accuracy"] <= 1
@@ -361,9 +362,9 @@ def test_training_evaluation_of_a_conditional_run_logs_the_class_metrics(tiny_co
 
     import tensorflow as tf
 
-    from dcgan.gan import GAN, restore
-    from dcgan.hooks import TrainingEval
-    from dcgan.train import evaluate_now
+    from dcgan.training.gan import GAN, restore
+    from dcgan.training.callbacks import TrainingEval
+    from dcgan.training.loop import evaluate_now
     from helpers import event_steps
 
     source, cfg = tiny_conditional_run

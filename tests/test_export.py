@@ -8,11 +8,11 @@ import zipfile
 import numpy as np
 
 from dcgan.cli import main
-from dcgan.mnist import CLASS_NAMES
-from dcgan.sample import latents
+from dcgan.data.mnist import CLASS_NAMES
+from dcgan.tools.sample import latents
 from helpers import cli_error
 
-# Loads the SavedModel with TensorFlow alone and converts to uint8 the way dcgan.data.to_uint8 does.
+# Loads the SavedModel with TensorFlow alone and converts to uint8 the way dcgan.data.pipeline.to_uint8 does.
 SERVE = """
 import sys
 import numpy as np
@@ -25,7 +25,7 @@ assert not any(name == "dcgan" or name.startswith("dcgan.") for name in sys.modu
 np.savez(sys.argv[3], floats=floats, images=images)
 """
 
-# A conditional export, both formats, with TensorFlow and Keras alone: z and label in, uint8 as dcgan.data.to_uint8.
+# A conditional export, both formats, with TensorFlow and Keras alone: z and label in, uint8 as dcgan.data.pipeline.to_uint8.
 SERVE_CONDITIONAL = """
 import sys
 import keras
@@ -50,7 +50,7 @@ def export(*args) -> int:
 def test_keras_file_loads_in_safe_mode_and_matches_the_ema_generator(tiny_run, tiny_gan, tmp_path):
     import keras
 
-    import dcgan.models  # noqa: F401  registers DepthToSpace and ICNR for the loader
+    import dcgan.models.networks  # noqa: F401  registers DepthToSpace and ICNR for the loader
 
     run_dir = shutil.copytree(tiny_run[0], tmp_path / "run")  # the default export goes into the run: a copy of it
     cfg = tiny_run[1]
@@ -151,7 +151,7 @@ def test_force_never_replaces_the_run_or_a_folder_above_it(tiny_run, tmp_path, c
 
 
 def test_export_into_a_run_another_process_writes_is_refused(tiny_run, tmp_path, capsys):
-    from dcgan.rundir import lock_run
+    from dcgan.core.files import lock_run
 
     run_dir, _ = tiny_run
     with lock_run(run_dir, "dcgan train"):

@@ -5,10 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from dcgan import features
+from dcgan.evaluation import featurenet
+from dcgan.evaluation import features
 from dcgan.cli import main
-from dcgan.config import load_config
-from dcgan.errors import DcganError
+from dcgan.core.config import load_config
+from dcgan.core.errors import DcganError
 from helpers import blob_images, cifar_batch, write_mnist
 
 
@@ -62,7 +63,7 @@ def test_classifier_cache_is_keyed_by_content(labelled_dir, tmp_path):
 
 
 def _read(folder):
-    from dcgan.data import load_labelled
+    from dcgan.data.pipeline import load_labelled
 
     return load_labelled("mnist", str(folder), "train")
 
@@ -90,18 +91,18 @@ def _user_model(path):
 def test_user_feature_model(tmp_path):
     path = _user_model(tmp_path / "mine.keras")
     images = blob_images(5, seed=4)  # 28x28 grayscale: resized to 32 and repeated to 3 channels
-    net = features.user_net(path, "pool")
+    net = featurenet.user_net(path, "pool")
     assert net.key.startswith("user-mine-pool-") and (net.size, net.channels) == (32, 3)
     assert net(images).shape == (5, 6)
-    assert features.user_net(path, "conv")(images).shape == (5, 6)  # a feature map is averaged over space
-    assert features.user_net(path)(images).shape == (5, 2)  # default: the model's output
+    assert featurenet.user_net(path, "conv")(images).shape == (5, 6)  # a feature map is averaged over space
+    assert featurenet.user_net(path)(images).shape == (5, 2)  # default: the model's output
     with pytest.raises(DcganError, match="has no layer 'nope'; its layers: .*conv, pool, head"):
-        features.user_net(path, "nope")
+        featurenet.user_net(path, "nope")
     with pytest.raises(DcganError, match="does not exist"):
-        features.user_net(tmp_path / "missing.keras")
+        featurenet.user_net(tmp_path / "missing.keras")
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
     with pytest.raises(DcganError, match="bad.keras is not a .keras \\(zip\\) file"):
-        features.user_net(tmp_path / "bad.keras")
+        featurenet.user_net(tmp_path / "bad.keras")
 
 
 def _zip(path, size: int, compression=zipfile.ZIP_DEFLATED):
@@ -113,14 +114,14 @@ def _zip(path, size: int, compression=zipfile.ZIP_DEFLATED):
 def test_keras_files_are_checked_before_keras_unzips_them(tmp_path, monkeypatch):
     (tmp_path / "dir.keras").mkdir()
     with pytest.raises(DcganError, match="--feature-model: .*dir.keras is a directory, not a .keras file"):
-        features.user_net(tmp_path / "dir.keras")
+        featurenet.user_net(tmp_path / "dir.keras")
     with pytest.raises(DcganError, match=r"bomb.keras is compressed [\d,]+:1; at most 100:1 is loaded"):
-        features.user_net(_zip(tmp_path / "bomb.keras", 17 << 20))  # 17 MiB of zeros in ~17 KB
-    features.check_keras_file(_zip(tmp_path / "small.keras", 1 << 20))  # a few MiB may compress any way
-    monkeypatch.setattr(features, "MAX_KERAS_BYTES", 1 << 20)
+        featurenet.user_net(_zip(tmp_path / "bomb.keras", 17 << 20))  # 17 MiB of zeros in ~17 KB
+    featurenet.check_keras_file(_zip(tmp_path / "small.keras", 1 << 20))  # a few MiB may compress any way
+    monkeypatch.setattr(featurenet, "MAX_KERAS_BYTES", 1 << 20)
     with pytest.raises(DcganError, match="classifier: .*big.keras unzips to 2 MiB; at most 1 MiB is loaded"):
-        features.check_keras_file(_zip(tmp_path / "big.keras", 2 << 20, zipfile.ZIP_STORED), "classifier")
-    assert features.check_keras_file(_user_model(tmp_path / "ok.keras")) == tmp_path / "ok.keras"
+        featurenet.check_keras_file(_zip(tmp_path / "big.keras", 2 << 20, zipfile.ZIP_STORED), "classifier")
+    assert featurenet.check_keras_file(_user_model(tmp_path / "ok.keras")) == tmp_path / "ok.keras"
 
 
 def test_feature_layers_wider_than_the_covariance_can_hold_are_refused(tmp_path, monkeypatch):
@@ -128,21 +129,21 @@ def test_feature_layers_wider_than_the_covariance_can_hold_are_refused(tmp_path,
     x = keras.layers.Conv2D(64, 3, padding="same", name="conv")(inputs)
     x = keras.layers.Flatten(name="flat")(x)
     keras.Model(inputs, keras.layers.Dense(2, name="head")(x)).save(tmp_path / "wide.keras")
-    assert features.user_net(tmp_path / "wide.keras", "conv").model.output_shape == (None, 28, 28, 64)  # 64, averaged
+    assert featurenet.user_net(tmp_path / "wide.keras", "conv").model.output_shape == (None, 28, 28, 64)  # 64, averaged
     with pytest.raises(DcganError, match="--feature-layer 'flat' of wide.keras gives 50176 features per image; at most 4096"):
-        features.user_net(tmp_path / "wide.keras", "flat")
+        featurenet.user_net(tmp_path / "wide.keras", "flat")
     # a width only images can tell (any input size): checked on the real features, before their covariance
     inputs = keras.Input((None, None, 1))
     keras.Model(inputs, keras.layers.Flatten()(inputs)).save(tmp_path / "any.keras")
-    net = features.user_net(tmp_path / "any.keras")
-    monkeypatch.setattr(features, "MAX_FEATURES", 100)
+    net = featurenet.user_net(tmp_path / "any.keras")
+    monkeypatch.setattr(featurenet, "MAX_FEATURES", 100)
     monkeypatch.setattr(features, "feature_stats", lambda f: pytest.fail("the covariance was computed"))
     with pytest.raises(DcganError, match="feature network user-any-output-.* gives 784 features per image; at most 100"):
         features.real_statistics(net, blob_images(3, seed=6), "mnist", "test")
 
 
 def test_real_statistics_are_cached(tmp_path, cache):
-    net = features.user_net(_user_model(tmp_path / "mine.keras"), "pool")
+    net = featurenet.user_net(_user_model(tmp_path / "mine.keras"), "pool")
     images = blob_images(40, seed=5)
     stats = features.real_statistics(net, images, "mnist", "test")
     files = list((cache / "stats" / net.key).glob("mnist-test-*.npz"))

@@ -1,6 +1,6 @@
-from dcgan.config import load_config
-from dcgan.flops import describe, forward_flops, training_flops_per_image
-from dcgan.models import build_discriminator, build_generator
+from dcgan.core.config import load_config
+from dcgan.tools.flops import describe, forward_flops, training_flops_per_image
+from dcgan.models.networks import build_discriminator, build_generator
 
 
 def cfg(mode):

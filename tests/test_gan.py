@@ -1,4 +1,4 @@
-"""dcgan/gan.py: the step (the EMA and its warm-up, d_steps, skipped non-finite steps, augmentation, ADA, R1, the
+"""dcgan/training/gan.py: the step (the EMA and its warm-up, d_steps, skipped non-finite steps, augmentation, ADA, R1, the
 spectral term) and
 what a checkpoint holds.
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.errors import DcganError
-from dcgan.gan import GAN, restore
+from dcgan.core.errors import DcganError
+from dcgan.training.gan import GAN, restore
 from helpers import blob_images
 
 
@@ -335,7 +335,7 @@ def test_real_labels_reach_the_discriminator_and_fake_labels_are_consecutive_cla
 
 
 def test_balanced_fake_labels_give_every_class_its_share_and_differ_from_step_to_step():
-    from dcgan.gan import balanced_fake_labels
+    from dcgan.training.gan import balanced_fake_labels
 
     rng = tf.random.Generator.from_seed(0)
     draws = [balanced_fake_labels(rng, 64, 2, 10).numpy() for _ in range(5)]

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import data as datalib
-from dcgan.config import from_dict, to_dict
-from dcgan.gan import GAN, restore
-from dcgan.hooks import HeldOutGap
-from dcgan.rundir import read_metrics
-from dcgan.train import train
+from dcgan.data import pipeline as datalib
+from dcgan.core.config import from_dict, to_dict
+from dcgan.training.gan import GAN, restore
+from dcgan.training.callbacks import HeldOutGap
+from dcgan.training.rundir import read_metrics
+from dcgan.training.loop import train
 from helpers import blob_images
 
 

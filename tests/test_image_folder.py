@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 from helpers import cli_error, deadline, fifo
-from dcgan import data, datafiles, image_folder, prepare
-from dcgan.config import load_config
-from dcgan.datafiles import DataError
+from dcgan.data import pipeline as data
+from dcgan.data import datafiles
+from dcgan.data import image_folder
+from dcgan.tools import prepare
+from dcgan.core.config import load_config
+from dcgan.data.datafiles import DataError
 
 
 def test_image_folder_resizes_crops_and_skips_junk(tmp_path):

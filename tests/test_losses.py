@@ -1,11 +1,11 @@
-"""dcgan/losses.py: each loss kind's per-example values on known logits, against the formulas written out; R1 on
+"""dcgan/models/losses.py: each loss kind's per-example values on known logits, against the formulas written out; R1 on
 discriminators whose input gradient is known by hand; the spectral term on planted spectra."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.losses import discriminator_loss, generator_loss, r1_penalty, radial_bins, radial_log_spectrum, spectral_loss
+from dcgan.models.losses import discriminator_loss, generator_loss, r1_penalty, radial_bins, radial_log_spectrum, spectral_loss
 
 REAL = np.array([-3.0, -1.0, 0.0, 0.5, 2.0, 4.0], np.float32)
 FAKE = np.array([2.0, 1.0, 0.0, -0.5, -2.0, -4.0], np.float32)

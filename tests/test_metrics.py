@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from dcgan import metrics
-from dcgan.errors import DcganError
+from dcgan.evaluation import metrics
+from dcgan.core.errors import DcganError
 from helpers import blob_images
 
 

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from helpers import blob_images, write_idx
-from dcgan import data, datafiles, mnist
-from dcgan.config import load_config
-from dcgan.datafiles import DataError
+from dcgan.data import pipeline as data
+from dcgan.data import datafiles
+from dcgan.data import mnist
+from dcgan.core.config import load_config
+from dcgan.data.datafiles import DataError
 
 
 def test_idx_round_trip(tmp_path):

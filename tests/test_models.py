@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.config import load_config
-from dcgan.models import ICNR, DepthToSpace, build_discriminator, build_generator, channel_plan, recalibrate_batchnorm
+from dcgan.core.config import load_config
+from dcgan.models.networks import ICNR, DepthToSpace, build_discriminator, build_generator, channel_plan, recalibrate_batchnorm
 
 SHAPES = [(28, 1), (32, 3), (64, 3)]
 LAYER_OF_MODE = {"transpose": keras.layers.Conv2DTranspose, "upsample": keras.layers.UpSampling2D, "subpixel": DepthToSpace}
@@ -119,7 +119,7 @@ def conditional_cfg(g: str, d: str, *overrides):
 def test_conditional_models_take_a_label_and_the_label_changes_the_output(g, d):
     import keras
 
-    from dcgan.models import is_conditional, num_classes
+    from dcgan.models.networks import is_conditional, num_classes
 
     cfg = conditional_cfg(g, d)
     # seeded: an untrained D's logits are ~1e-6, and an unlucky initialisation (the global stream the tests
@@ -154,7 +154,7 @@ def test_cbn_replaces_each_batchnorms_scale_and_shift_by_the_classes_own():
 
 
 def test_unconditional_models_keep_one_input_and_a_conditional_config_needs_classes():
-    from dcgan.models import is_conditional, num_classes
+    from dcgan.models.networks import is_conditional, num_classes
 
     plain = build_generator(cfg_for(28, 1))
     assert not is_conditional(plain) and num_classes(plain) == 0 and plain.input_shape == (None, 100)

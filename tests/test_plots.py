@@ -1,4 +1,4 @@
-"""dcgan.plots: every figure is a PNG published whole, from tiny inputs, without temporaries."""
+"""dcgan.core.plots: every figure is a PNG published whole, from tiny inputs, without temporaries."""
 
 import subprocess
 import sys
@@ -6,8 +6,8 @@ import sys
 import numpy as np
 from PIL import Image
 
-from dcgan import plots
-from dcgan.metrics import power_spectrum, radial_profile
+from dcgan.core import plots
+from dcgan.evaluation.metrics import power_spectrum, radial_profile
 
 
 def opened(path):
@@ -83,6 +83,6 @@ def test_fid_curves_of_runs(tmp_path):
 
 
 def test_importing_plots_loads_no_matplotlib_or_tensorflow():
-    code = "import sys, dcgan.plots; print('matplotlib' in sys.modules, 'tensorflow' in sys.modules)"
+    code = "import sys, dcgan.core.plots; print('matplotlib' in sys.modules, 'tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 
 from helpers import TINY, blob_images, cifar_batch, cli_error, run_cli, write_idx, write_mnist
-from dcgan import data, image_folder, prepare, prepared, prepared_format
-from dcgan.config import load_config
-from dcgan.datafiles import DataError
+from dcgan.data import pipeline as data
+from dcgan.data import image_folder
+from dcgan.tools import prepare
+from dcgan.data import prepared
+from dcgan.data import prepared_format
+from dcgan.core.config import load_config
+from dcgan.data.datafiles import DataError
 
 
 def _png_folder(root: Path, classes=("cat", "dog"), n=5, size=20) -> Path:
@@ -79,8 +83,8 @@ def test_folder_with_class_subfolders_round_trips(tmp_path, capsys):
 
 
 def test_idx_and_cifar_round_trip_with_their_labels(tmp_path, capsys):
-    from dcgan.cifar import CLASS_NAMES, load_cifar10_path
-    from dcgan.mnist import load_idx_folder
+    from dcgan.data.cifar import CLASS_NAMES, load_cifar10_path
+    from dcgan.data.mnist import load_idx_folder
 
     mnist = write_mnist(tmp_path / "mnist", 40, 8, two_classes=True)
     _prepare(capsys, mnist, tmp_path / "m", "--size", 28, "--channels", 1, "--shard-mb", 0.01)
@@ -103,8 +107,8 @@ def test_idx_and_cifar_round_trip_with_their_labels(tmp_path, capsys):
 
 
 def test_a_plain_idx_source_bigger_than_the_in_memory_limit_is_mapped_not_read(tmp_path, capsys, monkeypatch):
-    from dcgan import datafiles
-    from dcgan.mnist import read_idx
+    from dcgan.data import datafiles
+    from dcgan.data.mnist import read_idx
 
     folder = _indexed_idx(tmp_path / "idx", 100)  # 6,400 bytes of pixels
     monkeypatch.setattr(datafiles, "MAX_ARRAY_BYTES", 4000)
@@ -388,10 +392,10 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from dcgan import data
-from dcgan.config import load_config
-from dcgan.distribute import make_strategy
-from dcgan.gan import GAN
+from dcgan.data import pipeline as data
+from dcgan.core.config import load_config
+from dcgan.training.distribute import make_strategy
+from dcgan.training.gan import GAN
 out = {}
 for name, sets in (("default", []), ("mirrored", ["distribute.strategy=mirrored", "distribute.devices=[/cpu:0, /cpu:1]"])):
     cfg = load_config(None, [*sys.argv[1:], *sets])

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from dcgan.config import reference_markdown
+from dcgan.core.config import reference_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

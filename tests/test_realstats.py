@@ -6,10 +6,13 @@ import pytest
 import keras
 
 from helpers import blob_images, write_idx
-from dcgan import datafiles, prepare, prepared, realstats
-from dcgan.config import load_config
-from dcgan.evaluate import Evaluator
-from dcgan.metrics import RunningMoments, feature_stats, power_spectrum
+from dcgan.data import datafiles
+from dcgan.tools import prepare
+from dcgan.data import prepared
+from dcgan.evaluation import realstats
+from dcgan.core.config import load_config
+from dcgan.evaluation.evaluator import Evaluator
+from dcgan.evaluation.metrics import RunningMoments, feature_stats, power_spectrum
 
 
 def test_running_moments_equal_the_moments_of_the_concatenation():

@@ -21,10 +21,12 @@ import numpy as np
 import pytest
 import yaml
 
-from dcgan import image_folder
-from dcgan import plots, rundir, viz
+from dcgan.data import image_folder
+from dcgan.core import plots
+from dcgan.training import rundir
+from dcgan.core import viz
 from dcgan.cli import main
-from dcgan.config import load_config
+from dcgan.core.config import load_config
 from helpers import TINY, blob_images, cifar_batch, cli_error, idx_bytes, mnist_sets, write_mnist
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dcgan"
@@ -216,8 +218,8 @@ def trained(tmp_path_factory):
     The checkpoint is the real thing, written by the run's CheckpointManager; the
     steps themselves are skipped because these tests only read it.
     """
-    from dcgan.rundir import write_config
-    from dcgan.gan import GAN, checkpoint_manager
+    from dcgan.training.rundir import write_config
+    from dcgan.training.gan import GAN, checkpoint_manager
 
     root = tmp_path_factory.mktemp("reliability")
     folder = write_mnist(root / "mnist", n_train=64, n_test=32, two_classes=True)
@@ -363,7 +365,7 @@ def _savez_via_atomic_path(path):
 def _save_tiny_keras(path):
     import keras
 
-    from dcgan.gan import save_generator
+    from dcgan.training.gan import save_generator
 
     z = keras.Input((2,))
     save_generator(keras.Model(z, keras.layers.Dense(1)(z)), path)
@@ -396,7 +398,7 @@ def test_a_failed_write_leaves_nothing_under_the_final_name(tmp_path, monkeypatc
 def test_a_writer_dying_mid_file_leaves_nothing_under_the_final_name(tmp_path, monkeypatch):
     import keras
 
-    from dcgan.gan import save_generator
+    from dcgan.training.gan import save_generator
 
     z = keras.Input((2,))
     model = keras.Model(z, keras.layers.Dense(1)(z))

@@ -4,8 +4,9 @@ import stat
 
 import pytest
 
-from dcgan.errors import DcganError
-from dcgan.rundir import MetricsLog, atomic_write, read_metrics, trim_event_files
+from dcgan.core.errors import DcganError
+from dcgan.training.rundir import MetricsLog, read_metrics, trim_event_files
+from dcgan.core.files import atomic_write
 from helpers import event_steps
 
 

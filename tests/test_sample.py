@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from dcgan import viz
-from dcgan.errors import DcganError
-from dcgan import sample
-from dcgan.sample import latents, parse_grid, parse_seeds, slerp
+from dcgan.core import viz
+from dcgan.core.errors import DcganError
+from dcgan.tools import sample
+from dcgan.tools.sample import latents, parse_grid, parse_seeds, slerp
 from helpers import cli_error, run_sample, sample_npz as npz, usage_error
 
 SIZE = 28
@@ -129,7 +129,7 @@ def test_same_seed_same_pixels_whatever_else_is_asked(tiny_run, reference, tmp_p
 
 
 def test_npz_contents_match_the_ema_generator(tiny_run, tiny_gan, reference, tmp_path):
-    from dcgan.gan import generate_images
+    from dcgan.training.gan import generate_images
 
     run_dir, cfg = tiny_run
     images = reference["images"]
@@ -145,7 +145,7 @@ def test_npz_contents_match_the_ema_generator(tiny_run, tiny_gan, reference, tmp
 
 
 def test_no_ema_uses_the_raw_generator(tiny_run, tiny_gan, reference, tmp_path):
-    from dcgan.gan import generate_images
+    from dcgan.training.gan import generate_images
 
     run_dir, cfg = tiny_run
     raw = npz(run_dir, tmp_path, "--n", 8, "--no-ema")
@@ -156,7 +156,7 @@ def test_no_ema_uses_the_raw_generator(tiny_run, tiny_gan, reference, tmp_path):
 
 
 def test_default_is_the_copy_the_run_chose(tiny_run, tiny_gan, reference, tmp_path, capsys):
-    from dcgan.gan import GAN, generate_images, restore
+    from dcgan.training.gan import GAN, generate_images, restore
 
     run_dir, cfg = tiny_run
     chose_raw = tmp_path / "chose-raw"
@@ -238,9 +238,9 @@ def test_picture_size_is_checked_before_the_generator_is_loaded(tiny_run, monkey
     def no_loading(*a, **k):
         raise AssertionError("the generator was loaded")
 
-    import dcgan.gan
+    import dcgan.training.gan
 
-    monkeypatch.setattr(dcgan.gan, "load_generator", no_loading)
+    monkeypatch.setattr(dcgan.training.gan, "load_generator", no_loading)
     monkeypatch.setattr(sample, "MAX_PICTURE_PIXELS", 3 * SIZE * SIZE)
     assert "4 images of 28x28 make a 0-megapixel picture" in cli_error(capsys, "sample", tiny_run[0], "--grid", "2x2")
     assert "--truncation 1e+308: must be in (0, 10]" in cli_error(capsys, "sample", tiny_run[0], "--truncation", 1e308)
@@ -257,7 +257,7 @@ def test_incompatible_checkpoint_is_one_clear_line(tiny_run, tmp_path, capsys):
 
 
 def test_sampling_into_a_run_another_process_writes_is_refused_elsewhere_is_not(tiny_run, tmp_path, capsys):
-    from dcgan.rundir import lock_run
+    from dcgan.core.files import lock_run
 
     run_dir, _ = tiny_run
     with lock_run(run_dir, "dcgan train"):

@@ -5,10 +5,11 @@ import shutil
 import numpy as np
 import pytest
 
-from dcgan import sample, viz
-from dcgan.errors import DcganError
-from dcgan.mnist import CLASS_NAMES
-from dcgan.sample import latents, parse_class_list, resolve_classes
+from dcgan.tools import sample
+from dcgan.core import viz
+from dcgan.core.errors import DcganError
+from dcgan.data.mnist import CLASS_NAMES
+from dcgan.tools.sample import latents, parse_class_list, resolve_classes
 from helpers import cli_error, run_sample, sample_npz as npz
 
 SIZE = 28
@@ -79,8 +80,8 @@ def test_layouts_with_classes():
 
 
 def test_npz_holds_every_class_of_every_seed_from_the_ema_generator(tiny_conditional_run, reference):
-    from dcgan.checkpoints import find_checkpoint
-    from dcgan.gan import generate_images, load_generator
+    from dcgan.training.checkpoints import find_checkpoint
+    from dcgan.training.gan import generate_images, load_generator
 
     run_dir, cfg = tiny_conditional_run
     images = reference["images"]

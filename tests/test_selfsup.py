@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan import features, selfsup
-from dcgan.config import load_config
-from dcgan.errors import DcganError
-from dcgan.rundir import read_metrics
+from dcgan.evaluation import featurenet
+from dcgan.evaluation import features
+from dcgan.evaluation import selfsup
+from dcgan.core.config import load_config
+from dcgan.core.errors import DcganError
+from dcgan.training.rundir import read_metrics
 from helpers import TINY, blob_images, cli_error, mnist_sets, one_line_config_error, run_cli, usage_error, write_mnist
 
 TINY_STEPS = 3
@@ -42,7 +44,7 @@ def write_folder(folder: Path, n: int = 40, size: int = 16) -> Path:
 @pytest.fixture(scope="module")
 def folder_run(tmp_path_factory, cache_dir):
     """A tiny colour-folder run trained with train.feature_network=selfsup: an evaluation and a sampler choice at step 2."""
-    from dcgan.train import train
+    from dcgan.training.loop import train
 
     root = tmp_path_factory.mktemp("selfsup-run")
     folder = write_folder(root / "images")
@@ -100,7 +102,7 @@ def test_the_same_seed_trains_the_same_encoder():
         np.testing.assert_array_equal(wa, wb)
     c, _ = selfsup.train_encoder(images, 3, seed=1, batch_size=16)
     assert not np.array_equal(c.get_weights()[0], a.get_weights()[0])
-    assert a.get_layer(features.FEATURE_LAYER).output.shape == (None, selfsup.WIDTHS[-1])
+    assert a.get_layer(featurenet.FEATURE_LAYER).output.shape == (None, selfsup.WIDTHS[-1])
     assert a.input_shape == (None, selfsup.SIZE, selfsup.SIZE, 3)
 
 
@@ -151,8 +153,8 @@ def test_training_images_are_the_whole_train_split_at_most_max_images(tmp_path, 
 
 
 def test_a_prepared_dataset_is_read_as_a_subset(tmp_path, monkeypatch):
-    from dcgan import prepared
-    from dcgan.prepare import prepare
+    from dcgan.data import prepared
+    from dcgan.tools.prepare import prepare
 
     prepare(write_folder(tmp_path / "images", n=30), tmp_path / "prepared", size=16, channels=3, quiet=True)
     cfg = load_config(None, ["data.name=prepared", f"data.path={tmp_path / 'prepared'}", "data.image_size=16",

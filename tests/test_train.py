@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.checkpoints import CHECKPOINT_DIR
-from dcgan.errors import DcganError
-from dcgan.gan import GAN, checkpoint_manager, restore, run_gan
-from dcgan.rundir import read_metrics, resume_config
-from dcgan.train import train
+from dcgan.training.checkpoints import CHECKPOINT_DIR
+from dcgan.core.errors import DcganError
+from dcgan.training.gan import GAN, checkpoint_manager, restore, run_gan
+from dcgan.training.rundir import read_metrics, resume_config
+from dcgan.training.loop import train
 from helpers import TINY, cli_error, event_steps
 
 
@@ -37,7 +37,7 @@ AUGMENTED = ("train.augment=translation,cutout,color", "train.ada_target=0.6", "
 @pytest.mark.parametrize("extra", [(), AUGMENTED, (*AUGMENTED, "train.spectral_weight=1")],
                          ids=["plain", "augmented", "augmented-spectral"])
 def test_step_is_traced_once(tiny_config, monkeypatch, extra):
-    import dcgan.train as trainlib
+    import dcgan.training.loop as trainlib
 
     cfg = tiny_config("train.d_steps=2", "train.ema_decay=0.5", *extra)
     gan_holder = {}
@@ -187,7 +187,7 @@ def test_time_budget_stops_cleanly_with_final_artifacts(tiny_config):
 
 HOLD_LOCK = """
 import sys, time
-from dcgan.rundir import lock_run
+from dcgan.training.rundir import lock_run
 lock = lock_run(sys.argv[1], "dcgan train")
 print("locked", flush=True)
 time.sleep(120)
@@ -198,7 +198,7 @@ def test_a_second_writer_is_refused_while_the_first_runs_and_a_killed_one_leaves
     import subprocess
     import sys
 
-    from dcgan.rundir import lock_run
+    from dcgan.core.files import lock_run
 
     run = shutil.copytree(tiny_run[0], tmp_path / "run")  # at step 6
     before = (run / "config.yaml").read_text(), (run / "metrics.jsonl").read_text()
@@ -228,7 +228,7 @@ def test_resume_without_checkpoints_is_refused_when_the_run_has_history(tiny_run
 
 
 def test_resume_of_a_run_that_never_got_past_step_0_starts_it(tiny_config):
-    from dcgan.rundir import write_config
+    from dcgan.training.rundir import write_config
 
     cfg = tiny_config("train.steps=2", "run.name=fresh")
     run = Path(cfg.run.dir) / "fresh"
@@ -248,7 +248,7 @@ def test_run_dir_or_name_that_is_a_file_is_one_line(tiny_config, tmp_path, capsy
 
 
 def test_a_disk_that_refuses_a_checkpoint_stops_in_one_line(tiny_config, monkeypatch):
-    import dcgan.train as trainlib
+    import dcgan.training.loop as trainlib
 
     def full(manager, step, strategy):
         raise tf.errors.ResourceExhaustedError(None, None, "No space left on device\nmore TensorFlow detail")
@@ -259,9 +259,9 @@ def test_a_disk_that_refuses_a_checkpoint_stops_in_one_line(tiny_config, monkeyp
 
 
 def test_a_conditional_run_saves_its_classes_and_draws_one_grid_row_per_class(tiny_config):
-    from dcgan import viz
-    from dcgan.mnist import CLASS_NAMES
-    from dcgan.rundir import read_classes
+    from dcgan.core import viz
+    from dcgan.data.mnist import CLASS_NAMES
+    from dcgan.training.rundir import read_classes
 
     cfg = tiny_config(*CONDITIONAL, "train.sample_grid=3", "train.steps=3")
     run = train(cfg, quiet=True)
@@ -270,7 +270,7 @@ def test_a_conditional_run_saves_its_classes_and_draws_one_grid_row_per_class(ti
     grid = viz.read_png(run / "samples" / "step_0000003.png")
     gan = run_gan(run)
     restore(gan, str(run / CHECKPOINT_DIR / "ckpt-3"))
-    from dcgan.gan import generate_images
+    from dcgan.training.gan import generate_images
 
     images = generate_images(gan.sampling_generator(), gan.fixed_noise.numpy(), gan.fixed_labels)
     assert len(images) == 30  # 10 classes x 3 latents

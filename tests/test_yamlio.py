@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from helpers import one_line_config_error
 from helpers import cli_error
-from dcgan.config import load_config, parse_override
-from dcgan.errors import ConfigError
-from dcgan.yamlio import load_yaml, read_value
+from dcgan.core.config import load_config, parse_override
+from dcgan.core.errors import ConfigError
+from dcgan.core.yamlio import load_yaml, read_value
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
