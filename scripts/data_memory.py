@@ -51,11 +51,11 @@ def write_tiled_idx(folder: Path, images: np.ndarray, n: int) -> None:
         f.write(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 1000, 28, 28) + images[:1000].tobytes())
 
 
-def run_measured(cmd: list[str], work: Path) -> tuple[int, float, float, str]:
+def run_measured(cmd: list[str], work: Path, env: dict | None = None) -> tuple[int, float, float, str]:
     """(exit status, seconds, peak resident bytes of that one process, its stderr)."""
     with open(work / "out.log", "w") as out, open(work / "err.log", "w") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (RUSAGE_CHILDREN mixes every child)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
