@@ -16,10 +16,12 @@ def _quiet_tensorflow() -> None:
     """Import TensorFlow without its start-up noise, unless the user asks for it.
 
     On a machine without a GPU every command would otherwise print the absl preamble, oneDNN and CUDA
-    info lines at import and a `failed call to cuInit` error at the first op. A user who sets
-    TF_CPP_MIN_LOG_LEVEL (or DCGAN_TF_LOGS=1) gets TensorFlow's own logging untouched.
+    info lines at import and a `failed call to cuInit` error at the first op. Only DCGAN_TF_LOGS=1 gets
+    TensorFlow's own logging untouched: TF_CPP_MIN_LOG_LEVEL, which users set to quiet TensorFlow, cannot
+    quiet the lines logged before absl is initialised (cudart_stub's "Could not find cuda drivers"), so
+    fd 2 is captured during the import whatever it says.
     """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or os.environ.get("DCGAN_TF_LOGS"):
+    if os.environ.get("DCGAN_TF_LOGS") or "tensorflow" in sys.modules:  # imported already: its start-up is past
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with _native_stderr_captured() as captured:
@@ -88,9 +90,10 @@ def cmd_sample(args) -> int:
     _quiet_tensorflow()
     from dcgan.tools.sample import sample
 
-    print(sample(args.run, step=args.step, seeds=args.seeds, n=args.n, grid=args.grid, out=args.out,
-                 interpolate=args.interpolate, frames=args.frames, truncation=args.truncation,
-                 use_ema=args.use_ema, batch_size=args.batch_size, classes=args.classes))
+    written = sample(args.run, step=args.step, seeds=args.seeds, n=args.n, grid=args.grid, out=args.out,
+                     interpolate=args.interpolate, frames=args.frames, truncation=args.truncation,
+                     use_ema=args.use_ema, batch_size=args.batch_size, classes=args.classes)
+    print(written.summary())
     return 0
 
 
@@ -118,8 +121,11 @@ def cmd_evaluate(args) -> int:
     _quiet_tensorflow()
     from dcgan.tools.evaluate import evaluate
 
-    evaluate(args.run, n=args.n, metrics=args.metrics, step=args.step, use_ema=args.use_ema,
-             feature_model=args.feature_model, feature_layer=args.feature_layer, network=args.features)
+    scores = evaluate(args.run, n=args.n, metrics=args.metrics, step=args.step, use_ema=args.use_ema,
+                      feature_model=args.feature_model, feature_layer=args.feature_layer, network=args.features,
+                      on_step=lambda line: print(line, file=sys.stderr, flush=True))
+    print(scores.table())
+    print(scores.summary())
     return 0
 
 

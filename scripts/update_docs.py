@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate the config reference table in docs/config.md from the config schema (dcgan/core/config.py)."""
+"""Regenerate the config reference table in docs/config.md from the config schema (dcgan/core/schema.py)."""
 
 import re
 from pathlib import Path

@@ -236,3 +236,15 @@ def test_the_command_is_in_the_help_and_its_module_loads_no_tensorflow():
             "print('inspect' in h, 'tensorflow' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False", "False"]
+
+
+def test_a_size_inspect_cannot_hold_is_refused_before_any_work_and_batches_fit_the_budget(tiny_config, capsys):
+    from dcgan.models.networks import build_discriminator, build_generator
+
+    error = cli_error(capsys, "inspect", "--init", "--set", "data.image_size=1024")
+    assert "data.image_size 1024: inspect handles at most 256 px" in error
+    cfg = tiny_config()
+    gen, disc = build_generator(cfg), build_discriminator(cfg)
+    per_latent = 2 * 4 * sum(int(np.prod(layer.output.shape[1:])) for m in (gen, disc) for layer in m.layers)
+    assert anatomy.latents_per_batch(gen, disc, budget=3 * per_latent) == 3
+    assert anatomy.latents_per_batch(gen, disc, budget=1) == 1 and anatomy.latents_per_batch(gen, disc) == anatomy.BATCH

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from dcgan.training.checkpoints import (BEST_DIR, CHECKPOINT_DIR, Checkpoint, checkpoint_steps, find_checkpoint, latest_step,
-                               run_checkpoint, run_steps)
+from dcgan.training.checkpoints import (BEST_DIR, BEST_FILE, CHECKPOINT_DIR, Checkpoint, checkpoint_steps, find_checkpoint,
+                                        latest_step, read_best, run_checkpoint, run_steps)
 from dcgan.core.errors import DcganError
 from dcgan.training.rundir import write_config
-from helpers import cli_error
+from helpers import cli_error, deadline, fifo
 
 
 def error(fn, *args) -> str:
@@ -160,3 +160,29 @@ def test_commands_that_read_a_run_say_what_is_missing_in_one_line(command, tiny_
     assert f"no checkpoint in {empty / CHECKPOINT_DIR}; train the run first" in cli_error(capsys, command, empty)
     if command == "evaluate":  # the one command that takes --step best
         assert f"no best checkpoint in {run_dir / CHECKPOINT_DIR / BEST_DIR}" in cli_error(capsys, command, run_dir, "--step", "best")
+
+
+# ---------------------------------------------------------------- files TensorFlow or a resume reads back
+
+
+@pytest.mark.parametrize("name", ["ckpt-10.index", "ckpt-10.data-00000-of-00001"])
+def test_a_checkpoint_file_that_is_a_fifo_is_refused_before_tensorflow_blocks_on_it(run, name):
+    path = run / CHECKPOINT_DIR / name
+    path.unlink()
+    fifo(path)
+    with deadline(5):
+        assert f"{path}: a checkpoint file must be a regular file, not a FIFO" in error(find_checkpoint, run)
+    assert saved_step(find_checkpoint(run, 8).path) == 8  # the others are still there
+
+
+def test_best_json_is_read_back_checked(tmp_path):
+    assert read_best(tmp_path) is None  # no evaluation yet
+    (tmp_path / BEST_FILE).write_text('{"step": 8, "fid": 12.5, "checkpoint": "ckpt-8"}')
+    assert read_best(tmp_path) == {"step": 8, "fid": 12.5, "checkpoint": "ckpt-8"}
+    for damaged in ('{"step": 8, "fid', "[8]", '{"step": "8", "fid": 1.0}', '{"step": 8}', "[" * 60_000):
+        (tmp_path / BEST_FILE).write_text(damaged)
+        assert error(read_best, tmp_path).startswith(f"{tmp_path / BEST_FILE}: damaged (")
+    (tmp_path / BEST_FILE).unlink()
+    (tmp_path / BEST_FILE).symlink_to("/dev/zero")
+    with deadline(5):
+        assert "best.json: a best-checkpoint record must be a regular file" in error(read_best, tmp_path)

@@ -12,6 +12,7 @@ from dcgan.tools import compare
 from dcgan.tools import modes
 from dcgan.tools import report
 from dcgan.training import loop as trainlib
+from dcgan.training.artifacts import SampleGrid
 from dcgan.cli import main
 from dcgan.core.errors import DcganError
 from dcgan.training.rundir import read_metrics
@@ -52,19 +53,19 @@ def comparison(tmp_path_factory, cache_dir, data_dir):
     calls = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DCGAN_CACHE", str(cache_dir))
-        real_grid, real_train = trainlib.write_sample_grid, trainlib.train
+        real_draw, real_train = SampleGrid.draw, trainlib.train
 
-        def grid_then_kill(gan, run_dir, step, *rest):  # rest: whatever else train passes (its TensorBoard writer)
-            if run_dir == second and step == 4:  # after step 4 is logged, before its checkpoint
+        def draw_then_kill(grid, step):
+            if grid.run_dir == second and step == 4:  # after step 4 is logged, before its checkpoint
                 raise Killed()
-            return real_grid(gan, run_dir, step, *rest)
+            return real_draw(grid, step)
 
-        mp.setattr(trainlib, "write_sample_grid", grid_then_kill)
+        mp.setattr(SampleGrid, "draw", draw_then_kill)
         with pytest.raises(Killed):
             compare.compare(p, quiet=True)
         killed = SimpleNamespace(result=(second / compare.RESULT_FILE).exists(),
                                  steps=[r["step"] for r in read_metrics(second / "metrics.jsonl", "train") if "d_loss" in r])
-        mp.setattr(trainlib, "write_sample_grid", real_grid)
+        mp.setattr(SampleGrid, "draw", real_draw)
         before = {f: f.stat().st_mtime_ns for f in first.rglob("*") if f.is_file()}
 
         def recording_train(cfg, resume_dir=None, quiet=False, **kw):
@@ -294,3 +295,38 @@ def test_a_conditional_comparison_reports_the_class_metrics(tmp_path, data_dir):
     gen = load_generator(find_checkpoint(p.run_dir(p.modes[0], 0)))
     rows_of_classes = np.repeat([0, 1], 8)
     assert np.array_equal(panels["transpose:k4"], generate_images(gen.model, z, rows_of_classes))
+
+
+# ---------------------------------------------------------------- the comparison's own files, read back
+
+
+@pytest.mark.parametrize("damage", ["{garbage", '{"starts": 5}', '{"starts": [0, "10"]}', "[0, 10]", '{"other": []}'])
+def test_a_damaged_session_record_is_one_line_naming_it(tmp_path, damage):
+    (tmp_path / compare.SESSIONS_FILE).write_text(damage)
+    with pytest.raises(DcganError) as e:
+        compare.run_seconds(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path / compare.SESSIONS_FILE}: damaged (")
+
+
+def test_session_record_and_result_are_read_back_bounded_and_checked(tmp_path):
+    assert compare.read_sessions(tmp_path) == [] and compare.read_result(tmp_path) is None  # not started, not finished
+    (tmp_path / compare.SESSIONS_FILE).write_text('{"starts": [0, 20]}\n')
+    assert compare.read_sessions(tmp_path) == [0, 20]
+    (tmp_path / compare.RESULT_FILE).write_text('["not", "a", "result"]')
+    with pytest.raises(DcganError, match="compare_result.json: damaged"):
+        compare.read_result(tmp_path)
+    (tmp_path / compare.RESULT_FILE).unlink()
+    (tmp_path / compare.RESULT_FILE).symlink_to("/dev/zero")
+    with pytest.raises(DcganError, match="compare_result.json: a comparison's run result must be a regular file"):
+        compare.read_result(tmp_path)
+
+
+def test_too_many_eval_samples_are_refused_before_any_training(tmp_path, capsys):
+    from dcgan.evaluation.evaluator import MAX_SAMPLES
+
+    with pytest.raises(DcganError, match=rf"--eval-samples {MAX_SAMPLES + 1}: too many; at most {MAX_SAMPLES}"):
+        modes.make_plan(None, "subpixel", budget="steps", steps=10, eval_samples=MAX_SAMPLES + 1)
+    line = cli_error(capsys, "compare", "--modes", "subpixel", "--steps", "10", "--eval-samples", "100000000",
+                     "--set", f"run.dir={tmp_path / 'runs'}")
+    assert "--eval-samples 100000000: too many" in line
+    assert not (tmp_path / "runs").exists()

@@ -9,6 +9,7 @@ import pytest
 from helpers import cifar_batch, deadline, fifo
 from helpers import blob_images, cli_error, write_idx
 from dcgan.data import pipeline as data
+from dcgan.data import conform as conform_module
 from dcgan.data import datafiles
 from dcgan.core.config import ConfigError, load_config
 from dcgan.data.datafiles import DataError
@@ -29,7 +30,7 @@ def test_conform_in_batches_equals_conform_in_one(monkeypatch):
     sizes = []
     resize = tf.image.resize
     monkeypatch.setattr(tf.image, "resize", lambda x, *a, **k: sizes.append(len(x)) or resize(x, *a, **k))
-    monkeypatch.setattr(data, "CONFORM_BATCH_BYTES", 2 * 4 * (28 * 28 * 3 + 40 * 40))  # two images a batch
+    monkeypatch.setattr(conform_module, "CONFORM_BATCH_BYTES", 2 * 4 * (28 * 28 * 3 + 40 * 40))  # two images a batch
     for (size, ch), expected in whole.items():
         np.testing.assert_array_equal(data.conform(images, size, ch), expected)
     assert sizes and max(sizes) <= 3 and sum(sizes) == 3 * 7

@@ -61,8 +61,11 @@ def test_evaluate_a_trained_run(trained_run, capsys):
     assert by_name["kid"]["std"] >= 0
     spectrum = read_png(run / evaluator.SPECTRUM_FILE)
     assert spectrum.shape[0] > 100 and spectrum.shape[1] > 100
-    table = capsys.readouterr().out
+    assert "checkerboard" not in capsys.readouterr().out  # a library function returns its table: the command prints it
+    table = records.table()
     assert "metric" in table and "checkerboard" in table and "±" in table
+    assert records.values == {r["metric"]: r["value"] for r in saved} and records.by_step() == {4: records.values}
+    assert records.summary() == f"64 samples x 1 checkpoint(s) scored in {records.seconds:.1f} s -> {run / evaluator.EVAL_FILE}"
 
     # memorisation is asked for by name: the run's own training images against the unseen test split
     (mem,) = evaluate.evaluate(run, n=64, metrics="memorisation", quiet=True)
@@ -270,7 +273,8 @@ def labelled(tmp_path_factory, cache_dir):
 def test_real_images_with_their_labels_score_the_classifiers_accuracy(labelled):
     cfg, info = labelled
     ev = evaluator.Evaluator(cfg.data, CLASS_METRICS, quiet=True)
-    images, labels = ev.real_images, ev.real_labels
+    images, labels = _test_split(cfg)
+    np.testing.assert_array_equal(labels, ev.real_labels)
     assert len(images) == 128 and ev.classes[:2] == ["0", "1"]
     assert info["test_accuracy"] > 0.9  # the planted classes are learnable: a judge worth asking
     right = ev.score(images, labels=labels)
@@ -297,14 +301,23 @@ def test_the_real_side_per_class_is_computed_once_and_cached(labelled, cache, mo
     ev = evaluator.Evaluator(cfg.data, ("intra_fid",), quiet=True)
     assert len(list((cache / "stats" / ev.feature_network).glob("mnist-test-*.npz"))) == 1
     mu, sigma = ev.real_classes[1]
-    real_feats = ev.net(ev.real_images)[ev.real_labels == 1]
+    images, labels = _test_split(cfg)
+    real_feats = ev.net(images)[labels == 1]
     np.testing.assert_allclose(mu, real_feats.mean(axis=0), rtol=1e-5, atol=1e-5)
-    fake, labels = ev.real_images[:64], ev.real_labels[:64]  # half of each class
+    fake, labels = images[:64], labels[:64]  # half of each class
     scored = ev.score(fake, labels=labels).fields["intra_fid"]["per_class"]["1"]
     assert scored == pytest.approx(fid(*feature_stats(ev.net(fake)[labels == 1]), mu, sigma), rel=1e-6)
     monkeypatch.setattr(featurenet.FeatureNet, "__call__", lambda *a, **k: pytest.fail("the real images went through the network again"))
     again = evaluator.Evaluator(cfg.data, ("intra_fid",), quiet=True)
     np.testing.assert_array_equal(again.real_classes[1][1], sigma)
+
+
+def _test_split(cfg):
+    """The split the Evaluator scored against (it keeps only its statistics, not the images)."""
+    from dcgan.data.pipeline import load_labelled_images
+
+    real = load_labelled_images(cfg.data, split="test")
+    return real.images, real.labels
 
 
 def test_class_metrics_belong_to_conditional_runs(labelled, tmp_path):
@@ -363,8 +376,7 @@ def test_training_evaluation_of_a_conditional_run_logs_the_class_metrics(tiny_co
     import tensorflow as tf
 
     from dcgan.training.gan import GAN, restore
-    from dcgan.training.callbacks import TrainingEval
-    from dcgan.training.loop import evaluate_now
+    from dcgan.training.callbacks import Due, Run, TrainingEval
     from helpers import event_steps
 
     source, cfg = tiny_conditional_run
@@ -380,8 +392,11 @@ def test_training_evaluation_of_a_conditional_run_logs_the_class_metrics(tiny_co
     hook, log = TrainingEval(gan, run), Recorder()
     hook.n = 40
     writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
-    evaluate_now(hook, gan, 6, log, writer)  # what train() calls: metrics.jsonl and TensorBoard
+    hook.on_start(Run(gan, run, 0, 6, log, writer))
+    assert hook.on_checkpoint(5, Due(sample=True, checkpoint=True)) is None and not log.records  # no evaluation due
+    line = hook.on_checkpoint(6, Due(eval=True))  # what train() calls: metrics.jsonl and TensorBoard
     writer.flush()
+    assert line.startswith("eval step 6: fid ") and "intra_fid" in line
     scores = log.records[-1]["eval"]
     assert set(scores) == {"fid", "kid", "kid_std", "checkerboard", "class_accuracy", "intra_fid"}
     assert all(isinstance(v, float) and np.isfinite(v) for v in scores.values())

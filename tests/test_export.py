@@ -132,6 +132,45 @@ def test_force_replaces_only_an_earlier_export(tiny_run, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "sm"]  # no temporaries left behind
 
 
+def plant(folder, case: str):
+    """Make an earlier SavedModel export no longer only an export (or its marker no longer ours); returns what was planted."""
+    marker = folder / "dcgan_export.json"
+    if case in ("empty marker", "garbage marker", "marker with another key"):
+        text = {"empty marker": "{}", "garbage marker": "not json {",
+                "marker with another key": json.dumps({**json.loads(marker.read_text()), "mine": 1})}[case]
+        marker.write_text(text)
+        return marker
+    planted = {"a file in variables": folder / "variables" / "notes.txt", "a file in assets": folder / "assets" / "data.csv",
+               "a folder in variables": folder / "variables" / "sub" / "x.txt", "a link as the marker": marker}[case]
+    if case == "a link as the marker":
+        real = folder.parent / f"{folder.name}-marker.json"
+        real.write_text(marker.read_text())
+        marker.unlink()
+        marker.symlink_to(real)
+        return real
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text("the user's")
+    return planted
+
+
+SAVEDMODEL_CASES = ["empty marker", "garbage marker", "marker with another key", "a file in variables", "a file in assets",
+                    "a folder in variables", "a link as the marker"]
+
+
+def test_force_savedmodel_checks_the_marker_and_every_file_under_the_folder(tiny_run, tmp_path, capsys):
+    run_dir, _ = tiny_run
+    earlier = tmp_path / "earlier"
+    assert export(run_dir, "--format", "savedmodel", "--out", earlier) == 0
+    for i, case in enumerate(SAVEDMODEL_CASES):
+        folder = shutil.copytree(earlier, tmp_path / f"case{i}")
+        planted = plant(folder, case)
+        before = sorted(str(p.relative_to(tmp_path)) for p in folder.rglob("*"))
+        error = cli_error(capsys, "export", run_dir, "--format", "savedmodel", "--out", folder, "--force")
+        assert "replaces only an earlier export" in error, case
+        assert planted.exists() and sorted(str(p.relative_to(tmp_path)) for p in folder.rglob("*")) == before, case
+    assert export(run_dir, "--format", "savedmodel", "--out", earlier, "--force") == 0  # an untouched export: replaced
+
+
 def test_force_never_replaces_the_run_or_a_folder_above_it(tiny_run, tmp_path, capsys, monkeypatch):
     run_dir, _ = tiny_run
     before = sorted(p.name for p in run_dir.iterdir())

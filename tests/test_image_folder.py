@@ -11,7 +11,7 @@ import pytest
 from helpers import cli_error, deadline, fifo
 from dcgan.data import pipeline as data
 from dcgan.data import datafiles
-from dcgan.data import image_folder
+from dcgan.data import folder_cache, folder_source, image_folder, prepared_format
 from dcgan.tools import prepare
 from dcgan.core.config import load_config
 from dcgan.data.datafiles import DataError
@@ -247,9 +247,9 @@ def test_prepare_labels_a_folder_as_a_conditional_run_does(tmp_path):
     root = _class_folder(tmp_path / "imgs")
     files, _ = image_folder.list_images(root)
     found = image_folder.label_by_subfolder(root, files)
-    source = prepare.FolderSource(root, 8, 1, labels=True, shuffle=None, threads=1)
+    source = folder_source.FolderReader(root, 8, 1, labels=True, shuffle=None, threads=1)
     assert source.classes == found.classes and [source.label_of[f] for f in source.files] == found.labels
-    assert found.loose == 1 and source.skipped[prepare.NOT_IN_A_CLASS] == 1
+    assert found.loose == 1 and source.skipped[folder_source.NOT_IN_A_CLASS] == 1
 
 
 def test_conditional_folder_without_subfolders_is_one_line(tmp_path, capsys, monkeypatch):
@@ -277,3 +277,80 @@ def test_class_without_a_readable_image_is_named(tmp_path, monkeypatch):
     # data.limit keeps the first images in sorted order: a limit that cuts off whole classes is refused, naming them
     with pytest.raises(DataError, match=r"data.limit: the first 4 images .* hold no image of class\(es\) 'b_dog', 'c_bird'"):
         data.load_labelled_images(_folder_config(root, "data.limit=4"))
+
+
+# ---------------------------------------------------------------- class folders that are links
+
+
+def _linked_class_folder(tmp_path) -> Path:
+    """Three class folders of which two are links to folders elsewhere, and a link back up to the root (a loop)."""
+    root, elsewhere = tmp_path / "imgs", tmp_path / "elsewhere"
+    for name, value, where in (("a", 50, root), ("b", 120, elsewhere), ("c", 220, elsewhere)):
+        (where / name).mkdir(parents=True)
+        for i in range(2):
+            _png(where / name / f"{i}.png", size=(8, 8), value=value)
+    for name in ("b", "c"):
+        (root / name).symlink_to(elsewhere / name, target_is_directory=True)
+    (root / "a" / "up").symlink_to(root, target_is_directory=True)  # a loop: walked once
+    return root
+
+
+def test_class_folders_that_are_links_are_followed_once_for_training_and_prepare(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    root = _linked_class_folder(tmp_path)
+    with deadline(60):
+        files, _ = image_folder.list_images(root)
+        labelled = data.load_labelled_images(_folder_config(root))
+    assert [f.relative_to(root).as_posix() for f in files] == ["a/0.png", "a/1.png", "b/0.png", "b/1.png", "c/0.png", "c/1.png"]
+    assert labelled.classes == ["a", "b", "c"] and labelled.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert labelled.images[:, 4, 4, 0].tolist() == [50, 50, 120, 120, 220, 220]
+    assert data.load_images(_folder_config(root)).shape == (6, 8, 8, 1)
+
+    out = tmp_path / "prepared"
+    manifest = prepare.prepare(root, out, 8, 1, labels=True, quiet=True)
+    assert manifest["classes"] == ["a", "b", "c"] and manifest["count"] == 6 and not manifest["source"]["skipped"]
+    assert prepared_format.read_all(out)[1].tolist() == [0, 0, 1, 1, 2, 2]
+
+
+# ---------------------------------------------------------------- EXIF orientation
+
+
+def _oriented_jpeg(path, orientation: int) -> np.ndarray:
+    """A 16x16 JPEG of four flat quadrants (every turn and flip of it differs) tagged with an EXIF Orientation;
+    returns what a viewer shows: PIL's exif_transpose of it."""
+    from PIL import Image, ImageOps
+
+    pixels = np.zeros((16, 16), np.uint8)
+    pixels[:8, :8], pixels[:8, 8:], pixels[8:, :8], pixels[8:, 8:] = 20, 90, 160, 230
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+    with Image.open(path) as stored:
+        return np.asarray(ImageOps.exif_transpose(stored).convert("L"))
+
+
+def _quadrants(image: np.ndarray) -> list[int]:
+    return [round(float(image[y : y + 8, x : x + 8].mean())) for y in (0, 8) for x in (0, 8)]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_comes_out_upright_as_its_exif_orientation_says(tmp_path, orientation):
+    shown = _oriented_jpeg(tmp_path / "photo.jpg", orientation)
+    decoded = image_folder.decode_image(tmp_path / "photo.jpg", 16, 1)[..., 0]
+    assert np.abs(np.array(_quadrants(decoded)) - _quadrants(shown)).max() <= 4, (_quadrants(decoded), _quadrants(shown))
+
+
+def test_a_folder_decoded_before_exif_orientation_is_decoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "photos"
+    root.mkdir()
+    shown = _oriented_jpeg(root / "photo.jpg", 6)
+    cfg = _folder_config(root, "data.image_size=16")
+    monkeypatch.setattr(folder_cache, "CACHE_FORMAT", 3)  # what the cache was before orientation was applied
+    monkeypatch.setattr(image_folder, "exif_orientation", lambda encoded: 1)
+    stale = data.load_images(cfg)
+    monkeypatch.undo()
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    upright = data.load_images(cfg)[0, ..., 0]
+    assert np.abs(np.array(_quadrants(upright)) - _quadrants(shown)).max() <= 4
+    assert _quadrants(stale[0, ..., 0]) != _quadrants(upright)

@@ -88,14 +88,40 @@ def test_spectral_norm_wraps_every_layer_with_weights():
     assert disc(x, training=True).shape == (4, 1)
 
 
-def test_recalibrate_batchnorm_sets_batch_statistics():
-    gen = build_generator(cfg_for(28, 1))
-    z = np.random.default_rng(0).standard_normal((256, 100)).astype("float32")
-    bn = gen.get_layer("project_bn")
-    recalibrate_batchnorm(gen, z)
-    feats = keras.Model(gen.input, gen.get_layer("project_reshape").output)(z).numpy()
-    np.testing.assert_allclose(bn.moving_mean.numpy(), feats.mean(axis=(0, 1, 2)), atol=1e-5)
-    assert bn.momentum == 0.99  # restored
+def one_pass_statistics(gen, inputs) -> list:
+    """What recalibration measured before it was chunked: one training-mode pass with momentum 0."""
+    bns = [l for l in gen.layers if isinstance(l, keras.layers.BatchNormalization)]
+    for bn in bns:
+        bn.momentum = 0.0
+    gen(inputs, training=True)
+    return [(bn.moving_mean.numpy(), bn.moving_variance.numpy()) for bn in bns]
+
+
+@pytest.mark.parametrize("overrides, classes", [((), 0), (("model.generator.condition=cbn", "model.discriminator.condition=projection"), 3)])
+def test_chunked_batchnorm_recalibration_equals_the_one_pass_batch_statistics(overrides, classes):
+    gen = build_generator(cfg_for(28, 1, *overrides), classes=classes)
+    z = np.random.default_rng(0).standard_normal((200, 100)).astype("float32")
+    inputs = [z, np.arange(200, dtype="int32") % 3] if classes else z
+    recalibrate_batchnorm(gen, inputs, chunk=64)  # 64, 64, 64 and 8 latents
+    chunked = [(l.moving_mean.numpy(), l.moving_variance.numpy()) for l in gen.layers if isinstance(l, keras.layers.BatchNormalization)]
+    twin = keras.models.clone_model(gen)
+    twin.set_weights(gen.get_weights())
+    expected = one_pass_statistics(twin, inputs)
+    assert len(chunked) == 3 and all(bn.momentum == 0.99 for bn in gen.layers if isinstance(bn, keras.layers.BatchNormalization))
+    for (mean, var), (want_mean, want_var) in zip(chunked, expected):
+        np.testing.assert_allclose(mean, want_mean, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(var, want_var, rtol=1e-4, atol=1e-7)
+    assert np.abs(chunked[-1][1] - 1.0).max() > 1e-3  # measured, not left at the initial ones
+
+
+def test_moments_of_parts_combine_into_the_moments_of_the_whole():
+    from dcgan.models.batchnorm import combine_moments
+
+    x = np.random.default_rng(1).standard_normal((10, 3)) * [1, 5, 0.1] + [0, 3, -2]
+    parts = [(len(p), p.mean(0), p.var(0)) for p in (x[:4], x[4:9], x[9:])]
+    mean, var = combine_moments(parts)
+    np.testing.assert_allclose(mean, x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(var, x.var(0), rtol=1e-12)
 
 
 def test_generator_round_trips_through_keras_file_in_safe_mode(tmp_path):

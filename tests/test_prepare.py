@@ -11,7 +11,7 @@ import pytest
 from helpers import TINY, blob_images, cifar_batch, cli_error, run_cli, write_idx, write_mnist
 from dcgan.data import pipeline as data
 from dcgan.data import image_folder
-from dcgan.tools import prepare
+from dcgan.tools import prepare, prepare_output
 from dcgan.data import prepared
 from dcgan.data import prepared_format
 from dcgan.core.config import load_config
@@ -322,7 +322,7 @@ def test_interrupted_prepare_leaves_nothing_that_looks_finished(tmp_path, capsys
         prepare.prepare(src, out, 8, 1, shard_mb=0.002, quiet=True)
     assert shards == [1] and not out.exists() and not (tmp_path / "out.partial").exists()  # cleaned up
 
-    monkeypatch.setattr(prepare, "_discard", lambda partial: None)  # a kill: no cleanup runs
+    monkeypatch.setattr(prepare_output, "discard", lambda partial: None)  # a kill: no cleanup runs
     with pytest.raises(KeyboardInterrupt):
         prepare.prepare(src, out, 8, 1, shard_mb=0.002, quiet=True)
     partial = tmp_path / "out.partial"
@@ -347,6 +347,125 @@ def test_out_is_replaced_only_when_it_is_a_prepared_dataset(tmp_path, capsys):
     _prepare(capsys, src, out, "--size", 8, "--channels", 1)
     _prepare(capsys, src, out, "--size", 16, "--channels", 1, "--force")
     assert prepared_format.read_manifest(out).shape == (16, 16, 1) and sorted(p.name for p in tmp_path.iterdir()) == ["idx", "out", "precious"]
+
+
+def _victim(tmp_path) -> Path:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("years of work")
+    return victim
+
+
+def _tree(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+def test_a_partial_folder_prepare_did_not_mark_as_its_own_is_left_alone(tmp_path, capsys):
+    src, out = _indexed_idx(tmp_path / "idx", 30), tmp_path / "P"
+    partial = tmp_path / "P.partial"
+    partial.mkdir()  # a copied run directory: it holds a .lock, as every run does
+    (partial / ".lock").write_text("process 1 (dcgan train)")
+    (partial / "config.yaml").write_text("run: {}")
+    (partial / "checkpoints").mkdir()
+    (partial / "checkpoints" / "ckpt-6.index").write_bytes(b"weights")
+    before = _tree(partial)
+    args = (src, out, "--size", 8, "--channels", 1)
+    assert "is not marked as an unfinished `dcgan prepare`" in cli_error(capsys, "prepare", *args)
+    (partial / prepare_output.PARTIAL_MARKER).write_text(json.dumps({"format": prepare_output.PARTIAL_FORMAT}))
+    before = _tree(partial)  # marked (a copy of a real partial, say), but holding what a prepare never writes
+    assert "holds 'checkpoints', which `dcgan prepare` does not write" in cli_error(capsys, "prepare", *args)
+    assert _tree(partial) == before and not out.exists()
+
+    for name in ("checkpoints/ckpt-6.index", "checkpoints", "config.yaml", ".lock"):
+        path = partial / name
+        path.rmdir() if path.is_dir() else path.unlink()
+    victim = _victim(tmp_path)
+    (partial / ".lock").symlink_to(victim)  # the lock would be opened, truncated and written through the link
+    assert "holds '.lock', which is not a plain file" in cli_error(capsys, "prepare", *args)
+    assert victim.read_text() == "years of work"
+    (partial / ".lock").unlink()
+    _prepare(capsys, *args)  # marked and holding only its own files: an interrupted prepare's, removed
+    assert not partial.exists() and prepared_format.read_manifest(out).count == 30
+
+
+def test_force_replaces_only_a_folder_holding_nothing_but_a_prepared_dataset(tmp_path, capsys, monkeypatch):
+    src, out = _indexed_idx(tmp_path / "idx", 30), tmp_path / "out"
+    args = (src, out, "--size", 8, "--channels", 1, "--force")
+    _prepare(capsys, *args)
+    (out / "notes.txt").write_text("mine")
+    assert "holds 'notes.txt', which `dcgan prepare` does not write" in cli_error(capsys, "prepare", *args)
+    (out / "notes.txt").unlink()
+    (out / "sub").mkdir()
+    (out / "sub" / "kept.txt").write_text("mine")
+    assert "holds 'sub'" in cli_error(capsys, "prepare", *args)
+    assert (out / "sub" / "kept.txt").read_text() == "mine"
+
+    crafted = tmp_path / "crafted"  # a manifest that only claims the format
+    crafted.mkdir()
+    (crafted / "manifest.json").write_text(json.dumps({"format": prepared_format.FORMAT}))
+    (crafted / "notes.txt").write_text("mine")
+    line = cli_error(capsys, "prepare", src, crafted, "--size", 8, "--channels", 1, "--force")
+    assert "has no valid prepared dataset manifest" in line and (crafted / "notes.txt").read_text() == "mine"
+
+    (out / "sub" / "kept.txt").unlink()
+    (out / "sub").rmdir()
+    deep = tmp_path / "nest" / "deep"
+    _prepare(capsys, src, deep, "--size", 8, "--channels", 1)
+    monkeypatch.chdir(deep)  # a prepared dataset, but the current directory: never replaced, in one line
+    for where in (".", deep, ".."):  # "." was a ValueError traceback
+        line = cli_error(capsys, "prepare", src, where, "--size", 8, "--channels", 1, "--force")
+        assert f"OUT: {where} is the current directory or a folder above it" in line
+    monkeypatch.chdir(tmp_path)
+    _prepare(capsys, *args[:3], 16, *args[4:])  # nothing but a prepared dataset: replaced
+    assert prepared_format.read_manifest(out).shape == (16, 16, 1) and sorted(p.name for p in tmp_path.iterdir()) == [
+        "crafted", "idx", "nest", "out"]
+
+
+def test_bad_shuffle_seed_is_one_line_before_any_work(tmp_path, capsys):
+    src = _indexed_idx(tmp_path / "idx", 30)
+    line = cli_error(capsys, "prepare", src, tmp_path / "out", "--size", 8, "--channels", 1, "--shuffle", -1)
+    assert "--shuffle: -1 is not a seed" in line and not (tmp_path / "out.partial").exists()
+
+
+def _crafted(root: Path, images, labels, shape, classes) -> Path:
+    """A one-shard prepared dataset of exactly these records, its manifest agreeing with them in every checksum."""
+    root.mkdir()
+    writer = prepare.ShardWriter(root, 64)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        writer.add(image, label, str(i))
+    shards = writer.close()
+    manifest = {"format": prepared_format.FORMAT, "version": prepared_format.VERSION, "count": len(labels),
+                "shape": list(shape), "classes": classes, "shards": shards, "content_sha256": writer.content.hexdigest()}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_verify_checks_each_records_label_and_size_against_the_manifest(tmp_path, capsys):
+    images = blob_images(6, 8, 1)
+    labelled = _crafted(tmp_path / "labelled", images, [0, 1, 0, 7, 1, 0], (8, 8, 1), ["cat", "dog"])
+    line = cli_error(capsys, "prepare", "--verify", labelled)
+    assert "record 3 has label 7, not a class of the manifest (0..1" in line
+    unlabelled = _crafted(tmp_path / "unlabelled", images, [-1, -1, 1, -1, -1, -1], (8, 8, 1), None)
+    assert "record 2 has label 1, but the manifest lists no classes" in cli_error(capsys, "prepare", "--verify", unlabelled)
+    good = _crafted(tmp_path / "good", images, [-1] * 6, (8, 8, 1), None)
+    assert run_cli(capsys, "prepare", "--verify", good).status == 0
+
+    # records of 16x16x3 under a manifest of 8x8x1: each is 12 of its images, and was counted so ("holds 72 records")
+    shape = _crafted(tmp_path / "shape", blob_images(6, 16, 3), [-1] * 6, (8, 8, 1), None)
+    line = cli_error(capsys, "prepare", "--verify", shape)
+    assert "record 0 holds 768 bytes of pixels, but the manifest's shape 8x8x1 is 64 bytes" in line
+
+
+def test_a_crafted_count_is_an_error_naming_the_field_not_a_count(tmp_path, capsys):
+    out = _crafted(tmp_path / "huge", blob_images(10, 8, 1), [-1] * 10, (8, 8, 1), None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shards"][0]["count"] = manifest["count"] = 10**12
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    line = cli_error(capsys, "prepare", "--verify", out)
+    assert "shards[0].count 1000000000000:" in line and "records of 8x8x1" in line and "images" not in line
+    assert "shards[0].count 1000000000000:" in _one_line(prepared_format.read_manifest, out)  # what training reads
+    manifest["shards"][0]["bytes"] = 2**60
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert "bytes at most" in _one_line(prepared_format.read_manifest, out, False)
 
 
 # ---------------------------------------------------------------- training from it, and the folder cache

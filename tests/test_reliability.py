@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+from dcgan.core import files
 from dcgan.data import image_folder
 from dcgan.core import plots
 from dcgan.training import rundir
@@ -45,7 +46,7 @@ def tree(path: Path) -> dict[str, str]:
     The run lock's file is left out: it only names whichever process last held the lock.
     """
     return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*"))
-            if p.is_file() and p.name != rundir.LOCK_FILE}
+            if p.is_file() and p.name != files.LOCK_FILE}
 
 
 def gz(raw: bytes) -> bytes:
@@ -351,14 +352,14 @@ def _writers(tmp_path):
         "gif": (tmp_path / "progress.gif", lambda p: viz.save_gif(p, list(img))),
         "loss plot": (tmp_path / "losses.png", lambda p: plots.plot_losses(p, [{"step": 1, "d_loss": 1.0, "g_loss": 2.0}])),
         "config": (tmp_path / "config.yaml", lambda p: rundir.write_config(p.parent, cfg)),
-        "eval.json": (tmp_path / "eval.json", lambda p: rundir.atomic_write(p, '[{"metric": "fid"}]\n')),
+        "eval.json": (tmp_path / "eval.json", lambda p: files.atomic_write(p, '[{"metric": "fid"}]\n')),
         "npz via atomic_path": (tmp_path / "stats.npz", lambda p: _savez_via_atomic_path(p)),
         "generator.keras": (tmp_path / "generator.keras", lambda p: _save_tiny_keras(p)),
     }
 
 
 def _savez_via_atomic_path(path):
-    with rundir.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         np.savez(tmp, mu=np.zeros(3))
 
 
@@ -417,7 +418,7 @@ def test_a_writer_dying_mid_file_leaves_nothing_under_the_final_name(tmp_path, m
 
     monkeypatch.setattr(os, "fsync", fsync_fails)  # the bytes went out but never reached the disk
     with pytest.raises(OSError):
-        rundir.atomic_write(tmp_path / "eval.json", "{}")
+        files.atomic_write(tmp_path / "eval.json", "{}")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,13 +1,17 @@
 import json
 import os
+import shutil
 import stat
+from pathlib import Path
 
 import pytest
 
 from dcgan.core.errors import DcganError
-from dcgan.training.rundir import MetricsLog, read_metrics, trim_event_files
-from dcgan.core.files import atomic_write
-from helpers import event_steps
+from dcgan.training.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR, STATE_FILE, latest_step
+from dcgan.training.rundir import (CLASSES_FILE, CLASSES_LIMIT, CONFIG_FILE, METRICS_FILE, MetricsLog, check_resumable,
+                                   check_resumed_classes, read_classes, read_metrics, trim_event_files, write_classes)
+from dcgan.core.files import atomic_write, read_bytes
+from helpers import cli_error, deadline, event_steps, fifo
 
 
 def test_atomic_write_replaces_whole_file_with_umask_permissions(tmp_path):
@@ -77,3 +81,131 @@ def test_every_record_has_a_kind_and_readers_ask_for_one(tmp_path):
     assert len(read_metrics(path, "all")) == 5
     with pytest.raises(ValueError, match="unknown metrics record kind"):
         log.write("loss", {"step": 6})
+
+
+# ---------------------------------------------------------------- run files read back: regular, bounded, one line
+
+
+def test_read_bytes_reads_a_regular_file_or_a_link_to_one_within_its_limit(tmp_path):
+    path = tmp_path / "f.json"
+    path.write_bytes(b"12345")
+    (tmp_path / "link").symlink_to(path)
+    assert read_bytes(path, 5, "a test file") == read_bytes(tmp_path / "link", 5, "a test file") == b"12345"
+    with pytest.raises(DcganError, match=r"f.json: 5 bytes, over the 4-byte limit for a test file"):
+        read_bytes(path, 4, "a test file")
+    with pytest.raises(FileNotFoundError):  # the caller knows what a missing file means
+        read_bytes(tmp_path / "missing", 5, "a test file")
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a character device", "a directory"])
+def test_read_bytes_refuses_at_once_what_would_hang_or_never_end(tmp_path, kind):
+    path = tmp_path / "f\nx"  # the name is shown on one line too
+    {"a FIFO": fifo, "a character device": lambda p: p.symlink_to("/dev/zero"), "a directory": os.mkdir}[kind](path)
+    with deadline(5), pytest.raises(DcganError) as e:
+        read_bytes(path, 1 << 20, "a test file")
+    assert str(e.value) == f"{tmp_path}/f\\nx: a test file must be a regular file, not {kind}"
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    return shutil.copytree(tiny_run[0], tmp_path / "run")
+
+
+@pytest.fixture
+def conditional_copy(tiny_conditional_run, tmp_path):
+    return shutil.copytree(tiny_conditional_run[0], tmp_path / "run"), tiny_conditional_run[1]
+
+
+def _replace(path: Path, special: str) -> None:
+    path.unlink()
+    fifo(path) if special == "fifo" else path.symlink_to(special)
+
+
+@pytest.mark.parametrize("name", [CLASSES_FILE, CONFIG_FILE])
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_sample_refuses_a_run_file_that_is_a_device_or_a_fifo_in_one_line(conditional_copy, tmp_path, capsys, name, special):
+    run, _ = conditional_copy
+    _replace(run / name, special)
+    with deadline(60):
+        line = cli_error(capsys, "sample", run, "--out", tmp_path / "g.png")
+    assert f"{run / name}: " in line and "must be a regular file" in line, line
+
+
+def test_a_huge_classes_file_is_refused_before_it_is_read(conditional_copy):
+    run, cfg = conditional_copy
+    with open(run / CLASSES_FILE, "r+b") as f:
+        f.truncate(CLASSES_LIMIT + 1)  # sparse: no disk used
+    with deadline(5), pytest.raises(DcganError, match=rf"classes.json: {CLASSES_LIMIT + 1} bytes, over the"):
+        read_classes(run, cfg)
+
+
+def test_metrics_linked_to_dev_zero_is_one_line_for_readers_and_for_a_resume(run_copy, capsys):
+    _replace(run_copy / METRICS_FILE, "/dev/zero")
+    with deadline(5), pytest.raises(DcganError, match="metrics.jsonl: a run's metrics log must be a regular file"):
+        read_metrics(run_copy / METRICS_FILE, "all")
+    with deadline(60):
+        line = cli_error(capsys, "train", "--resume", run_copy, "--quiet", "--set", "train.steps=7")
+    assert "metrics.jsonl: a run's metrics log must be a regular file, not a character device" in line
+
+
+def test_a_fifo_state_file_or_event_file_stops_a_resume_before_tensorflow_reads_it(run_copy):
+    state = run_copy / CHECKPOINT_DIR / STATE_FILE
+    _replace(state, "fifo")
+    with deadline(5), pytest.raises(DcganError, match="checkpoints/checkpoint: a checkpoint state file must be a regular"):
+        check_resumable(run_copy)
+    events = fifo(run_copy / "tb" / "events.out.tfevents.0.fifo")
+    with deadline(5), pytest.raises(DcganError, match=f"{events}: a TensorBoard event file must be a regular file"):
+        trim_event_files(run_copy / "tb", 3)
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '{"fid": "low", "step": 3}'])
+def test_a_damaged_best_json_stops_a_resume_in_one_line_naming_it(run_copy, capsys, damage):
+    best = run_copy / CHECKPOINT_DIR / BEST_DIR / BEST_FILE
+    best.parent.mkdir(exist_ok=True)
+    best.write_text(damage)
+    line = cli_error(capsys, "train", "--resume", run_copy, "--quiet", "--set", "train.steps=7")
+    assert f"{best}: damaged" in line, line
+    assert latest_step(run_copy) == 6  # nothing trained
+
+
+def test_metrics_are_never_appended_through_a_link(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / METRICS_FILE).symlink_to(victim)
+    with pytest.raises(DcganError, match="cannot write .*metrics.jsonl"):
+        MetricsLog(tmp_path / METRICS_FILE).write("train", {"step": 1})
+    assert victim.read_text() == "keep"
+
+
+# ---------------------------------------------------------------- a resumed conditional run keeps its classes
+
+
+def test_a_conditional_run_without_classes_json_is_not_resumed(conditional_copy, capsys):
+    """Its labels could mean other classes now (the data's classes renamed or reordered): nothing could tell."""
+    run, _ = conditional_copy
+    (run / CLASSES_FILE).unlink()
+    line = cli_error(capsys, "train", "--resume", run, "--quiet", "--set", "train.steps=7")
+    assert f"cannot resume {run}: it is a conditional run without classes.json" in line
+    assert latest_step(run) == 6 and not (run / CLASSES_FILE).exists()
+
+
+def test_a_conditional_run_with_no_checkpoint_yet_gets_its_classes_written(tmp_path, tiny_conditional_run):
+    cfg = tiny_conditional_run[1]
+    assert check_resumed_classes(tmp_path, cfg, ["a", "b"]) is False
+    write_classes(tmp_path, ["a", "b"])
+    assert check_resumed_classes(tmp_path, cfg, ["a", "b"]) is True
+
+
+def test_differing_classes_are_named_on_one_bounded_line(tmp_path, tiny_conditional_run):
+    """Class names are folder names: a newline, a carriage return or an escape sequence must not reach the terminal."""
+    from dcgan.training.gan import GAN
+    from dcgan.training.loop import check_classes
+
+    cfg = tiny_conditional_run[1]
+    write_classes(tmp_path, ["cat", "dog\n\rdcgan train: done\x1b[2K"])
+    for data, difference in ((["cat", "x" * 1000], "class 1 is 'dog\\n\\rdcgan train: done\\x1b[2K' in the run and 'xxx"),
+                             (["cat"], "the run has 2 classes and the data 1")):
+        with pytest.raises(DcganError) as e:
+            check_classes(GAN(cfg, classes=data), tmp_path, resuming=True)
+        message = str(e.value)
+        assert difference in message and message.isprintable() and len(message) < 300, message

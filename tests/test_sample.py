@@ -8,7 +8,8 @@ from PIL import Image, ImageSequence
 from dcgan.core import viz
 from dcgan.core.errors import DcganError
 from dcgan.tools import sample
-from dcgan.tools.sample import latents, parse_grid, parse_seeds, slerp
+from dcgan.tools.latents import latents, parse_seeds, slerp
+from dcgan.tools.sample import parse_grid
 from helpers import cli_error, run_sample, sample_npz as npz, usage_error
 
 SIZE = 28
@@ -238,9 +239,9 @@ def test_picture_size_is_checked_before_the_generator_is_loaded(tiny_run, monkey
     def no_loading(*a, **k):
         raise AssertionError("the generator was loaded")
 
-    import dcgan.training.gan
+    import dcgan.tools.handle
 
-    monkeypatch.setattr(dcgan.training.gan, "load_generator", no_loading)
+    monkeypatch.setattr(dcgan.tools.handle, "load_handle", no_loading)
     monkeypatch.setattr(sample, "MAX_PICTURE_PIXELS", 3 * SIZE * SIZE)
     assert "4 images of 28x28 make a 0-megapixel picture" in cli_error(capsys, "sample", tiny_run[0], "--grid", "2x2")
     assert "--truncation 1e+308: must be in (0, 10]" in cli_error(capsys, "sample", tiny_run[0], "--truncation", 1e308)

@@ -132,6 +132,19 @@ def test_the_encoder_is_cached_by_content(cache, monkeypatch, capsys):
         selfsup.train_cached("mnist", images, n_steps=TINY_STEPS, quiet=True)
 
 
+def test_a_damaged_encoder_entry_is_trained_again_in_one_line(cache, capsys):
+    images = blob_images(16, size=32, channels=1, seed=5)
+    path, info = selfsup.train_cached("mnist", images, n_steps=1, quiet=True)
+    info_file = path.parent / selfsup.INFO_FILE
+    for what, text in {"garbage": "{not json", "a list": "[]", "no hash": json.dumps({"steps": 1})}.items():
+        info_file.write_text(text)
+        capsys.readouterr()
+        _, again = selfsup.train_cached("mnist", images, n_steps=1)
+        err = capsys.readouterr().err.splitlines()
+        assert err[0].startswith(f"features: the cached self-supervised encoder in {path.parent} is damaged ("), (what, err)
+        assert again["cached"] is False and json.loads(info_file.read_text())["hash"] == info["hash"]
+
+
 def test_steps_come_from_the_environment(monkeypatch):
     assert selfsup.steps() == TINY_STEPS
     monkeypatch.setenv(selfsup.STEPS_ENV, "7")

@@ -187,7 +187,7 @@ def test_time_budget_stops_cleanly_with_final_artifacts(tiny_config):
 
 HOLD_LOCK = """
 import sys, time
-from dcgan.training.rundir import lock_run
+from dcgan.core.files import lock_run
 lock = lock_run(sys.argv[1], "dcgan train")
 print("locked", flush=True)
 time.sleep(120)
@@ -283,5 +283,5 @@ def test_resume_with_other_classes_is_refused_in_one_line(tiny_config, capsys):
     cfg = tiny_config(*CONDITIONAL, "train.steps=3")
     run = train(cfg, quiet=True)
     (run / "classes.json").write_text('{"classes": ["a", "b"]}')
-    with pytest.raises(DcganError, match="its classes .a, b. differ from the data's"):
+    with pytest.raises(DcganError, match=r"its classes differ from the data's \(class 0 is .a. in the run and .0. in the data\)"):
         train(resume_config(run, overrides=["train.steps=6"]), resume_dir=run, quiet=True)

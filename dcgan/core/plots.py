@@ -1,4 +1,4 @@
-"""Every matplotlib figure of the package, written as PNG through rundir.atomic_write.
+"""Every matplotlib figure of the package, written as PNG through core.files.atomic_write.
 
 matplotlib is imported on the first figure (`_pyplot`), not with this module, so the
 command line and its help stay fast; its backend is set there, once, to Agg: figures

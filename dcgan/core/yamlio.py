@@ -152,14 +152,22 @@ def read_yaml(path: str | Path) -> Any:
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise ConfigError(f"config file {shown} is larger than {MAX_FILE_BYTES >> 20} MiB")
-        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {shown}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        reason = getattr(e, "strerror", None) or str(e)  # strerror: without the file name said twice
-        raise ConfigError(f"cannot read config file {shown}: {clip(reason, 200)}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {shown}: {clip(e.strerror or str(e), 200)}") from None
+    return yaml_from_bytes(raw, path)
+
+
+def yaml_from_bytes(raw: bytes, path: str | Path) -> Any:
+    """A YAML file's bytes, as the caller read them (up to MAX_FILE_BYTES + 1), parsed; problems as in read_yaml."""
+    shown = printable(str(path))
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"config file {shown} is larger than {MAX_FILE_BYTES >> 20} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read config file {shown}: {clip(str(e), 200)}") from None
     return _load_explained(text, f"invalid YAML in {shown}")
 
 

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.core.schema import DATASET_FACTS
 from dcgan.data import datafiles  # its limits, read at each check: one setting for every format
 from dcgan.data.datafiles import DataError, as_pixels, check_array_size, check_labels, open_regular
+from dcgan.data.prepare_readers import ArrayReader, numbered_classes
+from dcgan.data.source import Labelled, Source
 from dcgan.core.errors import first_line
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -195,3 +198,30 @@ def load_cifar10(path: str | None, split: str, with_labels: bool = False):
         raise DataError(f"cannot load cifar10: download failed ({type(e).__name__}); set data.path to local files") from None
     return load_cifar10_path(archive, split, with_labels)
 
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
+
+
+class Cifar10Source(Source):
+    """CIFAR-10: data.path (its batch folder or tar.gz), else the download; a train and a test split."""
+
+    name, facts = "cifar10", DATASET_FACTS["cifar10"]
+
+    def read(self, split: str, labelled: bool) -> Labelled:
+        if not labelled:
+            return self.limited(Labelled(load_cifar10(self.cfg.path, split), None, None))
+        images, labels = load_cifar10(self.cfg.path, split, with_labels=True)
+        return self.limited(Labelled(images, labels, list(CLASS_NAMES)))
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        if path.is_dir():
+            return (path / "data_batch_1").exists() or (path / "test_batch").exists()
+        return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+    @classmethod
+    def prepare_reader(cls, path, size, channels, labels, split, shuffle, threads) -> ArrayReader:
+        images, labels = load_cifar10_path(path, split, with_labels=True)
+        classes = numbered_classes(labels)  # batches.meta's names, when the labels are CIFAR-10's own ten
+        return ArrayReader("cifar10", images, labels, list(CLASS_NAMES) if 0 < len(classes) <= len(CLASS_NAMES) else classes,
+                           split, size, channels, shuffle)

@@ -1,16 +1,15 @@
 """Image folders: every PNG/JPEG under a directory in, uint8 (N, size, size, C) out.
 
 Each file's size, and the image size its header declares, are checked before the file is read
-or decoded; files that fail are skipped and counted by reason, not fatal. `decode_images` decodes a
-file list on a thread pool (dcgan prepare uses it too); `load_folder_cached` keeps a decoded folder as
-one .npy under the cache directory, keyed by its file list, so the next run skips the decoding. A conditional
-run labels a folder by its immediate subfolders (`label_by_subfolder`, which `dcgan prepare --labels` uses too).
+or decoded; files that fail are skipped and counted by reason, not fatal. A JPEG's EXIF orientation is applied, as
+browsers and PIL's `ImageOps.exif_transpose` do. `decode_images` decodes a file list on a thread pool (dcgan prepare
+uses it too). The listing and the classes (a conditional run labels a folder by its immediate subfolders) come from
+dcgan.data.folder_walk; dcgan.data.folder_cache keeps a decoded folder so the next run skips the decoding.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import io
 import math
 import os
 import struct
@@ -24,8 +23,7 @@ import numpy as np
 
 from dcgan.data import datafiles  # its limits, read at each check: one setting for every format
 from dcgan.data.datafiles import DataError, FileTooLarge, NotRegularFile, open_regular
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+from dcgan.data.folder_walk import IMAGE_SUFFIXES, NOT_IN_A_CLASS, Subfolders, label_by_subfolder, list_images  # noqa: F401
 # Image files in a folder: a photo is a few MB, and even an uncompressed 8-bit RGB PNG of 8K x 8K is 200 MB.
 MAX_IMAGE_FILE_BYTES = 256 << 20
 # Beyond this the centre crop throws away 95% of the image, and scaling the shorter side up to image_size
@@ -50,7 +48,7 @@ def load_folder(path: str | Path, image_size: int, channels: int, limit: int | N
     file, over MAX_IMAGE_FILE_BYTES, over MAX_IMAGE_PIXELS (decoded or resized), over MAX_ASPECT_RATIO,
     or out of memory while decoding.
     """
-    return _load_folder(_folder(path), image_size, channels, limit).images
+    return decode_folder(folder_root(path), image_size, channels, limit).images
 
 
 @dataclass
@@ -63,7 +61,7 @@ class Decoded:
     note: str
 
 
-def _load_folder(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False) -> Decoded:
+def decode_folder(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False) -> Decoded:
     files, others = list_images(root)
     skipped, found = Counter(), _classes_of(root, files) if labelled else None
     if found is not None:
@@ -82,7 +80,7 @@ def _load_folder(root: Path, image_size: int, channels: int, limit: int | None, 
             labels.append(label)
             if limit and len(images) >= limit:
                 break
-    note = _skip_message(root, skipped, others) if skipped or others else ""
+    note = skip_message(root, skipped, others) if skipped or others else ""
     if note:
         print(note, file=sys.stderr)
     if not images:
@@ -93,54 +91,14 @@ def _load_folder(root: Path, image_size: int, channels: int, limit: int | None, 
     return Decoded(np.stack(images), np.array(labels, np.int64), found.classes, note)
 
 
-def _folder(path: str | Path) -> Path:
+def folder_root(path: str | Path) -> Path:
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"data.path: {root} is not a directory")
     return root
 
 
-def list_images(root: Path) -> tuple[list[Path], int]:
-    """(every PNG/JPEG name under root, sorted; how many other files there are).
-
-    A symbolic link to a file listed already is left out: collections link one picture into several
-    categories (Debian's openclipart-png does, 504 times), and training on it twice would weight it.
-    """
-    entries = sorted(root.rglob("*"))
-    files, seen = [], set()
-    for p in entries:
-        if p.suffix.lower() not in IMAGE_SUFFIXES or p.is_dir():
-            continue
-        target = os.path.realpath(p)
-        if target not in seen:  # the first name in sorted order stands for the file
-            seen.add(target)
-            files.append(p)
-    others = sum(1 for p in entries if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
-    return files, others
-
-
 # ---------------------------------------------------------------- classes from subfolders
-
-NOT_IN_A_CLASS = "directly in the folder, not in a class subfolder"
-
-
-@dataclass(frozen=True)
-class Subfolders:
-    """Image files labelled by the immediate subfolder of the root that holds them."""
-
-    files: list[Path]  # the files inside a class subfolder, in the order given
-    labels: list[int]  # each one's class: its index in classes
-    classes: list[str]  # the subfolders holding an image file, sorted by name
-    loose: int  # image files directly in the root: they have no class
-
-
-def label_by_subfolder(root: Path, files: list[Path]) -> Subfolders:
-    """The class of each file: its top-level folder under root (nested deeper, it still belongs to that one)."""
-    in_class = [(f, f.relative_to(root).parts) for f in files]
-    in_class = [(f, parts[0]) for f, parts in in_class if len(parts) > 1]
-    classes = sorted({name for _, name in in_class})
-    index = {name: i for i, name in enumerate(classes)}
-    return Subfolders([f for f, _ in in_class], [index[name] for _, name in in_class], classes, len(files) - len(in_class))
 
 
 def _classes_of(root: Path, files: list[Path]) -> Subfolders:
@@ -214,8 +172,8 @@ def decode_image(path: Path, image_size: int, channels: int):
 
     try:
         encoded = _read_image_file(path, image_size)
-        img = _to_channels(tf.io.decode_image(encoded, expand_animations=False), channels)
-        return _resize_crop(img, image_size).numpy()
+        img = _orient(tf.io.decode_image(encoded, expand_animations=False), exif_orientation(encoded))
+        return _resize_crop(_to_channels(img, channels), image_size).numpy()
     except _Skip as e:
         return str(e)
     except (tf.errors.ResourceExhaustedError, MemoryError):  # what the header checks did not foresee
@@ -224,140 +182,7 @@ def decode_image(path: Path, image_size: int, channels: int):
         return UNREADABLE
 
 
-# ---------------------------------------------------------------- the decoded-folder cache
-
-CACHE_FORMAT = 3  # part of every key: a change to the decoding must not reuse old caches
-
-
-def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: int | None = None, labelled: bool = False):
-    """load_folder, decoded once: the result is kept as <cache>/folders/<folder>/<kind>-<key>.npy.
-
-    The key covers the sorted file list with each file's size and mtime, image_size, channels, limit and
-    whether the load is labelled, so adding, removing or touching a file decodes the folder again (and replaces
-    the entry); the loader's note on skipped files is kept with it and printed again on a hit. With labelled=True
-    the result is (images, int64 labels, class names): the images in class subfolders, labelled by them; the labels
-    are kept beside the pixels and the classes in the note's file. A labelled and an unlabelled entry of one
-    folder are kept side by side, so alternating conditional and plain runs decode it once each.
-    """
-    from dcgan.core.files import cache_dir  # dcgan.data.pipeline imports this module
-
-    root = _folder(path)
-    folder_dir = cache_dir() / "folders" / hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
-    kind = "labelled" if labelled else "images"
-    entry = folder_dir / f"{kind}-{folder_key(root, image_size, channels, limit, labelled)}.npy"
-    decoded = _read_cached(entry, image_size, channels, labelled)
-    if decoded is None:
-        decoded = _load_folder(root, image_size, channels, limit, labelled)
-        _write_cache(folder_dir, entry, decoded, {"source": str(root.resolve()), "note": decoded.note,
-                                                  "classes": decoded.classes})
-    elif decoded.note:
-        print(decoded.note, file=sys.stderr)
-    return (decoded.images, decoded.labels, decoded.classes) if labelled else decoded.images
-
-
-def folder_key(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False) -> str:
-    """sha256 over what decoding depends on: every file's relative name, size and mtime, and the settings."""
-    settings = {"format": CACHE_FORMAT, "size": image_size, "channels": channels, "limit": limit, "labelled": labelled}
-    h = hashlib.sha256(json.dumps(settings).encode())
-    for p in sorted(root.rglob("*")):
-        try:
-            st = p.stat()
-        except OSError:  # a dangling link: listed by name, so a new target changes the key
-            st = None
-        h.update(os.fsencode(p.relative_to(root)) + b"\0")
-        h.update(f"{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}:{st.st_mode if st else -1}\n".encode())
-    return h.hexdigest()[:32]
-
-
-def _labels_path(entry: Path) -> Path:
-    return entry.with_suffix(".labels.npy")
-
-
-def _read_cached(entry: Path, image_size: int, channels: int, labelled: bool) -> Decoded | None:
-    """The entry, or None when it is absent, damaged or not what this load needs (then the folder is decoded again)."""
-    images = _read_array(entry)
-    if images is None or images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (image_size, image_size, channels):
-        return None
-    info = _read_info(entry.with_suffix(".json"))
-    note, classes, labels = str(info.get("note", "")), info.get("classes"), None
-    if labelled:
-        labels = _read_array(_labels_path(entry))
-        if not _valid_labels(labels, classes, len(images)):
-            return None
-    return Decoded(images, labels, classes, note)
-
-
-def _valid_labels(labels: np.ndarray | None, classes, n: int) -> bool:
-    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
-        return False
-    return (labels is not None and labels.dtype == np.int64 and labels.shape == (n,)
-            and labels.min() >= 0 and labels.max() < len(classes))
-
-
-def _read_array(path: Path) -> np.ndarray | None:
-    try:
-        with open_regular(path) as f:
-            return np.load(f, allow_pickle=False)
-    except (OSError, ValueError, DataError, EOFError):  # absent, or damaged: decode again
-        return None
-
-
-def _read_info(path: Path) -> dict:
-    try:
-        with open_regular(path, 1 << 20) as f:
-            info = json.loads(f.read())
-    except (OSError, ValueError, DataError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def _write_cache(folder_dir: Path, entry: Path, decoded: Decoded, info: dict) -> None:
-    """Write the entry atomically and drop this folder's older entries of its kind; a cache that can't be written is no error."""
-    from dcgan.core.files import atomic_path, atomic_write  # it imports the config, which this module does not need
-
-    try:
-        arrays = {entry: decoded.images}
-        if decoded.labels is not None:
-            arrays[_labels_path(entry)] = decoded.labels
-        for path, array in arrays.items():
-            with atomic_path(path) as tmp:  # tmp keeps the .npy suffix, so np.save adds none
-                np.save(tmp, array, allow_pickle=False)
-        atomic_write(entry.with_suffix(".json"), json.dumps(info) + "\n")  # last: the entry is complete once it is there
-        for old in folder_dir.iterdir():
-            if _replaces(entry, old):
-                old.unlink(missing_ok=True)
-        _prune(folder_dir.parent)
-    except OSError as e:
-        print(f"data: could not cache the decoded folder in {folder_dir}: {e.strerror or e}", file=sys.stderr)
-
-
-ENTRY_KINDS = ("images", "labelled")
-
-
-def _replaces(entry: Path, old: Path) -> bool:
-    """Whether writing entry makes old stale: another key of its kind, or a file of no kind (an older cache format)."""
-    if old.name.startswith("."):  # another writer's temporary file (rundir.atomic_path)
-        return False
-    name, old_name = entry.name.split(".")[0], old.name.split(".")[0]
-    kind, old_kind = name.split("-")[0], old_name.split("-")[0]
-    return old_name != name and (old_kind == kind or old_kind not in ENTRY_KINDS)
-
-
-def _prune(folders: Path) -> None:
-    """Remove the entries of folders that no longer exist (temporary folders would pile up otherwise)."""
-    import shutil
-
-    for d in folders.iterdir():
-        notes = list(d.glob("*.json")) if d.is_dir() else []
-        try:
-            source = json.loads(notes[0].read_text()).get("source") if notes else None
-        except (OSError, ValueError, AttributeError):
-            source = None
-        if source and not Path(source).is_dir():
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def _skip_message(root: Path, skipped: Counter, others: int) -> str:
+def skip_message(root: Path, skipped: Counter, others: int) -> str:
     reasons = "".join(f", {n} image(s) {reason}" for reason, n in skipped.items() if reason != UNREADABLE)
     return f"data: {root}: skipped {skipped[UNREADABLE]} unreadable image(s){reasons} and {others} non-image file(s)"
 
@@ -428,6 +253,38 @@ def image_size_of(encoded: bytes) -> tuple[int, int]:
                 return struct.unpack(">HH", encoded[i + 5:i + 9])
             i += 2 + length
     raise ValueError("not a PNG or JPEG (or its header is corrupt)")
+
+
+def exif_orientation(encoded: bytes) -> int:
+    """A JPEG's EXIF Orientation (1..8; 1: as stored), read from its header by PIL without decoding the pixels."""
+    if encoded[:2] != b"\xff\xd8":
+        return 1
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(encoded)) as image:
+            value = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # a damaged EXIF block is metadata: the pixels, which TensorFlow decodes, are still good
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+ORIENTATION_TAG = 0x0112
+
+
+def _orient(img, orientation: int):
+    """The stored pixels turned upright, as PIL's exif_transpose turns them (2-8 flip and/or rotate)."""
+    import tensorflow as tf
+
+    if orientation in (5, 7):  # the transposes: across the main diagonal (5), then turned half way (7)
+        img = tf.image.transpose(img)
+    if orientation in (3, 6, 7, 8):  # counter-clockwise quarter turns
+        img = tf.image.rot90(img, {3: 2, 6: 3, 7: 2, 8: 1}[orientation])
+    if orientation == 2:
+        img = tf.image.flip_left_right(img)
+    if orientation == 4:
+        img = tf.image.flip_up_down(img)
+    return img
 
 
 def _to_channels(img, channels: int):

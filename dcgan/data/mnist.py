@@ -11,11 +11,15 @@ import math
 import os
 import struct
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from dcgan.core.schema import DATASET_FACTS
 from dcgan.data.datafiles import DataError, as_pixels, check_array_size, check_images, check_labels, open_regular
+from dcgan.data.prepare_readers import ArrayReader, numbered_classes
+from dcgan.data.source import Labelled, Source
 from dcgan.core.errors import first_line
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -73,6 +77,17 @@ def _map_idx(file, path: Path, offset: int, expected: int, dtype, shape) -> np.n
     if not expected:
         return np.zeros(shape, dtype)
     return np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def holds_idx(folder: Path) -> bool:
+    """Whether a folder holds MNIST-style IDX images (of either split)."""
+    for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
+        try:
+            _find_idx(folder, stem)
+            return True
+        except DataError:
+            pass
+    return False
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
@@ -169,3 +184,32 @@ def load_mnist_like(name: str, path: str | None, split: str, with_labels: bool =
         ) from None
     x, y = train if split == "train" else test
     return (x[..., None], check_labels(y, len(x), name)) if with_labels else x[..., None]
+
+
+class MnistSource(Source):
+    """MNIST's digits: data.path (an npz or IDX folder), else the Keras download; a train and a test split."""
+
+    name, facts = "mnist", DATASET_FACTS["mnist"]
+
+    def read(self, split: str, labelled: bool) -> Labelled:
+        if not labelled:
+            return self.limited(Labelled(load_mnist_like(self.name, self.cfg.path, split), None, None))
+        images, labels = load_mnist_like(self.name, self.cfg.path, split, with_labels=True)
+        return self.limited(Labelled(images, labels, list(CLASS_NAMES[self.name])))
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        return holds_idx(path) if path.is_dir() else path.name.lower().endswith(".npz")
+
+    @classmethod
+    def prepare_reader(cls, path, size, channels, labels, split, shuffle, threads) -> ArrayReader:
+        """An IDX folder (memory-mapped: any size) or an npz; the files name no classes, so they are numbers."""
+        kind, loader = ("idx", partial(load_idx_folder, mmap=True)) if path.is_dir() else ("npz", load_mnist_npz)
+        images, labels = loader(path, split, with_labels=True)
+        return ArrayReader(kind, images, labels, numbered_classes(labels), split, size, channels, shuffle)
+
+
+class FashionMnistSource(MnistSource):
+    """Fashion-MNIST: data.path, the system files (dataset-fashion-mnist), else the Keras download."""
+
+    name, facts = "fashion_mnist", DATASET_FACTS["fashion_mnist"]

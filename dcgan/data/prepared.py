@@ -18,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.core.errors import DcganError
+from dcgan.core.schema import DATASET_FACTS
 from dcgan.data.batching import batches_per_epoch, group_last
 from dcgan.data.datafiles import DataError
-from dcgan.data.prepared_format import (READ_BUFFER_BYTES, Manifest, check_fits, check_labels, decoder, labelled_decoder,
-                                   raise_read_error, read_manifest, read_shard)
+from dcgan.data.prepared_format import (READ_BUFFER_BYTES, Manifest, check_fits, check_labels, check_record_size, decoder,
+                                        is_prepared, labelled_decoder, raise_read_error, read_manifest, read_shard)
+from dcgan.data.source import Labelled, Source
 
 CYCLE_LENGTH = 16  # shards read at once, interleaved record by record
 READ_THREADS = 2  # shards read in parallel (of the CYCLE_LENGTH open): tf.data threads compete with the step for cores
@@ -140,7 +143,37 @@ def load(data_cfg, labelled: bool = False) -> PreparedImages:
         raise DataError(f"data.image_size/data.channels: {data_cfg.path} was prepared at {h}x{w}x{c}, the config asks for "
                         f"{want[0]}x{want[1]}x{want[2]}; set data.image_size={h} data.channels={c}, or prepare it again "
                         f"with --size {want[0]} --channels {want[2]}")
+    check_record_size(manifest)
     return PreparedImages(manifest, data_cfg.limit, labelled)
+
+
+class PreparedSource(Source):
+    """data.name: prepared: the folder `dcgan prepare` wrote, one split at its prepared size; training streams it."""
+
+    name, facts, streams = "prepared", DATASET_FACTS["prepared"], True
+
+    def read(self, split: str, labelled: bool) -> Labelled:
+        """Every image used, read whole into memory (bounded by MAX_ARRAY_BYTES)."""
+        images = load(self.cfg, labelled)
+        if labelled:
+            return Labelled(*images.to_labelled_arrays(), images.manifest.classes)
+        return Labelled(images.to_array(), None, None)
+
+    def load(self, split: str | None = None, labelled: bool = False, stream: bool = False) -> Labelled:
+        """Already at its size (`load` checks it); with stream=True a `PreparedImages` left on disk, whose labels
+        stream with the pixels."""
+        if not stream:
+            return self.read("train", labelled)
+        images = load(self.cfg, labelled)
+        return Labelled(images, None, images.manifest.classes if labelled else None)
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        return is_prepared(path)
+
+    @classmethod
+    def prepare_reader(cls, path, size, channels, labels, split, shuffle, threads):
+        raise DcganError(f"SOURCE: {path} is already a prepared dataset")
 
 
 def check_labelled(manifest: Manifest) -> None:
@@ -192,9 +225,13 @@ def make_stream(path, batch_size: int, seed: int, start_batch: int = 0, group: i
         order = _shard_order(seed64, epoch, len(used))[index::n_pipelines]
         shards = tf.data.Dataset.from_tensor_slices((tf.gather(files, order), tf.gather(counts_t, order)))
         records = shards.interleave(
-            lambda f, n: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER_BYTES).take(n),
-            cycle_length=cycle, block_length=1, num_parallel_calls=min(cycle, READ_THREADS) if cycle > 1 else None,
-            deterministic=True)
+            # a shard that ends before its count is an error: an epoch of too few records could hold no batch, and
+            # the endless stream would then look for one forever
+            lambda f, n: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER_BYTES).take(n).apply(
+                tf.data.experimental.assert_cardinality(n)),
+            cycle_length=cycle, block_length=1,
+            # one shard at a time is read in order anyway, and tf.data warns at `deterministic` without parallel calls
+            **({"num_parallel_calls": min(cycle, READ_THREADS), "deterministic": True} if cycle > 1 else {}))
         key = tf.random.stateless_uniform([], seed=tf.stack([seed64, epoch * n_pipelines + index]), minval=1,
                                           maxval=2**62, dtype=tf.int64)
 

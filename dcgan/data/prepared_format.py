@@ -35,6 +35,8 @@ SHARD_NAME = re.compile(r"shard-(\d{5,})-of-(\d{5,})\.tfrecord")
 NO_LABEL = -1
 
 READ_BUFFER_BYTES = 1 << 20  # per open shard
+RECORD_FRAMING_BYTES = 16  # TFRecord's length, its CRC and the data's CRC: a record takes its pixels and more
+MAX_SHARD_BYTES = 1 << 42  # 4 TiB; prepare's --shard-mb goes up to 1 TiB (a shard ends one record past it)
 
 
 def shard_name(index: int, total: int) -> str:
@@ -138,8 +140,14 @@ def _parse(root: Path, data: dict) -> Manifest:
         # a plain name inside the folder: a manifest can't point the reader at /etc/passwd or ../other
         if SHARD_NAME.fullmatch(shard.file) is None:
             raise ValueError(f"shard {i}: {shard.file!r} is not a shard file name like {shard_name(0, 1)}")
-        if not (_is_int(shard.count) and shard.count > 0 and _is_int(shard.bytes) and shard.bytes > 0):
-            raise ValueError(f"shard {shard.file}: count and bytes must be positive integers")
+        if not (_is_int(shard.count) and shard.count > 0 and _is_int(shard.bytes) and 0 < shard.bytes <= MAX_SHARD_BYTES):
+            raise ValueError(f"shard {shard.file}: count and bytes must be positive integers (bytes at most "
+                             f"{MAX_SHARD_BYTES})")
+        # a count is printed and sizes every epoch: it must be one the shard's bytes can hold
+        smallest = math.prod(shape) + RECORD_FRAMING_BYTES
+        if shard.count > shard.bytes // smallest:
+            raise ValueError(f"shards[{i}].count {shard.count}: {shard.file}'s {shard.bytes} bytes hold at most "
+                             f"{shard.bytes // smallest} records of {'x'.join(map(str, shape))}")
         shards.append(shard)
     count = data["count"]
     if not _is_int(count) or count < 1 or not shards:
@@ -178,7 +186,7 @@ def file_sha256(path: Path) -> str:
 
 
 def verify(path: str | Path) -> Manifest:
-    """Everything read back: each shard's sha256 and record count, every record, the content hash."""
+    """Everything read back: each shard's sha256 and record count, every record's size and label, the content hash."""
     manifest = read_manifest(path)
     for shard in manifest.shards:
         if file_sha256(manifest.path / shard.file) != shard.sha256:
@@ -187,15 +195,43 @@ def verify(path: str | Path) -> Manifest:
     content = hashlib.sha256()
     for shard in manifest.shards:
         n = 0
-        for images, labels, _ in read_shard(manifest, shard.file):
+        for images, labels in _raw_records(manifest, shard.file):
             for image, label in zip(images, labels):
-                content_update(content, image, label)
-            n += len(images)
+                _check_record(manifest, shard.file, n, image, int(label))
+                content_update(content, np.frombuffer(image, np.uint8), label)
+                n += 1
         if n != shard.count:
             raise DataError(f"{manifest.path}: shard {shard.file} holds {n} records but the manifest says {shard.count}")
     if content.hexdigest() != manifest.content_sha256:
         raise DataError(f"{manifest.path}: the images and labels do not match the manifest's content hash")
     return manifest
+
+
+def _raw_records(manifest: Manifest, file: str, batch: int = 1024):
+    """(pixel bytes, labels) numpy batches of one shard, undecoded: verify checks each record's size itself."""
+    import tensorflow as tf
+
+    def parse(serialized):
+        features = tf.io.parse_example(serialized, _features(with_meta=True))
+        return features["image"], features["label"]
+
+    ds = tf.data.TFRecordDataset(str(manifest.path / file), buffer_size=READ_BUFFER_BYTES).batch(batch).map(parse)
+    with _read_errors(manifest.path):
+        yield from ds.as_numpy_iterator()
+
+
+def _check_record(manifest: Manifest, file: str, index: int, image: bytes, label: int) -> None:
+    """One record against the manifest: its pixels of the manifest's shape, its label one of its classes (or -1)."""
+    where = f"{manifest.path}: shard {file} record {index}"
+    if len(image) != manifest.image_bytes:
+        raise DataError(f"{where} holds {len(image)} bytes of pixels, but the manifest's shape "
+                        f"{'x'.join(map(str, manifest.shape))} is {manifest.image_bytes} bytes (prepare the dataset again)")
+    if manifest.classes is None and label != NO_LABEL:
+        raise DataError(f"{where} has label {label}, but the manifest lists no classes (its records must say "
+                        f"{NO_LABEL}, no label)")
+    if manifest.classes is not None and not 0 <= label < len(manifest.classes):
+        raise DataError(f"{where} has label {label}, not a class of the manifest (0..{len(manifest.classes) - 1}; "
+                        f"{NO_LABEL}: prepared without labels)")
 
 
 def content_update(h, image: np.ndarray, label: int) -> None:
@@ -232,8 +268,10 @@ def decoder(shape: tuple[int, int, int], with_meta: bool = False):
 
     def decode(serialized):
         features = tf.io.parse_example(serialized, _features(with_meta))
-        # decode_raw of records of different sizes fails the batch: a record of the wrong shape is an error
-        pixels = tf.reshape(tf.io.decode_raw(features["image"], tf.uint8), [-1, *shape])
+        # decode_raw of records of different sizes fails the batch, and records of one other size fail the reshape
+        # (with -1 they would become more or fewer images than records): a record of the wrong shape is an error
+        raw = tf.io.decode_raw(features["image"], tf.uint8)
+        pixels = tf.reshape(raw, [tf.shape(raw)[0], *shape])
         return (pixels, features["label"], features["name"]) if with_meta else pixels
 
     return decode
@@ -273,7 +311,7 @@ def read_shard(manifest: Manifest, file: str, take: int | None = None, batch: in
 
     ds = tf.data.TFRecordDataset(str(manifest.path / file), buffer_size=READ_BUFFER_BYTES)
     if take is not None:
-        ds = ds.take(take)
+        ds = ds.take(take).apply(tf.data.experimental.assert_cardinality(take))  # a shard shorter than its count
     ds = ds.batch(batch).map(decoder(manifest.shape, with_meta=True))
     with _read_errors(manifest.path):
         for images, labels, names in ds.as_numpy_iterator():
@@ -287,6 +325,17 @@ def read_all(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     parts = [part for shard in manifest.shards for part in read_shard(manifest, shard.file)]
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
             [n.decode("utf-8", "surrogateescape") for p in parts for n in p[2]])
+
+
+def check_record_size(manifest: Manifest) -> None:
+    """The first record's pixels are as many bytes as the manifest's shape: a manifest whose shape is not its records'
+    is one line when the dataset is opened, not a failed train step."""
+    for images, _ in _raw_records(manifest, manifest.shards[0].file, batch=1):
+        if len(images[0]) != manifest.image_bytes:
+            raise DataError(f"{manifest.path / MANIFEST}: its shape {'x'.join(map(str, manifest.shape))} is "
+                            f"{manifest.image_bytes} bytes an image, but its records hold {len(images[0])} "
+                            "(prepare the dataset again)")
+        return
 
 
 def check_fits(n: int, manifest: Manifest) -> None:
@@ -320,6 +369,10 @@ def raise_read_error(exc: BaseException, path: Path) -> None:
                         "names it; prepare the dataset again") from None
     if isinstance(exc, tf.errors.NotFoundError):
         raise DataError(f"{path}: a shard went missing while reading ({first_line(exc)})") from None
+    short = re.search(r"expected to contain (\d+) elements but contained only (\d+)", str(exc))  # assert_cardinality's
+    if isinstance(exc, tf.errors.FailedPreconditionError) and short:
+        raise DataError(f"{path}: a shard holds fewer records than its manifest lists ({short[2]} of {short[1]}); "
+                        f"`dcgan prepare --verify {path}` names it; prepare the dataset again") from None
     if isinstance(exc, tf.errors.InvalidArgumentError) and BAD_LABEL in str(exc):
         raise DataError(f"{path}: {BAD_LABEL} (-1: prepared without labels); prepare it again with --labels") from None
     if isinstance(exc, tf.errors.InvalidArgumentError):

@@ -10,6 +10,7 @@ the metrics themselves are one table, `METRIC_TABLE`, which the default lists (`
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -174,7 +175,7 @@ class Evaluator:
         """
         self.metrics = parse_metrics(metrics)
         # an image folder has no splits, and a prepared dataset is the one split it was prepared from
-        self.split = "all" if data_cfg.name in ("folder", "prepared") else split
+        self.split = split if datalib.has_test_split(data_cfg.name) else "all"
         rows = [METRIC_TABLE[m] for m in self.metrics]
         self.class_metrics = tuple(m for m in self.metrics if METRIC_TABLE[m].labels)
         if self.class_metrics and real_images is not None:
@@ -186,14 +187,11 @@ class Evaluator:
         self.net = (feature_net_for(data_cfg, feature_model, feature_layer, quiet=quiet, network=network)
                     if any(r.features for r in rows) else None)
         whole = dataclasses.replace(data_cfg, limit=None)  # data.limit trims the training set; the reference set is the whole split
-        if real_images is None and data_cfg.name == "prepared":
+        if real_images is None and datalib.streams(data_cfg):
             self._stream_real(whole, quiet)
         else:
-            self.real_images = self._load_real(whole, split) if real_images is None else real_images
-            self.real_count = len(self.real_images)
-            self.real_spectrum = power_spectrum(self.real_images)
-            if self.net is not None:
-                self.real = real_statistics(self.net, self.real_images, data_cfg.name, self.split)
+            self.real_images = real_images  # the caller's; a split loaded here is let go once its statistics are made
+            self._array_real(self._load_real(whole, split) if real_images is None else real_images, quiet)
         if "intra_fid" in self.metrics:
             self.real_classes = real_class_statistics(self.real, self.real_labels)
         if "class_accuracy" in self.metrics:
@@ -207,12 +205,19 @@ class Evaluator:
         self.real_labels, self.classes = real.labels, real.classes
         return real.images
 
+    def _array_real(self, images: np.ndarray, quiet: bool) -> None:
+        """The real side of images in memory, in bounded batches (the spectrum, the network's features): the
+        only whole-split arrays are the pixels, held just for this, and the features."""
+        self.real_count = len(images)
+        self.real_spectrum = power_spectrum(images)
+        if self.net is not None:
+            self.real = real_statistics(self.net, images, self.data_cfg.name, self.split, quiet=quiet)
+
     def _stream_real(self, data_cfg, quiet: bool) -> None:
         """A prepared dataset's real side in one streamed pass (cached), never the whole dataset in memory."""
-        from dcgan.data import prepared
         from dcgan.evaluation.realstats import streamed_real
 
-        images = prepared.load(data_cfg, labelled=bool(self.class_metrics))
+        images = datalib.training_data(data_cfg, labelled=bool(self.class_metrics)).images
         real = streamed_real(images, self.net, quiet=quiet)
         self.real_count, self.real_spectrum, self.real = real.count, real.spectrum, real.stats
         if self.class_metrics:  # the per-class statistics come from the feature sample and its labels
@@ -243,6 +248,9 @@ class Evaluator:
         out = Scores()
         for name in self.metrics:
             value, fields = _value_fields(METRIC_TABLE[name].compute(self, images, feats, labels, seed))
+            if not math.isfinite(value):  # a score, never "fid nan" reported as one
+                raise DcganError(f"{name}: the score came out {value}, not a number (from the generated images and the "
+                                 "real statistics)")
             out[name] = value
             out.update({f"{name}_{f}": fields[f] for f in METRIC_TABLE[name].logged})
             out.fields[name] = fields
@@ -265,8 +273,8 @@ class Evaluator:
         """Generate n images from a generator model and score them: (scores, images).
 
         A conditional generator draws the classes in turn (balanced, as the training data's test split is)."""
-        from dcgan.training.gan import generate_images, latent_dim
-        from dcgan.models.networks import is_conditional, num_classes
+        from dcgan.models.registry import is_conditional, latent_dim, num_classes
+        from dcgan.models.sampling import generate_images
 
         labels = sample_labels(n, model) if is_conditional(model) else None
         if self.class_metrics and labels is None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from dcgan.core.errors import DcganError
 from dcgan.data import pipeline as datalib
+from dcgan.data.datafiles import NotRegularFile, open_regular
 
 FEATURE_LAYER = "features"  # the layer a network built here exposes its features at
 BATCH = 250
@@ -36,11 +37,19 @@ RATIO_FREE_BYTES = 16 << 20
 class FeatureNet:
     """A Keras model from images to feature vectors, with the input it expects."""
 
-    key: str  # names the network in eval.json and in the statistics cache
+    key: str  # names the network in eval.json and the statistics cache's folder
     model: object
     size: int | None  # input side; None = any
     channels: int
     preprocess: Callable = lambda x: x  # on float32 pixels in [0, 255]
+    digest: str | None = None  # sha256 of what the network is (its file and layer); None: of its weights, on first use
+
+    def content_digest(self) -> str:
+        """What the statistics cache keys this network by: its content, never its name alone (a classifier
+        retrained in its cache folder keeps its name and changes its weights)."""
+        if self.digest is None:
+            self.digest = weights_digest(self.model)
+        return self.digest
 
     def __call__(self, images: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
         """uint8 (N, H, W, C) -> float32 (N, D)."""
@@ -58,7 +67,10 @@ class FeatureNet:
             if feats.shape.rank == 4:  # a convolutional layer: average its feature map
                 feats = tf.reduce_mean(feats, axis=[1, 2])
             out.append(tf.reshape(feats, [tf.shape(feats)[0], -1]).numpy())
-        return np.concatenate(out).astype(np.float32)
+        features = np.concatenate(out).astype(np.float32)
+        if not np.isfinite(features).all():  # NaN statistics would be cached, and every score made from them NaN
+            raise DcganError(f"feature network {self.key} gives NaN or infinite features (broken weights?)")
+        return features
 
     def _predict(self):
         import tensorflow as tf
@@ -69,11 +81,29 @@ class FeatureNet:
 
 
 
+def weights_digest(model) -> str:
+    h = hashlib.sha256()
+    for w in model.weights:
+        value = np.asarray(w.numpy() if hasattr(w, "numpy") else w)
+        h.update(f"{value.dtype}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value))
+    return h.hexdigest()
+
+
+def file_digest(path: Path, salt: str = "") -> str:
+    """sha256 of salt and a model file's bytes (read as a regular file, as check_keras_file allowed it)."""
+    h = hashlib.sha256(salt.encode() + b"\0")
+    with open_regular(path, None, "a .keras file") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def content_hash(*arrays: np.ndarray, salt: str = "") -> str:
     h = hashlib.sha256(salt.encode())
     for a in arrays:
         h.update(str(a.shape).encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(np.ascontiguousarray(a))  # the buffer itself: tobytes() would copy a whole image split
     return h.hexdigest()[:16]
 
 
@@ -83,11 +113,13 @@ def check_keras_file(path: str | Path, what: str = "--feature-model") -> Path:
     path = Path(path)
     if path.is_dir():
         raise DcganError(f"{what}: {path} is a directory, not a .keras file")
-    if not path.is_file():
-        raise DcganError(f"{what}: {path} does not exist")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_regular(path, None, "a .keras file") as f, zipfile.ZipFile(f) as archive:
             members = archive.infolist()
+    except FileNotFoundError:
+        raise DcganError(f"{what}: {path} does not exist") from None
+    except NotRegularFile as e:  # /dev/zero, a FIFO: it exists, and would never end or never open
+        raise DcganError(f"{what}: {e}") from None
     except (zipfile.BadZipFile, ValueError, EOFError):
         raise DcganError(f"{what}: {path} is not a .keras (zip) file") from None
     except OSError as e:
@@ -132,7 +164,7 @@ def sub_model(model, layer: str | None, source: Path, key: str) -> FeatureNet:
     _, h, w, c = shape
     if h != w:
         raise DcganError(f"--feature-model: {source.name} takes {h}x{w} images; only square inputs are supported")
-    return FeatureNet(key, model, h, c)
+    return FeatureNet(key, model, h, c, digest=file_digest(source, f"layer {layer}"))
 
 
 

@@ -31,12 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.data import pipeline as datalib
-from dcgan.core.config import CLASSIFIER_DATASETS, FEATURE_NETWORKS, check_feature_network
+from dcgan.core.config import FEATURE_NETWORKS, check_feature_network, classifier_datasets
 from dcgan.core.errors import DcganError
 from dcgan.evaluation.metrics import class_statistics, feature_stats
 from dcgan.evaluation.selfsup import selfsup_net
 from dcgan.core.files import atomic_path, atomic_write, cache_dir
-from dcgan.evaluation.featurenet import (FEATURE_LAYER, FeatureNet, check_features, content_hash,
+from dcgan.evaluation.cachefiles import DamagedCache, check_shapes, entry_hash, load_npz, note, read_info, stats_file
+from dcgan.evaluation.featurenet import (FEATURE_LAYER, FeatureNet, check_features, check_keras_file, content_hash,
                                          load_keras, sub_model, user_net)
 
 ARCH_VERSION = 1  # bump when build_classifier changes: it is part of the cache key
@@ -86,10 +87,9 @@ def train_classifier(name: str, path: str | None = None, epochs: int | None = No
     images, labels = datalib.load_labelled(name, path, "train")
     folder = classifier_dir(name, images, labels)
     model_file, info_file = folder / "classifier.keras", folder / "info.json"
-    if model_file.is_file() and info_file.is_file():
-        info = json.loads(info_file.read_text())
-        if epochs is None or info.get("epochs") == epochs:
-            return model_file, {**info, "cached": True}
+    info = _cached_info(folder, model_file, info_file, "classifier", quiet)
+    if info is not None and (epochs is None or info.get("epochs") == epochs):
+        return model_file, {**info, "cached": True}
     import keras
 
     epochs = epochs or DEFAULT_EPOCHS
@@ -108,7 +108,7 @@ def train_classifier(name: str, path: str | None = None, epochs: int | None = No
     with atomic_path(model_file) as tmp:
         model.save(tmp)
     info = {
-        "dataset": name, "hash": folder.name.rsplit("-", 1)[1], "arch_version": ARCH_VERSION, "epochs": epochs,
+        "dataset": name, "hash": entry_hash(folder), "arch_version": ARCH_VERSION, "epochs": epochs,
         "train_images": len(images), "test_images": len(test_images), "test_accuracy": round(float(accuracy), 4),
         "train_seconds": round(seconds, 1), "feature_layer": FEATURE_LAYER,
     }
@@ -116,10 +116,22 @@ def train_classifier(name: str, path: str | None = None, epochs: int | None = No
     return model_file, {**info, "cached": False}
 
 
+def _cached_info(folder: Path, model_file: Path, info_file: Path, what: str, quiet: bool) -> dict | None:
+    """A complete cache entry's info (None when there is none); a damaged one is said so, and made again."""
+    if not info_file.exists():
+        return None
+    try:
+        check_keras_file(model_file, what)
+        return read_info(info_file, entry_hash(folder), ("epochs", "test_accuracy"))
+    except (DamagedCache, DcganError) as e:
+        note(quiet, f"features: the cached {what} in {folder} is damaged ({e}); training it again")
+        return None
+
+
 def classifier_net(name: str, path: str | None = None, quiet: bool = False) -> FeatureNet:
-    model_file, info = train_classifier(name, path, quiet=quiet)
+    model_file, _ = train_classifier(name, path, quiet=quiet)
     model = load_keras(model_file, "classifier")
-    return sub_model(model, FEATURE_LAYER, model_file, key=f"classifier-{name}-{info['hash']}")
+    return sub_model(model, FEATURE_LAYER, model_file, key=f"classifier-{name}-{entry_hash(model_file.parent)}")
 
 
 def label_classifier(name: str, path: str | None = None, quiet: bool = False) -> tuple[FeatureNet, float]:
@@ -130,7 +142,8 @@ def label_classifier(name: str, path: str | None = None, quiet: bool = False) ->
     """
     model_file, info = train_classifier(name, path, quiet=quiet)
     model = load_keras(model_file, "classifier")
-    return sub_model(model, None, model_file, key=f"classifier-{name}-{info['hash']}-logits"), info["test_accuracy"]
+    key = f"classifier-{name}-{entry_hash(model_file.parent)}-logits"
+    return sub_model(model, None, model_file, key=key), info["test_accuracy"]
 
 
 # ---------------------------------------------------------------- InceptionV3
@@ -163,7 +176,8 @@ def inception_net() -> FeatureNet:
     model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=None,
                                            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
     model.load_weights(str(weights))
-    return FeatureNet("inception_v3-imagenet-pool", model, INCEPTION_SIZE, 3, keras.applications.inception_v3.preprocess_input)
+    return FeatureNet("inception_v3-imagenet-pool", model, INCEPTION_SIZE, 3, keras.applications.inception_v3.preprocess_input,
+                      digest=f"inception-md5-{INCEPTION_MD5}")  # get_file checks the weights against it
 
 
 # ---------------------------------------------------------------- user models
@@ -193,19 +207,20 @@ def resolve_network(network: str, dataset: str, what: str = "--features") -> str
         raise DcganError(f"{what}: unknown feature network {network!r}; choose {', '.join(FEATURE_NETWORKS)}")
     check_feature_network(network, dataset, what)
     if network == "auto":
-        return "classifier" if dataset in CLASSIFIER_DATASETS else "inception"
+        return "classifier" if dataset in classifier_datasets() else "inception"
     return network
 
 
 # ---------------------------------------------------------------- real-set statistics
 
 
-def real_statistics(net: FeatureNet, images: np.ndarray, dataset: str, split: str) -> dict[str, np.ndarray]:
-    """mu, sigma and features of a real image set, cached per dataset split, content and network."""
-    path = cache_dir() / "stats" / net.key / f"{dataset}-{split}-{content_hash(images)}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in ("mu", "sigma", "features")}
+def real_statistics(net: FeatureNet, images: np.ndarray, dataset: str, split: str,
+                    quiet: bool = False) -> dict[str, np.ndarray]:
+    """mu, sigma and features of a real image set, cached per dataset split, content and network (its weights)."""
+    path = stats_file(net, f"{dataset}-{split}-{content_hash(images)}")
+    cached = _cached_statistics(path, len(images), quiet)
+    if cached is not None:
+        return cached
     features = net(images)
     check_features(features.shape[1], f"feature network {net.key}")  # a shape only images can tell
     mu, sigma = feature_stats(features)
@@ -213,6 +228,19 @@ def real_statistics(net: FeatureNet, images: np.ndarray, dataset: str, split: st
     with atomic_path(path) as tmp:
         np.savez(tmp, **stats)
     return stats
+
+
+def _cached_statistics(path: Path, count: int, quiet: bool) -> dict[str, np.ndarray] | None:
+    if not path.exists():
+        return None
+    try:
+        stats = load_npz(path, ("mu", "sigma", "features"))
+        d = len(stats["mu"])
+        check_shapes(stats, {"mu": (d,), "sigma": (d, d), "features": (count, d)})
+        return stats
+    except DamagedCache as e:
+        note(quiet, f"real statistics: {path} is damaged ({e}); computing them again")
+        return None
 
 
 def real_class_statistics(stats: dict[str, np.ndarray], labels: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -26,7 +26,8 @@ import numpy as np
 
 from dcgan.data import pipeline as datalib
 from dcgan.core.errors import DcganError
-from dcgan.evaluation.featurenet import FEATURE_LAYER, FeatureNet, load_keras, sub_model, content_hash
+from dcgan.evaluation.cachefiles import DamagedCache, entry_hash, note, read_info
+from dcgan.evaluation.featurenet import FEATURE_LAYER, FeatureNet, check_keras_file, content_hash, load_keras, sub_model
 from dcgan.core.files import cache_dir, atomic_path, atomic_write
 
 RECIPE_VERSION = 1  # bump when the architecture, the augmentations or the training change: part of the cache key
@@ -231,7 +232,7 @@ def training_images(data_cfg, seed: int = SEED) -> np.ndarray:
     import dataclasses
 
     whole = dataclasses.replace(data_cfg, limit=None)
-    if data_cfg.name == "prepared":
+    if datalib.streams(data_cfg):
         stream = datalib.load_images(whole, stream=True)
         images = datalib.image_subset(stream, min(MAX_IMAGES, len(stream)), seed)
     else:
@@ -251,8 +252,12 @@ def train_cached(name: str, images: np.ndarray, n_steps: int | None = None, quie
     n_steps = steps() if n_steps is None else n_steps
     folder = encoder_dir(name, images, n_steps)
     model_file, info_file = folder / ENCODER_FILE, folder / INFO_FILE
-    if model_file.is_file() and info_file.is_file():
-        return model_file, {**json.loads(info_file.read_text()), "cached": True}
+    if info_file.exists():
+        try:
+            check_keras_file(model_file, "self-supervised encoder")
+            return model_file, {**read_info(info_file, entry_hash(folder), ("steps",)), "cached": True}
+        except (DamagedCache, DcganError) as e:
+            note(quiet, f"features: the cached self-supervised encoder in {folder} is damaged ({e}); training it again")
     if not quiet:
         print(f"features: training a self-supervised encoder on {len(images)} images of {name} ({n_steps} steps) -> {folder}",
               file=sys.stderr, flush=True)
@@ -262,7 +267,7 @@ def train_cached(name: str, images: np.ndarray, n_steps: int | None = None, quie
     with atomic_path(model_file) as tmp:
         encoder.save(tmp)
     info = {
-        "dataset": name, "hash": folder.name.rsplit("-", 1)[1], "recipe_version": RECIPE_VERSION, "steps": n_steps,
+        "dataset": name, "hash": entry_hash(folder), "recipe_version": RECIPE_VERSION, "steps": n_steps,
         "batch": min(BATCH, len(images)), "temperature": TEMPERATURE, "seed": SEED, "train_images": len(images),
         "size": SIZE, "channels": int(images.shape[-1]), "final_loss": round(float(np.mean(losses[-50:])), 4),
         "train_seconds": round(seconds, 1), "feature_layer": FEATURE_LAYER,
@@ -274,6 +279,6 @@ def train_cached(name: str, images: np.ndarray, n_steps: int | None = None, quie
 def selfsup_net(data_cfg, quiet: bool = False) -> FeatureNet:
     """The dataset's self-supervised feature network (trained on first use): key selfsup-<dataset>-<hash>."""
     images = training_images(data_cfg)
-    model_file, info = train_cached(data_cfg.name, images, quiet=quiet)
+    model_file, _ = train_cached(data_cfg.name, images, quiet=quiet)
     model = load_keras(model_file, "self-supervised encoder")
-    return sub_model(model, FEATURE_LAYER, model_file, key=f"selfsup-{data_cfg.name}-{info['hash']}")
+    return sub_model(model, FEATURE_LAYER, model_file, key=f"selfsup-{data_cfg.name}-{entry_hash(model_file.parent)}")

@@ -1,6 +1,7 @@
 """`dcgan inspect`: where a generator's checkerboard comes from, block by block, and whether D asks for it.
 
-For every x2 block of the generator (models.upsampling_block), at a run's checkpoint or untrained (--init):
+For every x2 block of the generator (as its builder lists them: dcgan.models.registry), at a run's checkpoint or
+untrained (--init):
 
 overlap pattern  Odena et al. 2016 (distill.pub/2016/deconv-checkerboard): the block's upsampling layers, rebuilt from
                  their configs (kernel, stride, padding, interpolation) with one channel, every weight 1 and no bias,
@@ -58,17 +59,17 @@ from dcgan.core.errors import DcganError, first_line
 from dcgan.evaluation.metrics import excess, line_profile, line_shares, shares_profile, smooth_baseline, white_shares
 from dcgan.training.rundir import default_run_name, read_run_config
 from dcgan.core.files import atomic_write, check_output, inside, lock_run
+from dcgan.tools.anatomy_blocks import (BATCH, PERIOD, Block, activation_model, generator_blocks, image_gradient,  # noqa: F401
+                                        latents_per_batch, overlap_pattern, phase_spread)
 from dcgan.tools.sample import latents
 
 DEFAULT_LATENTS = 256
 MAX_LATENTS = 10_000  # spectra converge long before; more is only minutes
-BATCH = 64
 OUT_DIR = "inspect"
 FIGURE_FILE = "inspect.png"
 REPORT_FILE = "inspect.json"
-# models.upsampling_block names its layers block<i>_<suffix>: these suffixes are each mode's upsampling op, in order
-OP_LAYERS = {"transpose": ("deconv",), "upsample": ("resize", "conv"), "subpixel": ("conv", "shuffle")}
-PERIOD = 2  # every block upsamples x2: its patterns repeat every 2 pixels
+# every block's S x S spectrum and mean map go into the report, and a batch holds a latent's activations at full size
+MAX_IMAGE_SIZE = 256
 
 
 def nearest_x2(maps: np.ndarray) -> np.ndarray:
@@ -107,109 +108,6 @@ class MapStats:
         return np.fft.fftshift(self.power_sum / self.count)
 
 
-# ---------------------------------------------------------------- the generator's blocks (Keras)
-
-
-@dataclass
-class Block:
-    index: int
-    mode: str
-    ops: list  # the upsampling layers, in order (models.upsampling_block)
-    output: object  # the block's last layer, its ReLU
-
-    @property
-    def name(self) -> str:
-        return f"block{self.index}"
-
-    @property
-    def kernel_size(self) -> int:
-        return next(layer.kernel_size[0] for layer in self.ops if hasattr(layer, "kernel_size"))
-
-
-def generator_blocks(generator) -> list[Block]:
-    """The x2 blocks of a generator built by models.build_generator, found by their layer names."""
-    layers = {layer.name: layer for layer in generator.layers}
-    blocks = []
-    while f"block{len(blocks)}_relu" in layers:
-        i = len(blocks)
-        mode = next((m for m, suffixes in OP_LAYERS.items() if all(f"block{i}_{s}" in layers for s in suffixes)), None)
-        if mode is None:
-            raise DcganError(f"generator block {i} has no upsampling layers this tool knows (models.upsampling_block)")
-        blocks.append(Block(i, mode, [layers[f"block{i}_{s}"] for s in OP_LAYERS[mode]], layers[f"block{i}_relu"]))
-    if not blocks:
-        raise DcganError("the generator has no x2 blocks named block<i>_relu (models.build_generator)")
-    return blocks
-
-
-def _probe_size(block: Block) -> int:
-    """Side of the constant input the patterns are measured on: the crop lies a kernel away from the borders."""
-    return 2 * (block.kernel_size + 2)
-
-
-def _crop(output: np.ndarray, n: int, cells: int) -> np.ndarray:
-    """The central `cells` x `cells` periods of a (2n, 2n, ...) output, starting on a period boundary."""
-    start = n - cells * PERIOD // 2
-    return output[start : start + cells * PERIOD, start : start + cells * PERIOD]
-
-
-def unit_ops(block: Block) -> list:
-    """The block's upsampling layers rebuilt from their configs with one channel in and out, weights 1, no bias.
-
-    A sub-pixel conv keeps block_size^2 filters (one per phase of the one output channel), all ones: ICNR's tying.
-    """
-    copies = []
-    for k, layer in enumerate(block.ops):
-        config = {**layer.get_config(), "name": f"unit_{layer.name}", "dtype": "float32"}
-        if "filters" in config:
-            shuffle = next((later.block_size for later in block.ops[k + 1 :] if hasattr(later, "block_size")), 1)
-            config.update(filters=shuffle**2, use_bias=False, kernel_initializer="ones",
-                          kernel_regularizer=None, kernel_constraint=None)
-        copies.append(type(layer).from_config(config))
-    return copies
-
-
-def overlap_pattern(block: Block) -> np.ndarray:
-    """Kernel taps landing on each output pixel: unit-weight op on a constant input, central 4x4 (Odena et al.)."""
-    n = _probe_size(block)
-    x = np.ones((1, n, n, 1), np.float32)
-    for layer in unit_ops(block):
-        x = layer(x)
-    return _crop(np.asarray(x, np.float64)[0, :, :, 0], n, 2)
-
-
-def phase_spread(block: Block) -> float:
-    """How much the block's own upsampling (its weights) answers a constant input differently per pixel phase."""
-    n = _probe_size(block)
-    x = np.ones((1, n, n, block.ops[0].input.shape[-1]), np.float32)
-    for layer in block.ops:
-        x = layer(x)
-    r = _crop(np.asarray(x, np.float64)[0], n, 1).reshape(PERIOD * PERIOD, -1)  # (phase, channel)
-    power = float(np.mean(r**2))
-    return float(np.sqrt(np.mean(r.var(axis=0)) / power)) if power > 0 else 0.0
-
-
-def activation_model(generator, blocks: list[Block]):
-    """A model from z to every block's input and output, and the image."""
-    import keras
-
-    outputs = [b.ops[0].input for b in blocks] + [b.output.output for b in blocks] + [generator.outputs[0]]
-    return keras.Model(generator.input, outputs, name="generator_anatomy")
-
-
-def image_gradient(discriminator, images: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-    """dD(x)/dx at each image: the logit's gradient, D in inference mode (no batch statistics couple the images).
-
-    labels: a conditional D's classes, those the images were generated for."""
-    import tensorflow as tf
-
-    x = tf.constant(images, tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        logits = discriminator(x if labels is None else [x, tf.constant(labels, tf.int32)], training=False)
-        total = tf.reduce_sum(tf.cast(logits, tf.float32))
-    return tape.gradient(total, x).numpy()
-
-
 @dataclass
 class Measured:
     inputs: list[MapStats]  # each block's input, nearest-upsampled to the block's size
@@ -220,9 +118,10 @@ class Measured:
 
 def measure(generator, discriminator, blocks: list[Block], z: np.ndarray, batch: int = BATCH,
             labels: np.ndarray | None = None) -> Measured:
-    """Run the latents (with a conditional generator's labels) through the generator (and D's gradient) in batches,
-    accumulating every block's statistics."""
+    """Run the latents (with a conditional generator's labels) through the generator (and D's gradient) in batches
+    (fewer latents than `batch` when that many would not fit the activation budget), accumulating every block's statistics."""
     model = activation_model(generator, blocks)
+    batch = latents_per_batch(generator, discriminator, batch=batch)
     k = len(blocks)
     m = Measured([MapStats() for _ in blocks], [MapStats() for _ in blocks], MapStats(), MapStats())
     for start in range(0, len(z), batch):
@@ -277,7 +176,7 @@ def analyse(generator, discriminator, z: np.ndarray, batch: int = BATCH) -> dict
 
     A conditional generator draws the classes in turn (0, 1, ..., K-1, 0, ...), as evaluation does."""
     from dcgan.evaluation.evaluator import sample_labels
-    from dcgan.models.networks import is_conditional
+    from dcgan.models.registry import is_conditional
 
     blocks = generator_blocks(generator)
     labels = sample_labels(len(z), generator) if is_conditional(generator) else None
@@ -343,15 +242,22 @@ def resolve(target: str | None, init: str | None, overrides=(), step: int | None
         if overrides:
             raise DcganError("--set applies to --init only: a run's config is the one it was trained with")
         checkpoint = find_checkpoint(target, step)
-        cfg = read_run_config(checkpoint.run_dir)
+        cfg = check_size(read_run_config(checkpoint.run_dir))
         return Source(cfg, checkpoint, Path(out) if out else checkpoint.run_dir / OUT_DIR, str(checkpoint.run_dir))
     if step is not None or use_ema is not None:
         raise DcganError("--step, --ema and --no-ema pick a run's checkpoint; --init inspects untrained models")
     from dcgan.core.config import load_config
 
-    cfg = load_config(init or None, list(overrides))
+    cfg = check_size(load_config(init or None, list(overrides)))
     name = default_name(cfg)
     return Source(cfg, None, Path(out) if out else Path(f"inspect-{name}"), f"{init or 'defaults'}: {name}")
+
+
+def check_size(cfg):
+    if cfg.data.image_size > MAX_IMAGE_SIZE:
+        raise DcganError(f"data.image_size {cfg.data.image_size}: inspect handles at most {MAX_IMAGE_SIZE} px (it keeps "
+                         f"every block's full spectrum and a whole latent's activations in memory)")
+    return cfg
 
 
 def load_models(source: Source, use_ema: bool | None):

@@ -33,15 +33,16 @@ import numpy as np
 
 from dcgan.training.checkpoints import find_checkpoint, latest_step
 from dcgan.core.config import Config, diff_keys, to_dict
-from dcgan.core.errors import DcganError
+from dcgan.core.errors import DcganError, first_line
 from dcgan.evaluation.metrics import power_spectrum, radial_profile
 from dcgan.tools.modes import Mode, Plan
 from dcgan.tools.report import EVAL_SEED, GRID_COLS, GRID_ROWS, LOSS_TAIL, machine, write_report
 from dcgan.training.rundir import CONFIG_FILE, METRICS_FILE, MetricsLog, read_metrics, read_run_config, resume_config
-from dcgan.core.files import atomic_write, lock_run
+from dcgan.core.files import atomic_write, lock_run, read_bytes
 
 RESULT_FILE = "compare_result.json"
 SESSIONS_FILE = "compare_sessions.json"
+SESSIONS_LIMIT, RESULT_LIMIT = 1 << 20, 16 << 20  # bytes: far above what a comparison writes into them
 TIME_TOLERANCE_S = 0.1  # wall_s is logged rounded to 0.01 s
 
 
@@ -49,8 +50,26 @@ TIME_TOLERANCE_S = 0.1  # wall_s is logged rounded to 0.01 s
 
 
 def read_sessions(run_dir: Path) -> list[int]:
+    """The step each training session of the run started from (compare_sessions.json); one line when it is damaged."""
     path = run_dir / SESSIONS_FILE
-    return json.loads(path.read_text())["starts"] if path.is_file() else []
+    starts = _read_json(path, SESSIONS_LIMIT, "a comparison's session record", {"starts": []}).get("starts")
+    if not (isinstance(starts, list) and all(type(s) is int and s >= 0 for s in starts)):
+        raise DcganError(f"{path}: damaged ('starts' must be a list of steps); restore it, or remove the run directory "
+                         "and compare again")
+    return starts
+
+
+def _read_json(path: Path, limit: int, what: str, missing: dict | None) -> dict | None:
+    """A JSON object a comparison wrote into a run (missing when there is none); one line naming a damaged one."""
+    try:
+        value = json.loads(read_bytes(path, limit, what))
+    except FileNotFoundError:
+        return missing
+    except (ValueError, RecursionError) as e:
+        raise DcganError(f"{path}: damaged ({first_line(e)}); remove the run directory and compare again") from None
+    if not isinstance(value, dict):
+        raise DcganError(f"{path}: damaged (not a JSON object); remove the run directory and compare again")
+    return value
 
 
 def kept_records(run_dir: Path, kind: str) -> list[dict]:
@@ -163,8 +182,8 @@ def evaluate_run(p: Plan, mode: Mode, seed: int, run_dir: Path, evaluator, gen) 
 
 
 def read_result(run_dir: Path) -> dict | None:
-    path = run_dir / RESULT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A finished run's result (compare_result.json), None for a run not finished."""
+    return _read_json(run_dir / RESULT_FILE, RESULT_LIMIT, "a comparison's run result", None)
 
 
 # ---------------------------------------------------------------- the comparison

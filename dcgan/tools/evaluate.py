@@ -1,10 +1,14 @@
-"""`dcgan evaluate`: score a run's checkpoints against its dataset's test split, write eval.json and figures."""
+"""`dcgan evaluate`: score a run's checkpoints against its dataset's test split, write eval.json and figures.
+
+`evaluate` returns the scores (a `Scores`: eval.json's records, with the table and summary the command prints)
+and prints nothing; `on_step` hears of each checkpoint scored when several are.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dcgan.core import plots
@@ -19,17 +23,45 @@ from dcgan.training.checkpoints import run_checkpoint, run_steps
 from dcgan.training.rundir import read_run_config
 
 
+class Scores(list):
+    """eval.json's records (one per metric and checkpoint, oldest checkpoint first), and how they were made."""
+
+    def __init__(self, records: list[dict], path: Path, n: int, checkpoints: int, seconds: float):
+        super().__init__(records)
+        self.path, self.n, self.checkpoints, self.seconds = path, n, checkpoints, seconds
+
+    @property
+    def values(self) -> dict[str, float]:
+        """{metric: value} of the last checkpoint scored."""
+        last = self[-1]["checkpoint_step"]
+        return {r["metric"]: r["value"] for r in self if r["checkpoint_step"] == last}
+
+    def by_step(self) -> dict[int, dict[str, float]]:
+        """{checkpoint step: {metric: value}}."""
+        steps: dict[int, dict[str, float]] = {}
+        for r in self:
+            steps.setdefault(r["checkpoint_step"], {})[r["metric"]] = r["value"]
+        return steps
+
+    def table(self) -> str:
+        return format_table(self)
+
+    def summary(self) -> str:
+        return f"{self.n} samples x {self.checkpoints} checkpoint(s) scored in {self.seconds:.1f} s -> {self.path}"
+
 
 def evaluate(run_dir, n: int = 10000, metrics=None, step: int | str | None = None, use_ema: bool | None = None,
              feature_model: str | None = None, feature_layer: str | None = None, seed: int = 0,
-             quiet: bool = False, network: str | None = None) -> list[dict]:
-    """Score a run's checkpoint against its dataset's test split; write eval.json (+ spectrum.png).
+             quiet: bool = False, network: str | None = None, on_step: Callable[[str], None] | None = None) -> Scores:
+    """Score a run's checkpoint against its dataset's test split; write eval.json (+ spectrum.png); return the scores.
 
     metrics: names or 'fid,kid'; None: `default_metrics` of the run (the class metrics too, when it is conditional).
     step='all' scores every checkpoint the run keeps, oldest first (is a longer run better?),
     and also plots the curve to eval_curve.png. use_ema: the EMA copy (True), the raw generator
     (False) or the one each checkpoint samples from (None). network: the feature network (`--features`: auto,
     classifier, inception, selfsup; None: the run's train.feature_network); feature_model wins over it.
+    quiet: the feature networks train (when not cached) without saying so. on_step: given a line per checkpoint
+    scored, with step='all'.
     """
     run_dir = Path(run_dir)
     metrics = None if metrics is None else parse_metrics(metrics)
@@ -53,11 +85,11 @@ def evaluate(run_dir, n: int = 10000, metrics=None, step: int | str | None = Non
         raise DcganError(f"cannot write into {run_dir}: {e.strerror or first_line(e)}") from None
     with lock_run(run_dir, "dcgan evaluate"):
         return _evaluate_paths(run_dir, cfg, paths, n, metrics, step, use_ema, feature_model, feature_layer, seed, quiet,
-                               network)
+                               network, on_step)
 
 
 def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, use_ema, feature_model, feature_layer,
-                    seed: int, quiet: bool, network: str) -> list[dict]:
+                    seed: int, quiet: bool, network: str, on_step) -> Scores:
     from dcgan.training.gan import restore, run_gan
 
     gan = run_gan(run_dir, cfg)
@@ -77,8 +109,8 @@ def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, u
             if not METRIC_TABLE[m].features:
                 record["feature_network"] = None  # a pixel-space measure (class_accuracy names its classifier below)
             records.append({**record, **scores.fields[m]})
-        if not quiet and step == "all":
-            print(f"step {base['checkpoint_step']}: " + " ".join(f"{m} {scores[m]:.4g}" for m in names), file=sys.stderr, flush=True)
+        if on_step is not None and step == "all":
+            on_step(f"step {base['checkpoint_step']}: " + " ".join(f"{m} {scores[m]:.4g}" for m in names))
     seconds = time.perf_counter() - start
     atomic_write(run_dir / EVAL_FILE, json.dumps(records, indent=2) + "\n")
     if "checkerboard" in names:  # of the last checkpoint scored
@@ -87,10 +119,7 @@ def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, u
                            f"azimuthal power spectrum (checkerboard score {scores['checkerboard']:.3f})")
     if step == "all":
         plots.plot_curve(run_dir / CURVE_FILE, records)
-    if not quiet:
-        print(format_table(records))
-        print(f"{n} samples x {len(paths)} checkpoint(s) scored in {seconds:.1f} s -> {run_dir / EVAL_FILE}")
-    return records
+    return Scores(records, run_dir / EVAL_FILE, n, len(paths), seconds)
 
 
 def format_table(records: list[dict]) -> str:

@@ -2,7 +2,7 @@
 
 The .keras file keeps the Keras model; loading it with safe_mode=True needs
 `import dcgan.models.networks` first when the generator uses the project's custom layers
-(DepthToSpace, ICNR: sub-pixel blocks). The SavedModel is a traced graph: it
+(DepthToSpace, ICNR: sub-pixel blocks; or a registered architecture's own). The SavedModel is a traced graph: it
 loads with plain `tf.saved_model.load`, without this package, and maps a float32
 batch of latent vectors `z` (None, latent_dim) to images in [-1, 1]; a
 conditional generator's also takes an int32 batch of class labels `label` (None,),
@@ -18,20 +18,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
 from dcgan.training.checkpoints import find_checkpoint
 from dcgan.core.errors import DcganError, first_line
-from dcgan.training import rundir
-from dcgan.core.files import atomic_path, atomic_write, inside, lock_run, remove_path
+from dcgan.core.files import atomic_path, atomic_write, check_output, inside, lock_run, remove_path
 
 FORMATS = ("keras", "savedmodel")
 EXPORT_DIR = "export"
 KERAS_FILE = "generator.keras"
 SAVEDMODEL_DIR = "savedmodel"
 MARKER_FILE = "dcgan_export.json"  # says which run and step; --force replaces only a directory holding it
-SAVEDMODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb", MARKER_FILE}
+# everything a SavedModel export writes: these files at the top, variables/ holding only its shards, assets/ empty
+SAVEDMODEL_FILES = {"saved_model.pb", "fingerprint.pb", "keras_metadata.pb", MARKER_FILE}
+SAVEDMODEL_DIRS = {"variables", "assets"}
+VARIABLES_FILE = re.compile(r"variables\.(index|data-\d{5}-of-\d{5})")
+PROVENANCE_KEYS = {"run", "step", "ema", "classes"}
+MAX_MARKER_BYTES = 1 << 20  # provenance of 20,000 class names fits many times over
 ENDPOINT = "serve"  # also the serving_default signature: inputs "z" (and "label"), output "output_0"
 
 
@@ -61,15 +66,39 @@ def check_export_path(path: Path, fmt: str, run_dir: Path, force: bool) -> None:
     if taken and not is_earlier_export(path, fmt):
         what = "a .keras file" if fmt == "keras" else f"a SavedModel directory this command wrote (with {MARKER_FILE})"
         raise DcganError(f"--force replaces only an earlier export; {path} is not {what}, so it is left alone")
-    rundir.check_output(path.parent, is_dir=True)  # the export is written beside its final name, then moved
+    check_output(path.parent, is_dir=True)  # the export is written beside its final name, then moved
 
 
 def is_earlier_export(path: Path, fmt: str) -> bool:
     """What --force may replace: a .keras (zip) file, or a SavedModel directory holding nothing but an export."""
     if fmt == "keras":
         return path.is_file() and not path.is_symlink() and zipfile.is_zipfile(path)
-    names = {p.name for p in path.iterdir()}
-    return not path.is_symlink() and {"saved_model.pb", MARKER_FILE} <= names and names <= SAVEDMODEL_ENTRIES
+    if path.is_symlink() or not (path / "saved_model.pb").is_file() or not is_marker(path / MARKER_FILE):
+        return False
+    for root, dirs, files in os.walk(path):  # links are not followed: a link anywhere is not ours
+        where = Path(root).relative_to(path)
+        for name in dirs:
+            if (path / where / name).is_symlink() or where != Path(".") or name not in SAVEDMODEL_DIRS:
+                return False
+        for name in files:
+            entry = path / where / name
+            ours = name in SAVEDMODEL_FILES if where == Path(".") else where == Path("variables") and VARIABLES_FILE.fullmatch(name)
+            if not ours or entry.is_symlink() or not entry.is_file():
+                return False
+    return True
+
+
+def is_marker(path: Path) -> bool:
+    """The provenance this command writes: a small regular file, a JSON object with exactly its keys."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_MARKER_BYTES:
+            return False
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return False
+    return (isinstance(data, dict) and set(data) == PROVENANCE_KEYS and isinstance(data["run"], str)
+            and type(data["step"]) is int and isinstance(data["ema"], bool)
+            and (data["classes"] is None or isinstance(data["classes"], list)))
 
 
 def export(target: str | Path, fmt: str = "keras", out: str | None = None, step: int | None = None,
@@ -107,7 +136,7 @@ def serving_endpoint(model):
     """The function the SavedModel serves and its input signature: z, and a conditional generator's labels."""
     import tensorflow as tf
 
-    from dcgan.models.networks import is_conditional
+    from dcgan.models.registry import is_conditional
 
     z = tf.TensorSpec([None, model.inputs[0].shape[-1]], tf.float32, name="z")
     if is_conditional(model):

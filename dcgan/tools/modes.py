@@ -25,8 +25,10 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcgan.core.config import UPSAMPLING_MODES, Config, check_dir_name, from_dict, load_config, to_dict
+from dcgan.core.config import Config, check_dir_name, from_dict, load_config, to_dict
 from dcgan.core.errors import ConfigError, DcganError
+from dcgan.evaluation.evaluator import MAX_SAMPLES
+from dcgan.core.upsampling import INTERPOLATIONS, MODES, UPSAMPLING_MODES
 from dcgan.tools.sample import parse_seeds
 
 BUDGETS = ("steps", "seconds")
@@ -81,14 +83,14 @@ def parse_mode(spec: str) -> Mode:
         if m := re.fullmatch(r"k(\d+)", opt):
             if kernel is not None:
                 raise DcganError(f"--modes {text!r}: the kernel is given twice")
-            if "transpose" not in blocks:
+            if not any(MODES[b].kernel_option for b in blocks):
                 raise DcganError(f"--modes {text!r}: :{opt} sets the kernel of transpose blocks and this mode has none "
                                  "(use --set model.generator.kernel_size=N for the other convolutions)")
             kernel = int(m[1])
-        elif opt in ("nearest", "bilinear"):
+        elif opt in INTERPOLATIONS:
             if interpolation is not None:
                 raise DcganError(f"--modes {text!r}: the interpolation is given twice")
-            if "upsample" not in blocks:
+            if not any(MODES[b].interpolation_option for b in blocks):
                 raise DcganError(f"--modes {text!r}: :{opt} is the resize of upsample blocks and this mode has none")
             interpolation = opt
         else:
@@ -182,6 +184,9 @@ def make_plan(config: str | None = None, modes: str = "", budget: str = "steps",
     eval_every = _eval_every(budget, amount, eval_every)
     if eval_samples < MIN_EVAL_SAMPLES:
         raise DcganError(f"--eval-samples {eval_samples}: must be at least {MIN_EVAL_SAMPLES}")
+    if eval_samples > MAX_SAMPLES:  # now: the evaluation comes after every run's training
+        raise DcganError(f"--eval-samples {eval_samples}: too many; at most {MAX_SAMPLES} generated images "
+                         "(FID is usually reported on 50000)")
     seed_list = parse_seeds(seeds) if seeds is not None else [base.train.seed]
     if len(set(seed_list)) != len(seed_list):
         raise DcganError(f"--seeds {seeds!r}: a seed is repeated")

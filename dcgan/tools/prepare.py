@@ -5,46 +5,42 @@ IDX folder or mnist.npz, or CIFAR-10 (its batch folder or tar.gz), read by the s
 training. Images are brought to --size and --channels exactly as training would (image_folder's resize and
 crop, data.conform), written into OUT.partial/ and renamed to OUT only once the manifest is written: a
 folder named OUT is always a finished dataset. A stale OUT.partial (a killed run) is removed at the next
-start; --force replaces an earlier prepared dataset, and nothing else.
+start; --force replaces an earlier prepared dataset, and nothing else (prepare_output says what may go).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import sys
 import time
-from collections import Counter
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from dcgan import __version__
-from dcgan.data import image_folder
 from dcgan.data import prepared_format
 from dcgan.core.config import ConfigError, upsampling_plan
 from dcgan.data.datafiles import DataError
-from dcgan.core.files import LOCK_FILE, RunLock, atomic_write, lock_run
-from dcgan.core.errors import DcganError, first_line
+from dcgan.data.sources import prepare_reader
+from dcgan.core.files import LOCK_FILE, atomic_write
+from dcgan.core.errors import DcganError
+from dcgan.tools import prepare_output as output
 
-ARRAY_CHUNK = 4096  # images of an in-memory source conformed at a time
-NOT_IN_A_CLASS = "directly in SOURCE, not in a class subfolder (--labels)"
 
 
 def prepare(source, out, size: int, channels: int, shard_mb: float = 64.0, labels: bool = False, force: bool = False,
             split: str = "train", shuffle: int | None = None, quiet: bool = False, threads: int | None = None) -> dict:
     """Write SOURCE as a prepared dataset at OUT; returns its manifest."""
     source, out = Path(source), Path(out)
-    _check_settings(size, channels, shard_mb)
+    _check_settings(size, channels, shard_mb, shuffle)
     if not source.exists():
         raise DataError(f"SOURCE: {source} does not exist")
-    _check_out(source, out, force)
+    output.check_out(source, out, force)
     partial = out.with_name(out.name + ".partial")
     reader = open_source(source, size, channels, labels, split, shuffle, threads)
-    lock = _claim(partial)
+    lock = output.claim(partial)
     try:
         writer = ShardWriter(partial, shard_mb)
         with _progress(reader.total, quiet) as bar:
@@ -69,9 +65,9 @@ def prepare(source, out, size: int, channels: int, shard_mb: float = 64.0, label
         atomic_write(partial / prepared_format.MANIFEST, json.dumps(manifest, indent=1) + "\n")  # fsynced
         lock.release()
         (partial / LOCK_FILE).unlink()  # the finished dataset holds only its shards and manifest
-        _publish(partial, out)
+        output.publish(partial, out)
     except BaseException:
-        _discard(partial)
+        output.discard(partial)
         raise
     finally:
         lock.release()
@@ -80,7 +76,7 @@ def prepare(source, out, size: int, channels: int, shard_mb: float = 64.0, label
     return manifest
 
 
-def _check_settings(size: int, channels: int, shard_mb: float) -> None:
+def _check_settings(size: int, channels: int, shard_mb: float, shuffle: int | None) -> None:
     try:
         upsampling_plan(size)
     except ConfigError as e:
@@ -89,74 +85,8 @@ def _check_settings(size: int, channels: int, shard_mb: float) -> None:
         raise DcganError(f"--channels: {channels} is not 1 (grayscale) or 3 (RGB)")
     if not shard_mb > 0 or shard_mb > 1 << 20:
         raise DcganError(f"--shard-mb: {shard_mb} is not a size in MB above 0")
-
-
-def _check_out(source: Path, out: Path, force: bool) -> None:
-    """OUT may be replaced only with --force, and only when it is an earlier prepared dataset; never SOURCE itself."""
-    src, dst = source.resolve(), out.resolve()
-    if dst == src or dst in src.parents:
-        raise DcganError(f"OUT: {out} is SOURCE or holds it; write the prepared dataset somewhere else")
-    if not (out.exists() or out.is_symlink()):
-        return
-    if not force:
-        raise DcganError(f"OUT: {out} exists; pass --force to replace an earlier prepared dataset")
-    if not prepared_format.is_prepared(out):
-        raise DcganError(f"OUT: {out} is not a prepared dataset (no dcgan {prepared_format.MANIFEST}); --force replaces only "
-                         "those, so nothing was changed")
-
-
-def _claim(partial: Path) -> RunLock:
-    """Make OUT.partial/ ours, removing what a killed prepare left there; returns the held lock.
-
-    The run lock (rundir.RunLock, its file in OUT.partial) marks a folder a prepare made: one without it
-    is not touched, and one whose lock is held belongs to a prepare still running.
-    """
-    if partial.exists() or partial.is_symlink():
-        if partial.is_symlink() or not (partial / LOCK_FILE).is_file():
-            raise DcganError(f"{partial} exists and is not an unfinished `dcgan prepare`; move it away first")
-        lock_run(partial, "dcgan prepare").release()  # one line naming the holder while another prepare writes it
-        print(f"prepare: removing {partial}, left by an interrupted run", file=sys.stderr)
-        _discard(partial)
-    try:
-        partial.mkdir(parents=True)
-    except OSError as e:
-        raise DcganError(f"cannot create {partial}: {e.strerror or first_line(e)}") from None
-    return lock_run(partial, "dcgan prepare")
-
-
-def _discard(partial: Path) -> None:
-    """Remove an unfinished OUT.partial (its name says it is unfinished even when this cannot run: a kill)."""
-    from dcgan.core.files import remove_path
-
-    remove_path(partial)
-
-
-def _publish(partial: Path, out: Path) -> None:
-    """OUT.partial -> OUT by rename; an earlier prepared dataset at OUT (--force) is moved aside, then deleted."""
-    from dcgan.core.files import remove_path
-
-    _fsync_dir(partial)
-    old = None
-    if out.exists():
-        old = out.with_name(f"{out.name}.replaced-{os.getpid()}")
-        os.rename(out, old)
-    try:
-        os.rename(partial, out)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out)
-        raise
-    _fsync_dir(out.parent)
-    if old is not None:
-        remove_path(old)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if shuffle is not None and not (isinstance(shuffle, int) and not isinstance(shuffle, bool) and shuffle >= 0):
+        raise DcganError(f"--shuffle: {shuffle!r} is not a seed (a whole number, 0 or more)")
 
 
 class _progress:
@@ -228,132 +158,11 @@ class ShardWriter:
 # ---------------------------------------------------------------- reading the source
 
 
-class Source:
-    """(image, label, name) at the target size, in order; kind, classes, the total to expect, what was skipped."""
-
-    kind = ""
-    classes = None
-    split = None
-    total = 0
-    note = ""
-
-    def __init__(self):
-        self.skipped = Counter()
-
-    def __iter__(self):
-        raise NotImplementedError
-
-
 def open_source(source: Path, size: int, channels: int, labels: bool, split: str, shuffle: int | None,
-                threads: int | None) -> Source:
-    """What SOURCE is, from its files: an IDX folder, mnist.npz, CIFAR-10 (folder or archive) or an image folder."""
-    if prepared_format.is_prepared(source):
-        raise DcganError(f"SOURCE: {source} is already a prepared dataset")
-    if source.is_dir():
-        if _holds_idx(source):
-            return ArraySource("idx", source, size, channels, split, shuffle)
-        if (source / "data_batch_1").exists() or (source / "test_batch").exists():
-            return ArraySource("cifar10", source, size, channels, split, shuffle)
-        return FolderSource(source, size, channels, labels, shuffle, threads)
-    name = source.name.lower()
-    if name.endswith(".npz"):
-        return ArraySource("npz", source, size, channels, split, shuffle)
-    if name.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
-        return ArraySource("cifar10", source, size, channels, split, shuffle)
-    raise DcganError(f"SOURCE: {source} is not an image folder, an IDX folder, an .npz or a CIFAR-10 archive")
-
-
-def _holds_idx(folder: Path) -> bool:
-    from dcgan.data.mnist import _find_idx
-
-    for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
-        try:
-            _find_idx(folder, stem)
-            return True
-        except DataError:
-            pass
-    return False
-
-
-class ArraySource(Source):
-    """MNIST-like IDX or npz, or CIFAR-10, labels included, conformed in chunks: a plain IDX file memory-mapped
-    (any size), the others read whole by their loaders (bounded by MAX_ARRAY_BYTES)."""
-
-    def __init__(self, kind: str, path: Path, size: int, channels: int, split: str, shuffle: int | None):
-        super().__init__()
-        from dcgan.data.cifar import load_cifar10_path
-        from dcgan.data.mnist import load_idx_folder, load_mnist_npz
-
-        self.kind, self.split, self.size, self.channels = kind, split, size, channels
-        # an IDX file is mapped: one bigger than memory is read a chunk at a time
-        loader = {"idx": partial(load_idx_folder, mmap=True), "npz": load_mnist_npz, "cifar10": load_cifar10_path}[kind]
-        self.images, self.labels = loader(path, split, with_labels=True)
-        self.total = len(self.images)
-        self.order = np.arange(self.total) if shuffle is None else np.random.default_rng(shuffle).permutation(self.total)
-        self.classes = _class_names(kind, int(self.labels.max()) + 1) if self.total else []
-
-    def __iter__(self):
-        from dcgan.data.pipeline import conform
-
-        for start in range(0, self.total, ARRAY_CHUNK):
-            idx = self.order[start : start + ARRAY_CHUNK]
-            chunk = conform(self.images[idx], self.size, self.channels)
-            _release(self.images)
-            for i, image, label in zip(idx, chunk, self.labels[idx]):
-                yield image, int(label), f"{self.kind}:{self.split}:{i}"
-
-
-def _release(images: np.ndarray) -> None:
-    """Unmap the pages of a memory-mapped source read so far (the page cache keeps them): without this, every page
-    read stays in the process's resident memory until the kernel needs it back, and a 30 GB source looks like 30 GB."""
-    mapped = getattr(images, "_mmap", None)
-    if mapped is not None and hasattr(mmap, "MADV_DONTNEED"):
-        mapped.madvise(mmap.MADV_DONTNEED)
-
-
-def _class_names(kind: str, n: int) -> list[str]:
-    """CIFAR-10's own names (batches.meta's); an IDX or npz file says nothing of its classes, so they are numbers."""
-    from dcgan.data.cifar import CLASS_NAMES
-
-    return list(CLASS_NAMES) if kind == "cifar10" and n <= len(CLASS_NAMES) else [str(i) for i in range(n)]
-
-
-class FolderSource(Source):
-    """Every PNG/JPEG under a folder, decoded on a thread pool; with labels, its immediate subfolders are the classes."""
-
-    kind = "folder"
-
-    def __init__(self, root: Path, size: int, channels: int, labels: bool, shuffle: int | None, threads: int | None):
-        super().__init__()
-        self.root, self.size, self.channels, self.threads = root, size, channels, threads
-        files, self.others = image_folder.list_images(root)
-        self.label_of = {}
-        if labels:  # the same classes as a conditional run from the folder itself
-            found = image_folder.label_by_subfolder(root, files)
-            files, self.classes, self.label_of = found.files, found.classes, dict(zip(found.files, found.labels))
-            if found.loose:
-                self.skipped[NOT_IN_A_CLASS] = found.loose
-        if shuffle is not None:
-            files = [files[i] for i in np.random.default_rng(shuffle).permutation(len(files))]
-        self.files = files
-        self.total = len(files)
-
-    def __iter__(self):
-        for path, result in image_folder.decode_images(self.files, self.size, self.channels, self.threads):
-            if isinstance(result, str):
-                self.skipped[result] += 1
-                continue
-            yield result, self.label_of.get(path, prepared_format.NO_LABEL), str(path.relative_to(self.root))
-        self.note = self._note()
-
-    def _note(self) -> str:
-        """The loader's note on what was skipped (as data.name: folder prints it), plus images outside a class folder."""
-        unlabelled = self.skipped.get(NOT_IN_A_CLASS, 0)
-        counts = Counter({k: v for k, v in self.skipped.items() if k != NOT_IN_A_CLASS})
-        if not (counts or self.others or unlabelled):
-            return ""
-        note = image_folder._skip_message(self.root, counts, self.others).replace("data: ", "prepare: ", 1)
-        return note + (f", {unlabelled} image(s) {NOT_IN_A_CLASS}" if unlabelled else "")
+                threads: int | None):
+    """What SOURCE is, from its files, and its reader (dcgan.data.prepare_readers): the registered dataset that
+    claims it (an IDX folder or mnist.npz, CIFAR-10's folder or archive, ...), else an image folder."""
+    return prepare_reader(source, size, channels, labels, split, shuffle, threads)
 
 
 # ---------------------------------------------------------------- the command

@@ -191,17 +191,10 @@ def check_same_step(strategy, step: int) -> None:
 
 
 def distribute_dataset(strategy, dataset):
-    """Split each global batch across the replicas (batch axis first).
+    """Split each global batch across the replicas (batch axis first): dcgan.data.batching.distribute_in_memory."""
+    from dcgan.data.batching import distribute_in_memory
 
-    Every worker builds the same seeded pipeline and keeps its replicas' share of
-    each global batch (DATA sharding): the data comes from memory, not files, so
-    there is nothing to shard by file.
-    """
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+    return distribute_in_memory(strategy, dataset)
 
 
 def any_worker(strategy, flag: bool) -> bool:

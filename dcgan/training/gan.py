@@ -9,8 +9,8 @@ forward pass feeds both tapes, as in the TensorFlow DCGAN tutorial); for d_steps
 the extra discriminator updates come first. Every image D sees, real or generated,
 goes through the run's augmentation (dcgan.models.augment) when it has one; the R1 penalty,
 when on, joins D's loss; the spectral term (train.spectral_weight), when on, joins G's
-and compares the un-augmented images. `restore` loads a checkpoint into it; `generate_images`
-draws pictures.
+and compares the un-augmented images. G and D come from the model registry (model.*.arch). `restore`
+(dcgan.training.restoring) loads a checkpoint into it; `generate_images` (dcgan.models.sampling) draws pictures.
 """
 
 from __future__ import annotations
@@ -27,18 +27,17 @@ from dcgan.models import augment
 from dcgan.data import pipeline as datalib
 from dcgan.core.config import Config
 from dcgan.training.distribute import check_strategy
-from dcgan.training.checkpoints import CHECKPOINT_DIR, PREFIX, STATE_FILE, Checkpoint
-from dcgan.core.errors import DcganError, first_line
+from dcgan.training.checkpoints import CHECKPOINT_DIR, Checkpoint  # noqa: F401  CHECKPOINT_DIR: for scripts
+from dcgan.core.errors import DcganError
 from dcgan.models.losses import discriminator_loss, generator_loss, r1_penalty, spectral_loss
-from dcgan.models.networks import (balanced_labels, build_discriminator, build_generator, clone_generator, is_conditional,
-                          recalibrate_batchnorm)
+from dcgan.models.batchnorm import BatchNormRecalibration
+from dcgan.models.networks import balanced_labels, build_discriminator, build_generator, clone_generator
+from dcgan.models.registry import check_arch, latent_dim  # noqa: F401  latent_dim: re-exported for callers
+from dcgan.models.sampling import generate_images  # noqa: F401  re-exported: callers sample through this module
+from dcgan.training.restoring import OPTIONAL_STATE, checkpoint_manager, restore, save_generator  # noqa: F401  re-exported
 from dcgan.training.rundir import read_classes, read_run_config
-from dcgan.core.files import atomic_path
 
 RECALIBRATION_BATCH = 512
-# checkpoint entries a run may lack when it was written before the feature existed or with it off: restored
-# from what this GAN starts with (sample_from_ema: the EMA copy samples)
-OPTIONAL_STATE = ("sample_from_ema", "augment_rng", "ada")
 
 
 class GAN(tf.Module):
@@ -47,6 +46,7 @@ class GAN(tf.Module):
     def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None, classes: list[str] | None = None):
         """classes: a conditional config's class names (index = label), from its data or its run's classes.json."""
         super().__init__(name="gan")
+        check_arch(cfg)  # before any model is built or folder made
         self.cfg = cfg
         self.classes = list(classes) if cfg.model.generator.condition != "none" and classes else None
         if cfg.model.generator.condition != "none" and not self.classes:
@@ -97,9 +97,8 @@ class GAN(tf.Module):
             **({"ada": self.ada} if self.ada is not None else {}),
         )
         self.checkpoint = tf.train.Checkpoint(**self.checkpointed)
-        # The EMA copy's BatchNorm recalibration as a graph: it frees each activation once used, where eager execution
-        # held ~440 MB at RECALIBRATION_BATCH latents of the default model (a run's peak memory); traced once
-        self._recalibration_pass = tf.function(lambda x: self.ema_generator(x, training=True)) if self.ema_generator is not None else None
+        # the EMA copy's BatchNorm statistics, measured a bounded chunk of latents at a time; traced once
+        self._recalibration = BatchNormRecalibration(self.ema_generator) if self.ema_generator is not None else None
         # XLA is chosen per run, so the update it compiles is wrapped here; train_step is the graph either way
         self._update = tf.function(self._update_all, jit_compile=True) if t.jit_compile else self._update_all
 
@@ -313,7 +312,7 @@ class GAN(tf.Module):
         if self.ema_generator is not None:
             z = tf.random.stateless_normal([RECALIBRATION_BATCH, self.cfg.model.generator.latent_dim], seed=[self.cfg.train.seed, 2])
             labels = self.balanced_labels(RECALIBRATION_BATCH)  # every class's share of BatchNorm's statistics
-            recalibrate_batchnorm(self.ema_generator, z if labels is None else [z, tf.constant(labels)], self._recalibration_pass)
+            self._recalibration(z if labels is None else [z, labels])
 
 
 def balanced_fake_labels(rng: tf.random.Generator, batch: int, d_steps: int, classes: int):
@@ -341,41 +340,6 @@ def make_optimizer(learning_rate: float, t) -> keras.optimizers.Optimizer:
     if t.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
-
-
-def generate_images(model, latents, labels=None, batch_size: int = 500) -> np.ndarray:
-    """uint8 images for latents (and, for a conditional generator, one class label per latent)."""
-    latents = np.asarray(latents, np.float32)
-    conditional = is_conditional(model)
-    if conditional != (labels is not None):
-        raise ValueError("a conditional generator needs one label per latent; an unconditional one takes none")
-    labels = np.asarray(labels, np.int32) if conditional else None
-    if conditional and labels.shape != latents.shape[:1]:
-        raise ValueError(f"{len(latents)} latents but labels of shape {labels.shape}")
-    predict = _compiled_predict(model)
-    outs = []
-    for i in range(0, len(latents), batch_size):
-        z = tf.constant(latents[i : i + batch_size])
-        outs.append((predict(z, tf.constant(labels[i : i + batch_size])) if conditional else predict(z)).numpy())
-    return datalib.to_uint8(np.concatenate(outs) if outs else np.zeros((0, *model.output_shape[1:]), np.float32))
-
-
-def latent_dim(model) -> int:
-    """The size of z a generator takes (its first input)."""
-    return int(model.inputs[0].shape[-1])
-
-
-def _compiled_predict(model):
-    fn = getattr(model, "_dcgan_predict", None)
-    if fn is None:
-        # any batch size, one trace: a grid, an eval set and its last partial batch share the graph
-        spec = tf.TensorSpec([None, latent_dim(model)], tf.float32)
-        if is_conditional(model):
-            fn = tf.function(lambda z, y: model([z, y], training=False), input_signature=[spec, tf.TensorSpec([None], tf.int32)])
-        else:
-            fn = tf.function(lambda z: model(z, training=False), input_signature=[spec])
-        model._dcgan_predict = fn
-    return fn
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -417,54 +381,3 @@ def run_gan(run_dir: Path, cfg=None) -> GAN:
     """A fresh GAN shaped like a run's (its config.yaml, or cfg when the caller has read it; its classes.json)."""
     cfg = cfg or read_run_config(run_dir)
     return GAN(cfg, classes=read_classes(run_dir, cfg))
-
-
-def checkpoint_manager(gan: GAN, run_dir: Path, directory: Path | None = None, max_to_keep: int | None = None,
-                       ) -> tf.train.CheckpointManager:
-    """The run's checkpoints (run_dir/checkpoints), or those in `directory` when given.
-
-    A state file that cannot be parsed is refused: TensorFlow would raise a bare UnicodeDecodeError
-    or ValueError, or (for text that parses to nothing) act as if there were no checkpoint at all
-    and retrain from step 0 over the run's checkpoints and logs.
-    """
-    folder = Path(directory or run_dir / CHECKPOINT_DIR)
-    try:
-        manager = tf.train.CheckpointManager(
-            gan.checkpoint, str(folder), max_to_keep=max_to_keep or gan.cfg.train.keep_checkpoints,
-            step_counter=gan.step, checkpoint_name=PREFIX,
-        )
-    except (ValueError, tf.errors.OpError):  # UnicodeDecodeError is a ValueError
-        manager = None
-    if manager is None or ((folder / STATE_FILE).exists() and not manager.latest_checkpoint):
-        raise DcganError(f"cannot resume {run_dir}: the checkpoint state file {folder / STATE_FILE} is unreadable; "
-                         f"repair it or move {folder} away to start over")
-    return manager
-
-
-def restore(gan: GAN, path: str) -> None:
-    """Restore a checkpoint, insisting that every variable of the run is in it.
-
-    Exceptions (OPTIONAL_STATE): a checkpoint written before runs chose their sampler lacks the choice; it
-    samples from the EMA copy. One written without augmentation (or ADA) lacks its RNG (or p): a run that turns
-    it on at resume starts it as a new run would (p = 0). A checkpoint may hold more than the GAN (augmentation
-    turned off at resume): the rest is ignored.
-    """
-    try:
-        checkpoint = gan.checkpoint
-        saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
-        missing = [k for k in OPTIONAL_STATE if k in gan.checkpointed and k not in saved]
-        if missing:
-            checkpoint = tf.train.Checkpoint(**{k: v for k, v in gan.checkpointed.items() if k not in missing})
-            if "sample_from_ema" in missing:
-                gan.sample_from_ema.assign(True)
-        # expect_partial only silences TensorFlow's exit-time list of unrestored values (after our one error line,
-        # or for state this GAN no longer has: augmentation turned off at resume); the assertion still checks
-        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # IndexError: a truncated data file
-        raise DcganError(f"cannot restore checkpoint {path}: {first_line(e)}") from None
-
-
-def save_generator(model, path: Path) -> Path:
-    with atomic_path(path) as tmp:  # keras insists on the .keras suffix, which atomic_path keeps
-        model.save(tmp)
-    return path

@@ -1,9 +1,10 @@
-"""The training loop: the run directory, data, logs, pictures and checkpoints around `GAN.train_step`.
+"""The training loop: the run directory, data and checkpoints around `GAN.train_step`, and its callbacks.
 
-`train` wires a `dcgan.training.gan.GAN` to the data pipeline, the run directory and the
-logs: it resumes from the latest checkpoint, logs every `log_every` steps, draws
-the fixed-noise grid, saves checkpoints, evaluates and chooses the sampling copy
-of the generator when asked, and stops at the step or time budget.
+`train` wires a `dcgan.training.gan.GAN` to the data pipeline and the run directory: it resumes from the
+latest checkpoint, trains to the step or time budget, and tells its callbacks (dcgan.training.callbacks) at
+every step, every `log_every` steps (their values join the metrics.jsonl record, TensorBoard and the bar),
+and at each step that draws the fixed-noise grid, saves a checkpoint or evaluates (the sampler choice, the
+grid, the checkpoint, the evaluation, in that order). A caller's own callbacks join the built-in ones.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +21,16 @@ from tqdm import tqdm
 
 from dcgan.data.batching import batches_per_epoch
 from dcgan.data import pipeline as datalib
-from dcgan.core import plots
-from dcgan.core import viz
 from dcgan.core.config import Config, is_conditional
-from dcgan.training.distribute import (any_worker, check_same_step, distribute_dataset, is_chief, make_strategy,
+from dcgan.training.artifacts import SampleGrid, finish
+from dcgan.training.distribute import (any_worker, check_same_step, is_chief, make_strategy,
                               new_shared_run_dir, save_checkpoint, worker_checkpoint_dir)
 from dcgan.training.checkpoints import CHECKPOINT_DIR
 from dcgan.core.errors import DcganError, first_line
-from dcgan.training.callbacks import HeldOutGap, SamplerChoice, TrainingEval
-from dcgan.training.gan import GAN, checkpoint_manager, generate_images, restore, save_generator
-from dcgan.training.rundir import CLASSES_FILE, METRICS_FILE, MetricsLog, check_resumable, read_classes, read_metrics, trim_event_files, write_classes, write_config
+from dcgan.training.callbacks import (Callback, Callbacks, Due, HeldOutGap, MetricsFile, ProgressBar, Run, SamplerChoice,
+                                      TensorBoard, TrainingEval)
+from dcgan.training.gan import GAN, checkpoint_manager, restore
+from dcgan.training.rundir import METRICS_FILE, MetricsLog, check_resumable, check_resumed_classes, trim_event_files, write_classes, write_config
 from dcgan.core.files import lock_run, probe_writable, remove_path
 
 # ---------------------------------------------------------------- schedule and resume
@@ -80,11 +82,13 @@ def remove_interrupted_writes(run_dir: Path) -> None:
 # ---------------------------------------------------------------- the run
 
 
-def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, strategy=None) -> Path:
+def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, strategy=None,
+          callbacks: Sequence[Callback] = ()) -> Path:
     """Train to cfg.train.steps, writing everything into a run directory; returns it.
 
     strategy: a tf.distribute strategy (None: made from cfg.distribute here; the CLI makes it first
-    because MultiWorkerMirroredStrategy must exist before TensorFlow runs anything).
+    because MultiWorkerMirroredStrategy must exist before TensorFlow runs anything). callbacks: the caller's
+    own (dcgan.training.callbacks.Callback), called on the chief after the built-in probes, before the writers.
     """
     if strategy is None:
         strategy = make_strategy(cfg.distribute)
@@ -92,10 +96,9 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
         tf.config.experimental.enable_op_determinism()
     if resume_dir is not None:
         check_resumable(resume_dir)
-    # a prepared dataset stays on disk (dcgan.data.prepared); a conditional run's labels come with the images
-    data = datalib.load_labelled_images(cfg.data, stream=True) if is_conditional(cfg) else None
-    images = data.images if data is not None else datalib.load_images(cfg.data, stream=True)
-    gan = GAN(cfg, strategy, classes=data.classes if data is not None else None)
+    # in memory, or left on disk by a source that streams (a prepared dataset); a conditional run's labels come too
+    data = datalib.training_data(cfg.data, labelled=is_conditional(cfg))
+    gan = GAN(cfg, strategy, classes=data.classes)
     # only the chief writes the run's files; other workers (multi_worker) train and save throwaway checkpoints
     chief = is_chief(gan.strategy)
     run_dir = resume_dir if resume_dir is not None else new_shared_run_dir(cfg, gan.strategy)
@@ -104,25 +107,21 @@ def train(cfg: Config, resume_dir: Path | None = None, quiet: bool = False, stra
     with lock_run(run_dir, "dcgan train") if chief else contextlib.nullcontext():
         if chief:
             check_classes(gan, run_dir, resume_dir is not None)
-        return _train_locked(cfg, gan, images, data.labels if data is not None else None, run_dir, resume_dir is not None,
-                             chief, quiet)
+        return _train_locked(cfg, gan, data.images, data.labels, run_dir, resume_dir is not None,
+                             chief, quiet, callbacks)
 
 
 def check_classes(gan: GAN, run_dir: Path, resuming: bool) -> None:
     """A conditional run's class names go into classes.json; a resumed run's data must still have the same classes."""
     if gan.classes is None:
         return
-    if resuming and (run_dir / CLASSES_FILE).exists():
-        saved = read_classes(run_dir, gan.cfg)
-        if saved != gan.classes:
-            raise DcganError(f"cannot resume {run_dir}: its classes ({', '.join(saved)}) differ from the data's "
-                             f"({', '.join(gan.classes)})")
+    if resuming and check_resumed_classes(run_dir, gan.cfg, gan.classes):
         return
     write_classes(run_dir, gan.classes)
 
 
 def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, labels: np.ndarray | None, run_dir: Path, resuming: bool,
-                  chief: bool, quiet: bool) -> Path:
+                  chief: bool, quiet: bool, extra: Sequence[Callback]) -> Path:
     t = cfg.train
     steps = total_steps(cfg, len(images))
     per_epoch = batches_per_epoch(len(images), cfg.data.batch_size)
@@ -136,64 +135,78 @@ def _train_locked(cfg: Config, gan: GAN, images: np.ndarray, labels: np.ndarray 
         return run_dir
     if chief:
         write_config(run_dir, cfg)
-
-    if cfg.data.name == "prepared":  # streamed from its shards, one pipeline per worker, in the same (seed, epoch) order
-        batches = images.batches(gan.strategy, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps)
-    else:
-        dataset = datalib.make_dataset(images, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps, group=t.d_steps,
-                                       labels=labels)
-        batches = iter(distribute_dataset(gan.strategy, dataset))
+    batches = training_batches(cfg, gan, images, labels, start)
     metrics = MetricsLog(run_dir / METRICS_FILE, resume_step=start) if chief else None
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else tf.summary.create_noop_writer()
-    if chief:
-        (run_dir / "samples").mkdir(exist_ok=True)
-    periodic_eval = TrainingEval(gan, run_dir) if chief and t.eval_every else None
-    choose_sampler = SamplerChoice(gan, images) if chief and gan.ema_generator is not None else None
-    heldout_gap, no_gap = HeldOutGap.for_run(gan, images, labels) if chief else (None, None)
-    if no_gap:
-        _log(no_gap)
+    checkpoints, grid = CheckpointWriter(saver, gan.strategy), SampleGrid(gan, run_dir) if chief else None
+    callbacks = Callbacks(run_callbacks(gan, images, labels, grid, checkpoints, quiet, extra) if chief else [checkpoints], _log)
     _log(f"{'resuming' if start else 'training'} {run_dir} from step {start} to {steps} ({len(images)} images, {per_epoch} batches/epoch)")
-
-    bar = tqdm(total=steps, initial=start, disable=quiet or not chief, unit="step", dynamic_ncols=True, file=sys.stderr)
+    callbacks.on_start(Run(gan, run_dir, start, steps, metrics, writer))
     window = Window(time.perf_counter())
     try:
         for step in range(start + 1, steps + 1):
             logs = gan.train_step(next(batches))
             window.steps += 1
-            bar.update(1)
+            callbacks.on_step(step)
             out_of_time = t.time_budget_s is not None and any_worker(
                 gan.strategy, time.perf_counter() - window.wall_start >= t.time_budget_s)  # workers must stop at the same step
-            is_last = step == steps or out_of_time
-            if step % t.log_every == 0 or is_last:
+            due = due_at(t, step, last=step == steps or out_of_time, evaluates=chief and bool(t.eval_every))
+            if step % t.log_every == 0 or due.last:
                 _check_finite(gan, manager)
-                record = window.record(gan, step, logs, per_epoch)
-                if heldout_gap is not None:
-                    record.update(heldout_gap(gan))
-                log_record(record, metrics, writer, bar, steps, quiet and chief)
-            due_sample = step % t.sample_every == 0 or is_last
-            due_checkpoint = step % t.checkpoint_every == 0 or is_last
-            due_eval = periodic_eval is not None and (step % t.eval_every == 0 or is_last)
-            if due_sample or due_checkpoint or due_eval:
+                callbacks.on_log(step, window.record(gan, step, logs, per_epoch))
+            if due.sample or due.checkpoint or due.eval:
                 _check_finite(gan, manager)  # on every worker, so that all of them stop at the same step
-                settle_sampler(gan, choose_sampler, step, metrics, decide=t.select_sampler and (is_last or due_eval))
-            if due_sample and chief:
-                write_sample_grid(gan, run_dir, step, writer)
-            if due_checkpoint:
-                write_checkpoint(saver, step, gan.strategy)
-            if due_eval:
-                evaluate_now(periodic_eval, gan, step, metrics, writer)
+                gan.recalibrate_ema()  # before pictures, a checkpoint or scores: the EMA copy's BatchNorm statistics
+                callbacks.on_checkpoint(step, due)
             if out_of_time:
                 _log(f"time budget of {t.time_budget_s:g} s reached at step {step}")
                 break
     finally:
-        bar.close()
-        writer.flush()
+        callbacks.on_end()
     if chief:
-        finish(gan, run_dir)
+        finish(gan, run_dir, grid)
     return run_dir
 
 
+def training_batches(cfg: Config, gan: GAN, images, labels: np.ndarray | None, start: int):
+    """The run's batches from step `start` on, in the same (seed, epoch) order on every worker and every resume."""
+    t = cfg.train
+    return datalib.training_batches(images, labels, gan.strategy, cfg.data.batch_size, t.seed, start_batch=start * t.d_steps,
+                                    group=t.d_steps)
+
+
+def run_callbacks(gan: GAN, images, labels: np.ndarray | None, grid: SampleGrid, checkpoints: Callback, quiet: bool,
+                  extra: Sequence[Callback]) -> list[Callback]:
+    """The chief's callbacks, in calling order: probes, the sampler choice, grid, checkpoint, evaluation, the
+    caller's own, then the writers of each logged record."""
+    t = gan.cfg.train
+    periodic_eval = TrainingEval(gan, grid.run_dir) if t.eval_every else None
+    choose_sampler = SamplerChoice(gan, images) if gan.ema_generator is not None else None
+    heldout_gap, no_gap = HeldOutGap.for_run(gan, images, labels)
+    for note in (no_gap, grid.note()):
+        if note:
+            _log(note)
+    found = [c for c in (heldout_gap, choose_sampler, grid, checkpoints, periodic_eval, *extra) if c is not None]
+    return [*found, MetricsFile(), TensorBoard(), ProgressBar(quiet, found)]
+
+
 # ---------------------------------------------------------------- the periodic duties
+
+
+def due_at(t, step: int, last: bool, evaluates: bool) -> Due:
+    return Due(sample=step % t.sample_every == 0 or last, checkpoint=step % t.checkpoint_every == 0 or last,
+               eval=evaluates and (step % t.eval_every == 0 or last), last=last)
+
+
+class CheckpointWriter(Callback):
+    """At every checkpoint_every steps (and the last): save the checkpoint (a worker's own, on other workers)."""
+
+    def __init__(self, saver, strategy):
+        self.saver, self.strategy = saver, strategy
+
+    def on_checkpoint(self, step: int, due: Due) -> None:
+        if due.checkpoint:
+            write_checkpoint(self.saver, step, self.strategy)
 
 
 class Window:
@@ -217,34 +230,6 @@ class Window:
         return record
 
 
-def log_record(record: dict, metrics: MetricsLog | None, writer, bar, steps: int, print_line: bool) -> None:
-    """One logged step: metrics.jsonl (chief), TensorBoard scalars, the progress bar or a log line."""
-    if metrics is not None:
-        metrics.write("train", record)
-    ada = "ada_p" in record  # ADA's augmentation probability, when on
-    with writer.as_default(step=record["step"]):
-        # ADA's p, the spectral term, the held-out gap: when on
-        optional = tuple(k for k in ("ada_p", "spectral", "d_seen", "d_unseen", "d_gap") if k in record)
-        for k in ("d_loss", "g_loss", "d_real", "d_fake", "d_real_sign", *optional, "images_per_s"):
-            tf.summary.scalar(k, record[k])
-    bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", **({"p": f"{record['ada_p']:.3f}"} if ada else {}),
-                    ips=f"{record['images_per_s']:.0f}")
-    if print_line:
-        _log(f"step {record['step']}/{steps} d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f} "
-             f"D(x) {record['d_real']:.3f} D(G(z)) {record['d_fake']:.3f} r_t {record['d_real_sign']:.3f} "
-             + (f"p {record['ada_p']:.3f} " if ada else "") + (f"gap {record['d_gap']:+.3f} " if "d_gap" in record else "")
-             + (f"spectral {record['spectral']:.4f} " if "spectral" in record else "") + f"{record['images_per_s']:.0f} img/s")
-
-
-def settle_sampler(gan: GAN, choose_sampler: SamplerChoice | None, step: int, metrics: MetricsLog | None, decide: bool) -> None:
-    """Before pictures, a checkpoint or scores: the EMA copy's BatchNorm statistics, and which copy samples."""
-    gan.recalibrate_ema()
-    if choose_sampler is not None:
-        why = choose_sampler(gan, step, metrics, decide=decide)
-        if why:
-            _log(why)
-
-
 def write_checkpoint(saver, step: int, strategy) -> None:
     """Save, or stop in one line when the disk refuses (the previous checkpoints stay intact)."""
     try:
@@ -253,48 +238,12 @@ def write_checkpoint(saver, step: int, strategy) -> None:
         raise DcganError(f"cannot write the checkpoint of step {step} in {saver.directory}: {first_line(e)}") from None
 
 
-def evaluate_now(periodic_eval: TrainingEval, gan: GAN, step: int, metrics: MetricsLog, writer) -> None:
-    scores = periodic_eval(gan, step, metrics)
-    with writer.as_default(step=step):
-        for k, v in scores.items():
-            tf.summary.scalar(f"eval/{k}", v)
-    _log(f"eval step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()))
-
-
 def _check_finite(gan: GAN, manager) -> None:
     bad = int(gan.first_nonfinite_step.numpy())
     if bad >= 0 and gan.cfg.train.on_nan == "stop":
         last = manager.latest_checkpoint
         kept = f"the last good checkpoint {Path(last).name} is intact" if last else "no checkpoint had been written"
         raise DcganError(f"non-finite loss at step {bad}; training stopped ({kept})")
-
-
-def write_sample_grid(gan: GAN, run_dir: Path, step: int, writer) -> None:
-    """The fixed-noise grid, as a PNG in samples/ and an image in TensorBoard (conditional: one row per class)."""
-    images = generate_images(gan.sampling_generator(), gan.fixed_noise.numpy(), gan.fixed_labels)
-    grid = viz.image_grid(images, *gan.grid_shape)
-    path = run_dir / "samples" / f"step_{step:07d}.png"
-    try:
-        viz.save_png(path, viz.upscale(grid, 2 if images.shape[1] < 48 else 1))
-    except OSError as e:
-        raise DcganError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
-    with writer.as_default(step=step):
-        tf.summary.image("samples", grid[None], step=step)
-
-
-def finish(gan: GAN, run_dir: Path) -> None:
-    """The end-of-run artifacts: loss plot, progress GIF, the sampling generator as .keras."""
-    try:
-        records = read_metrics(run_dir / METRICS_FILE, "train")
-        if records:
-            plots.plot_losses(run_dir / "losses.png", records)
-        frames = [viz.read_png(p) for p in sorted((run_dir / "samples").glob("step_*.png"))]
-        if frames:
-            viz.save_gif(run_dir / "progress.gif", frames, duration_ms=300)
-        save_generator(gan.sampling_generator(), run_dir / "generator.keras")
-    except OSError as e:  # the checkpoint is saved: a resume with the same steps writes these again
-        raise DcganError(f"cannot write the final artifacts of {run_dir}: {e.strerror or first_line(e)} "
-                         f"(the last checkpoint is intact; `dcgan train --resume {run_dir}` writes them again)") from None
 
 
 def _log(message: str) -> None:

@@ -9,17 +9,24 @@ its final name.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from dcgan.training.checkpoints import CHECKPOINT_DIR, checkpoint_steps
+from dcgan.training.checkpoints import BEST_DIR, CHECKPOINT_DIR, STATE_FILE, checkpoint_steps, read_best
 from dcgan.core.config import Config, ConfigError, apply_overrides, diff_keys, dump_config, from_dict, load_config, to_dict
-from dcgan.core.errors import DcganError, first_line
-from dcgan.core.files import atomic_path, atomic_write, probe_writable
-from dcgan.core.yamlio import read_yaml
+from dcgan.core.errors import DcganError, first_line, printable, show
+from dcgan.core.files import atomic_path, atomic_write, check_regular, probe_writable, read_bytes
+from dcgan.core.yamlio import MAX_FILE_BYTES, yaml_from_bytes
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 CLASSES_FILE = "classes.json"  # a conditional run's class names, index = label
+
+# What a run's own files may weigh when read back: far above what a run writes (a metrics line is ~300 bytes,
+# a class name at most a few hundred), far below what a link to /dev/zero would make of them.
+CLASSES_LIMIT = 16 << 20
+METRICS_LIMIT = 256 << 20
+STATE_LIMIT = 1 << 20  # TensorFlow's checkpoint state file: one line per kept checkpoint
 
 
 def default_run_name(cfg: Config) -> str:
@@ -61,26 +68,62 @@ def read_classes(run_dir: str | Path, cfg: Config) -> list[str] | None:
     """A conditional run's class names (None for an unconditional run); one line when the file is missing or bad."""
     if cfg.model.generator.condition == "none":
         return None
-    path = Path(run_dir) / CLASSES_FILE
+    classes = _saved_classes(Path(run_dir))
+    if classes is None:
+        raise DcganError(f"{run_dir} is a conditional run without {CLASSES_FILE} (it is written when training starts)")
+    return classes
+
+
+def _saved_classes(run_dir: Path) -> list[str] | None:
+    """The class names in RUN/classes.json, None when there is no such file; one line when it is bad."""
+    path = run_dir / CLASSES_FILE
     try:
-        classes = json.loads(path.read_bytes()[: 1 << 20]).get("classes")
+        classes = json.loads(read_bytes(path, CLASSES_LIMIT, "a run's class list")).get("classes")
     except FileNotFoundError:
-        raise DcganError(f"{run_dir} is a conditional run without {CLASSES_FILE} (it is written when training starts)") from None
-    except (OSError, ValueError, AttributeError) as e:
+        return None
+    except (ValueError, AttributeError, RecursionError) as e:
         raise DcganError(f"{path}: unreadable ({first_line(e)})") from None
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)):
         raise DcganError(f"{path}: 'classes' must be a non-empty list of class names")
     return classes
 
 
+def check_resumed_classes(run_dir: Path, cfg: Config, classes: list[str]) -> bool:
+    """Whether a resumed conditional run already records these classes (False: none yet, write them).
+
+    Label i must mean the same class to the checkpoint and to the data, so a run with a checkpoint but no
+    classes.json is refused: nothing else would notice the data's classes renamed or reordered.
+    """
+    saved = _saved_classes(Path(run_dir))
+    if saved is None:
+        if checkpoint_steps(Path(run_dir) / CHECKPOINT_DIR):
+            raise DcganError(f"cannot resume {printable(str(run_dir))}: it is a conditional run without {CLASSES_FILE}, "
+                             "so the data's classes cannot be checked against the ones it was trained on; restore it")
+        return False
+    if saved != classes:
+        raise DcganError(f"cannot resume {printable(str(run_dir))}: its classes differ from the data's "
+                         f"({_first_difference(saved, classes)})")
+    return True
+
+
+def _first_difference(saved: list[str], data: list[str]) -> str:
+    """Where two class lists part, with names quoted on one bounded line (folder names can hold anything)."""
+    for i, (a, b) in enumerate(zip(saved, data)):
+        if a != b:
+            return f"class {i} is {show(a)} in the run and {show(b)} in the data"
+    return f"the run has {len(saved)} classes and the data {len(data)}"
+
+
 def read_run_config(run_dir: str | Path) -> Config:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DcganError(f"run directory not found: {run_dir}")
-    if not (run_dir / CONFIG_FILE).exists():
-        raise DcganError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
     try:
-        return from_dict(read_yaml(run_dir / CONFIG_FILE))
+        raw = read_bytes(run_dir / CONFIG_FILE, MAX_FILE_BYTES, "a run's config")
+    except FileNotFoundError:
+        raise DcganError(f"{run_dir} is not a run directory (no {CONFIG_FILE})") from None
+    try:
+        return from_dict(yaml_from_bytes(raw, run_dir / CONFIG_FILE))
     except ConfigError as e:
         raise DcganError(f"{run_dir / CONFIG_FILE}: {e}") from None
 
@@ -125,12 +168,24 @@ def check_resumable(run_dir: Path) -> None:
         except OSError as e:
             raise DcganError(f"cannot resume {run_dir}: cannot write into {writable}: {e.strerror or e}") from None
     if checkpoint_steps(folder):
+        _check_state_files(run_dir, folder)
         return
     logged = max((r["step"] for r in read_metrics(run_dir / METRICS_FILE, "all")), default=0)
     if logged >= first_checkpoint or (run_dir / "generator.keras").exists():
         what = f"logged steps up to {logged}" if logged else "wrote generator.keras"
         raise DcganError(f"cannot resume {run_dir}: it {what} but {folder} holds no checkpoint; "
                          "restore the checkpoints, or start a new run")
+
+
+def _check_state_files(run_dir: Path, folder: Path) -> None:
+    """The files a resume reads besides the checkpoint, checked now: not after the data is loaded and the model built."""
+    for path, limit, what in ((folder / STATE_FILE, STATE_LIMIT, "a checkpoint state file"),
+                              (run_dir / METRICS_FILE, METRICS_LIMIT, "a run's metrics log")):
+        try:
+            check_regular(path, limit, what)
+        except FileNotFoundError:
+            pass
+    read_best(folder / BEST_DIR)
 
 
 class MetricsLog:
@@ -151,10 +206,16 @@ class MetricsLog:
         """Append {"step": ..., "kind": kind, ...the rest of record}."""
         if kind not in RECORD_KINDS:
             raise ValueError(f"unknown metrics record kind {kind!r}")
-        line = json.dumps({"step": record["step"], "kind": kind, **record})
-        with open(self.path, "a") as f:
-            f.write(line + "\n")
-            f.flush()
+        line = json.dumps({"step": record["step"], "kind": kind, **record}) + "\n"
+        try:  # never appended through a link: it would write into whatever the link names
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        except OSError as e:
+            raise DcganError(f"cannot write {printable(str(self.path))}: {e.strerror or e} (a link or special file?)") from None
+        try:
+            check_regular(self.path, None, "a run's metrics log", os.fstat(fd))
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
 
 def trim_event_files(folder: str | Path, last_step: int) -> int:
@@ -169,6 +230,7 @@ def trim_event_files(folder: str | Path, last_step: int) -> int:
 
     dropped = 0
     for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        check_regular(path, None, "a TensorBoard event file")
         records, torn = _readable_records(path)
         kept = [r for r in records if Event.FromString(r).step <= last_step]
         if torn or len(kept) < len(records):
@@ -211,14 +273,12 @@ def read_metrics(path: str | Path, kind: str) -> list[dict]:
     plot and compare place records by step. A file that is not UTF-8 text is an error naming it.
     """
     path = Path(path)
-    if not path.exists():
-        return []
     if path.is_dir():
         raise DcganError(f"{path}: is a directory, not a metrics file")
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DcganError(f"cannot read {path}: {e.strerror or e}") from None
+        raw = read_bytes(path, METRICS_LIMIT, "a run's metrics log")
+    except FileNotFoundError:
+        return []
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -1,0 +1,106 @@
+"""The project's own Keras layers and initialisers, registered under package "dcgan".
+
+Their registered names ("dcgan>DepthToSpace", ...) are what a saved generator.keras refers to: a file written by
+any earlier version loads once this module is imported (dcgan.models.networks imports it).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+
+def weight_init(seed=None):
+    return keras.initializers.RandomNormal(0.0, 0.02, seed=seed)
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class ICNR(keras.initializers.Initializer):
+    """Sub-pixel kernel init whose 4 sub-kernels are equal (Aitken et al. 2017).
+
+    With equal sub-kernels, conv + depth-to-space equals nearest upsampling
+    followed by that conv, so the block starts free of checkerboard patterns.
+    """
+
+    def __init__(self, scale: int = 2, stddev: float = 0.02, seed=None):
+        self.scale, self.stddev, self.seed = scale, stddev, seed
+
+    def __call__(self, shape, dtype=None):
+        *kernel, out = shape
+        sub = keras.initializers.RandomNormal(0.0, self.stddev, seed=self.seed)(
+            (*kernel, out // self.scale**2), dtype=dtype
+        )
+        # depth_to_space reads channel (dy * scale + dx) * C + c: repeat the whole block
+        return ops.tile(sub, [1] * len(kernel) + [self.scale**2])
+
+    def get_config(self):
+        return {"scale": self.scale, "stddev": self.stddev, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class DepthToSpace(layers.Layer):
+    """(B, H, W, s*s*C) -> (B, s*H, s*W, C), the same layout as tf.nn.depth_to_space."""
+
+    def __init__(self, block_size: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = block_size
+
+    def call(self, x):
+        s = self.block_size
+        _, h, w, c = x.shape
+        x = ops.reshape(x, (-1, h, w, s, s, c // (s * s)))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, h * s, w * s, c // (s * s)))
+
+    def compute_output_shape(self, shape):
+        b, h, w, c = shape
+        s = self.block_size
+        return (b, h * s, w * s, c // (s * s))
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class Projection(layers.Layer):
+    """<embed(y), phi(x)>: the projection discriminator's class term (Miyato & Koyama 2018), added to its logit."""
+
+    def __init__(self, classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight((self.classes, input_shape[0][-1]), weight_init(), name="embedding")
+
+    def call(self, inputs):
+        features, y = inputs
+        embedded = ops.cast(ops.take(self.embedding, y, axis=0), features.dtype)
+        return ops.sum(embedded * features, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class LabelMaps(layers.Layer):
+    """(image, y) -> the image with one constant one-hot map per class joined to its channels."""
+
+    def __init__(self, classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+
+    def call(self, inputs):
+        image, y = inputs
+        maps = ops.one_hot(y, self.classes, dtype=image.dtype)[:, None, None, :]
+        maps = ops.broadcast_to(maps, (ops.shape(image)[0], image.shape[1], image.shape[2], self.classes))
+        return ops.concatenate([image, maps], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape[0]
+        return (b, h, w, c + self.classes)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
