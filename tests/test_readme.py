@@ -31,10 +31,13 @@ def test_config_reference_matches_the_schema():
 
 def test_code_map_names_every_module_of_the_package():
     section = README.split("## Code map", 1)[1].split("\n## ", 1)[0]
-    mapped = set(re.findall(r"`(\w+)\.py`", section))
-    modules = {p.stem for p in (ROOT / "dcgan").glob("*.py") if not p.stem.startswith("__")}
-    assert mapped == modules
-
+    rows = {m[1]: set(re.findall(r"`(\w+)\.py`", m[2])) for m in re.finditer(r"^\| `(dcgan/(?:\w+/)?)` \|(.*?)\|", section, re.M)}
+    package = ROOT / "dcgan"
+    folders = {"dcgan/"} | {f"dcgan/{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()}
+    assert set(rows) == folders
+    for folder, mapped in rows.items():
+        modules = {p.stem for p in (ROOT / folder).glob("*.py") if not p.stem.startswith("__")}
+        assert mapped == modules, folder
 
 def relative_links(text):
     """Targets of markdown links and images, and of <img src>, outside fenced code; no URLs, no bare #anchors."""
