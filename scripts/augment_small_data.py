@@ -75,7 +75,8 @@ def final_gap(run: Path) -> float:
     logged (a newer run's last log line holds the same value)."""
     from dcgan.data import pipeline as datalib
     from dcgan.training.checkpoints import run_checkpoint
-    from dcgan.training.gan import restore, run_gan
+    from dcgan.training.gan import run_gan
+    from dcgan.training.restoring import restore
     from dcgan.training.callbacks import HeldOutGap
 
     gan = run_gan(run)

@@ -242,7 +242,9 @@ def compare_weights(crashed_run: Path, reference_run: Path, steps: int) -> int:
     """How many checkpoint variables of the final checkpoints differ."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from dcgan.training.rundir import read_run_config
-    from dcgan.training.gan import CHECKPOINT_DIR, GAN, restore
+    from dcgan.training.gan import GAN
+    from dcgan.training.checkpoints import CHECKPOINT_DIR
+    from dcgan.training.restoring import restore
 
     states = []
     for run in (crashed_run, reference_run):

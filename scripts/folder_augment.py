@@ -64,7 +64,8 @@ def run_one(args, variant: str, seed: int) -> dict:
 def plot_grids(out: Path, rows: list[dict]) -> Path:
     """Every run's GRID x GRID samples from the same latents (seeds 0..63), one labelled panel each."""
     from dcgan.training.checkpoints import find_checkpoint
-    from dcgan.training.gan import generate_images, load_generator
+    from dcgan.training.gan import load_generator
+    from dcgan.models.sampling import generate_images
     from dcgan.core.plots import plot_panels
     from dcgan.tools.sample import latents
 

@@ -48,7 +48,10 @@ def spearman(a, b) -> float:
 def score_runs(run_dirs: list[Path], networks: tuple[str, str], n: int, quiet: bool = False) -> list[dict]:
     from dcgan.training.checkpoints import run_checkpoint, run_steps
     from dcgan.evaluation.evaluator import Evaluator, sample_labels, sample_latents
-    from dcgan.training.gan import generate_images, latent_dim, restore, run_gan
+    from dcgan.training.gan import run_gan
+    from dcgan.models.registry import latent_dim
+    from dcgan.models.sampling import generate_images
+    from dcgan.training.restoring import restore
     from dcgan.models.networks import is_conditional
     from dcgan.training.rundir import read_run_config
 

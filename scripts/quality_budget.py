@@ -30,13 +30,14 @@ def run_one(variant: str, seed: int, seconds: float, n: int, config: str, out: P
     from dcgan.core import viz
     from dcgan.core.config import load_config
     from dcgan.evaluation.evaluator import Evaluator, sample_latents
-    from dcgan.training.gan import generate_images
+    from dcgan.models.sampling import generate_images
 
     cfg = load_config(config, [f"train.seed={seed}", *sets])
     evaluator = Evaluator(cfg.data, ("fid", "kid"), quiet=True)
     t0 = time.perf_counter()
     if variant == "default":
-        from dcgan.training.gan import GAN, restore
+        from dcgan.training.gan import GAN
+        from dcgan.training.restoring import restore
         from dcgan.tools.sample import find_checkpoint
         from dcgan.training.loop import train
 

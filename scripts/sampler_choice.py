@@ -35,7 +35,8 @@ def replay(run_dir: Path, steps: list[int] | None, n: int) -> list[dict]:
     from dcgan.training.checkpoints import run_checkpoint, run_steps
     from dcgan.data.pipeline import load_images
     from dcgan.evaluation.evaluator import Evaluator
-    from dcgan.training.gan import GAN, restore
+    from dcgan.training.gan import GAN
+    from dcgan.training.restoring import restore
     from dcgan.training.callbacks import SamplerChoice
     from dcgan.training.rundir import read_run_config
 

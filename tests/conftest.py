@@ -53,7 +53,8 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_gan(tiny_run):
     """The GAN of tiny_run restored from its last checkpoint (ckpt-6); do not train it."""
-    from dcgan.training.gan import GAN, restore
+    from dcgan.training.gan import GAN
+    from dcgan.training.restoring import restore
 
     run_dir, cfg = tiny_run
     gan = GAN(cfg)

@@ -11,7 +11,9 @@ from dcgan.core import viz
 from dcgan.data import pipeline as datalib
 from dcgan.core.config import from_dict, to_dict
 from dcgan.training.artifacts import MAX_GRID_ROWS, SampleGrid, finish, grid_classes
-from dcgan.training.gan import GAN, generate_images, restore
+from dcgan.training.gan import GAN
+from dcgan.models.sampling import generate_images
+from dcgan.training.restoring import restore
 from dcgan.training.callbacks import Callback, Run, HeldOutGap
 from dcgan.training.rundir import read_metrics
 from dcgan.training.loop import train

@@ -17,7 +17,8 @@ from dcgan.cli import main
 from dcgan.core.errors import DcganError
 from dcgan.training.rundir import read_metrics
 from dcgan.training.checkpoints import find_checkpoint
-from dcgan.training.gan import generate_images, load_generator
+from dcgan.training.gan import load_generator
+from dcgan.models.sampling import generate_images
 from dcgan.tools.sample import latents
 from dcgan.core.viz import read_png
 

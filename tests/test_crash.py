@@ -7,7 +7,8 @@ import numpy as np
 
 from dcgan.training.rundir import read_metrics, resume_config, write_config
 from dcgan.training.checkpoints import CHECKPOINT_DIR
-from dcgan.training.gan import GAN, restore
+from dcgan.training.gan import GAN
+from dcgan.training.restoring import restore
 from dcgan.training.loop import train
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "crash_test.py"

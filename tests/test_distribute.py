@@ -14,7 +14,8 @@ from dcgan.training.distribute import check_strategy, is_chief, make_strategy, r
 from dcgan.core.errors import DcganError
 from dcgan.training.rundir import read_metrics
 from dcgan.training.checkpoints import CHECKPOINT_DIR
-from dcgan.training.gan import GAN, restore
+from dcgan.training.gan import GAN
+from dcgan.training.restoring import restore
 from dcgan.training.loop import train
 from helpers import TINY, cli_error, write_mnist
 

@@ -153,7 +153,8 @@ def test_training_with_eval_every_logs_and_keeps_the_best_checkpoint(trained_run
 
 
 def test_training_samples_from_the_copy_with_the_lower_fid(trained_run):
-    from dcgan.training.gan import GAN, restore
+    from dcgan.training.gan import GAN
+    from dcgan.training.restoring import restore
 
     run = trained_run
     choices = [r for r in read_metrics(run / "metrics.jsonl", "all") if "sampler" in r]
@@ -174,7 +175,8 @@ def test_training_samples_from_the_copy_with_the_lower_fid(trained_run):
 
 
 def test_choice_follows_the_scores_both_ways(trained_run):
-    from dcgan.training.gan import GAN, restore
+    from dcgan.training.gan import GAN
+    from dcgan.training.restoring import restore
 
     cfg = read_run_config(trained_run)
     gan = GAN(cfg)
@@ -198,7 +200,8 @@ def test_choice_follows_the_scores_both_ways(trained_run):
 
 def test_no_feature_network_keeps_the_ema_copy_and_finishes(tmp_path, monkeypatch, capsys):
     from dcgan.evaluation import features
-    from dcgan.training.gan import GAN, restore
+    from dcgan.training.gan import GAN
+    from dcgan.training.restoring import restore
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(features, "INCEPTION_URL", "http://127.0.0.1:9/inception_notop.h5")  # nothing listens there
@@ -375,7 +378,8 @@ def test_training_evaluation_of_a_conditional_run_logs_the_class_metrics(tiny_co
 
     import tensorflow as tf
 
-    from dcgan.training.gan import GAN, restore
+    from dcgan.training.gan import GAN
+    from dcgan.training.restoring import restore
     from dcgan.training.callbacks import Due, Run, TrainingEval
     from helpers import event_steps
 

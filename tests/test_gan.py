@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from dcgan.core.errors import DcganError
-from dcgan.training.gan import GAN, restore
+from dcgan.training.gan import GAN
+from dcgan.training.restoring import restore
 from helpers import blob_images
 
 

@@ -71,7 +71,8 @@ def test_a_registered_architecture_trains_and_its_networks_carry_their_blocks(tw
 def test_it_samples_is_inspected_and_exports(two_block_run, tmp_path, capsys):
     from dcgan.tools.sample import latents
     from dcgan.training.checkpoints import find_checkpoint
-    from dcgan.training.gan import generate_images, load_generator
+    from dcgan.training.gan import load_generator
+    from dcgan.models.sampling import generate_images
 
     run_dir, cfg = two_block_run
     assert run_cli(capsys, "sample", run_dir, "--seeds", "0-3", "--out", tmp_path / "s.npz").status == 0

@@ -220,7 +220,8 @@ def trained(tmp_path_factory):
     steps themselves are skipped because these tests only read it.
     """
     from dcgan.training.rundir import write_config
-    from dcgan.training.gan import GAN, checkpoint_manager
+    from dcgan.training.gan import GAN
+    from dcgan.training.restoring import checkpoint_manager
 
     root = tmp_path_factory.mktemp("reliability")
     folder = write_mnist(root / "mnist", n_train=64, n_test=32, two_classes=True)
@@ -366,7 +367,7 @@ def _savez_via_atomic_path(path):
 def _save_tiny_keras(path):
     import keras
 
-    from dcgan.training.gan import save_generator
+    from dcgan.training.restoring import save_generator
 
     z = keras.Input((2,))
     save_generator(keras.Model(z, keras.layers.Dense(1)(z)), path)
@@ -399,7 +400,7 @@ def test_a_failed_write_leaves_nothing_under_the_final_name(tmp_path, monkeypatc
 def test_a_writer_dying_mid_file_leaves_nothing_under_the_final_name(tmp_path, monkeypatch):
     import keras
 
-    from dcgan.training.gan import save_generator
+    from dcgan.training.restoring import save_generator
 
     z = keras.Input((2,))
     model = keras.Model(z, keras.layers.Dense(1)(z))

@@ -130,7 +130,7 @@ def test_same_seed_same_pixels_whatever_else_is_asked(tiny_run, reference, tmp_p
 
 
 def test_npz_contents_match_the_ema_generator(tiny_run, tiny_gan, reference, tmp_path):
-    from dcgan.training.gan import generate_images
+    from dcgan.models.sampling import generate_images
 
     run_dir, cfg = tiny_run
     images = reference["images"]
@@ -146,7 +146,7 @@ def test_npz_contents_match_the_ema_generator(tiny_run, tiny_gan, reference, tmp
 
 
 def test_no_ema_uses_the_raw_generator(tiny_run, tiny_gan, reference, tmp_path):
-    from dcgan.training.gan import generate_images
+    from dcgan.models.sampling import generate_images
 
     run_dir, cfg = tiny_run
     raw = npz(run_dir, tmp_path, "--n", 8, "--no-ema")
@@ -157,7 +157,9 @@ def test_no_ema_uses_the_raw_generator(tiny_run, tiny_gan, reference, tmp_path):
 
 
 def test_default_is_the_copy_the_run_chose(tiny_run, tiny_gan, reference, tmp_path, capsys):
-    from dcgan.training.gan import GAN, generate_images, restore
+    from dcgan.training.gan import GAN
+    from dcgan.models.sampling import generate_images
+    from dcgan.training.restoring import restore
 
     run_dir, cfg = tiny_run
     chose_raw = tmp_path / "chose-raw"

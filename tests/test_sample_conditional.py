@@ -81,7 +81,8 @@ def test_layouts_with_classes():
 
 def test_npz_holds_every_class_of_every_seed_from_the_ema_generator(tiny_conditional_run, reference):
     from dcgan.training.checkpoints import find_checkpoint
-    from dcgan.training.gan import generate_images, load_generator
+    from dcgan.training.gan import load_generator
+    from dcgan.models.sampling import generate_images
 
     run_dir, cfg = tiny_conditional_run
     images = reference["images"]

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from dcgan.training.checkpoints import CHECKPOINT_DIR
 from dcgan.core.errors import DcganError
-from dcgan.training.gan import GAN, checkpoint_manager, restore, run_gan
+from dcgan.training.gan import GAN, run_gan
+from dcgan.training.restoring import checkpoint_manager, restore
 from dcgan.training.rundir import read_metrics, resume_config
 from dcgan.training.loop import train
 from helpers import TINY, cli_error, event_steps
@@ -270,7 +271,7 @@ def test_a_conditional_run_saves_its_classes_and_draws_one_grid_row_per_class(ti
     grid = viz.read_png(run / "samples" / "step_0000003.png")
     gan = run_gan(run)
     restore(gan, str(run / CHECKPOINT_DIR / "ckpt-3"))
-    from dcgan.training.gan import generate_images
+    from dcgan.models.sampling import generate_images
 
     images = generate_images(gan.sampling_generator(), gan.fixed_noise.numpy(), gan.fixed_labels)
     assert len(images) == 30  # 10 classes x 3 latents

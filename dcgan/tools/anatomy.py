@@ -266,7 +266,8 @@ def load_models(source: Source, use_ema: bool | None):
 
     from dcgan.data import pipeline as datalib
     from dcgan.core.config import is_conditional
-    from dcgan.training.gan import GAN, RunGenerator, restore, run_gan
+    from dcgan.training.gan import GAN, RunGenerator, run_gan
+    from dcgan.training.restoring import restore
 
     if source.checkpoint is not None:
         gan = run_gan(source.checkpoint.run_dir, source.cfg)

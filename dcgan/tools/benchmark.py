@@ -33,7 +33,8 @@ from dcgan.core.errors import DcganError
 from dcgan.tools.flops import forward_flops, training_flops_per_image
 from dcgan.models.networks import build_discriminator, build_generator
 from dcgan.tools.reference import reference_step
-from dcgan.training.gan import GAN, generate_images
+from dcgan.training.gan import GAN
+from dcgan.models.sampling import generate_images
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 20) -> float:

@@ -250,7 +250,7 @@ def sample_panels(run_dirs: dict[str, Path], n: int = GRID_ROWS * GRID_COLS,
 
     A conditional generator draws one class per grid row (row r: class r mod K), the same in every run.
     """
-    from dcgan.training.gan import generate_images
+    from dcgan.models.sampling import generate_images
     from dcgan.models.networks import is_conditional, num_classes
     from dcgan.tools.sample import latents
 

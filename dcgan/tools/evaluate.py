@@ -90,7 +90,8 @@ def evaluate(run_dir, n: int = 10000, metrics=None, step: int | str | None = Non
 
 def _evaluate_paths(run_dir: Path, cfg, paths: list[str], n: int, names, step, use_ema, feature_model, feature_layer,
                     seed: int, quiet: bool, network: str, on_step) -> Scores:
-    from dcgan.training.gan import restore, run_gan
+    from dcgan.training.gan import run_gan
+    from dcgan.training.restoring import restore
 
     gan = run_gan(run_dir, cfg)
     check_per_class(n, names, gan.num_classes)

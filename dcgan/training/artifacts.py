@@ -17,7 +17,9 @@ import tensorflow as tf
 from dcgan.core import plots, viz
 from dcgan.core.errors import DcganError, first_line
 from dcgan.training.callbacks import Callback, Due, Run
-from dcgan.training.gan import GAN, generate_images, save_generator
+from dcgan.training.gan import GAN
+from dcgan.models.sampling import generate_images
+from dcgan.training.restoring import save_generator
 from dcgan.training.rundir import METRICS_FILE, read_metrics
 
 MAX_GRID_ROWS = 32  # as many as the largest unconditional grid has (train.sample_grid's maximum)

@@ -27,7 +27,8 @@ from dcgan.data import pipeline as datalib
 from dcgan.training.checkpoints import BEST_DIR, BEST_FILE, CHECKPOINT_DIR, read_best
 from dcgan.core.errors import DcganError
 from dcgan.evaluation.evaluator import TRAINING_METRICS, Evaluator, check_per_class, default_metrics
-from dcgan.training.gan import GAN, checkpoint_manager
+from dcgan.training.gan import GAN
+from dcgan.training.restoring import checkpoint_manager
 from dcgan.training.rundir import MetricsLog
 from dcgan.core.files import atomic_write
 

@@ -27,14 +27,13 @@ from dcgan.models import augment
 from dcgan.data import pipeline as datalib
 from dcgan.core.config import Config
 from dcgan.training.distribute import check_strategy
-from dcgan.training.checkpoints import CHECKPOINT_DIR, Checkpoint  # noqa: F401  CHECKPOINT_DIR: for scripts
+from dcgan.training.checkpoints import Checkpoint
 from dcgan.core.errors import DcganError
 from dcgan.models.losses import discriminator_loss, generator_loss, r1_penalty, spectral_loss
 from dcgan.models.batchnorm import BatchNormRecalibration
 from dcgan.models.networks import balanced_labels, build_discriminator, build_generator, clone_generator
-from dcgan.models.registry import check_arch, latent_dim  # noqa: F401  latent_dim: re-exported for callers
-from dcgan.models.sampling import generate_images  # noqa: F401  re-exported: callers sample through this module
-from dcgan.training.restoring import OPTIONAL_STATE, checkpoint_manager, restore, save_generator  # noqa: F401  re-exported
+from dcgan.models.registry import check_arch
+from dcgan.training.restoring import restore
 from dcgan.training.rundir import read_classes, read_run_config
 
 RECALIBRATION_BATCH = 512

@@ -29,7 +29,8 @@ from dcgan.training.checkpoints import CHECKPOINT_DIR
 from dcgan.core.errors import DcganError, first_line
 from dcgan.training.callbacks import (Callback, Callbacks, Due, HeldOutGap, MetricsFile, ProgressBar, Run, SamplerChoice,
                                       TensorBoard, TrainingEval)
-from dcgan.training.gan import GAN, checkpoint_manager, restore
+from dcgan.training.gan import GAN
+from dcgan.training.restoring import checkpoint_manager, restore
 from dcgan.training.rundir import METRICS_FILE, MetricsLog, check_resumable, check_resumed_classes, trim_event_files, write_classes, write_config
 from dcgan.core.files import lock_run, probe_writable, remove_path
 

@@ -1,7 +1,7 @@
 """A GAN's state in and out: the run's checkpoint manager, restoring a checkpoint strictly, the generator as .keras.
 
 Written against the GAN's checkpointed objects (`gan.checkpoint`, `gan.checkpointed`), so it needs nothing of
-dcgan.training.gan, which re-exports these for its callers.
+dcgan.training.gan.
 """
 
 from __future__ import annotations
