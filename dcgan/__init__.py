@@ -1,12 +1,12 @@
 """dcgan: train, sample, evaluate and compare DCGANs with swappable upsampling.
 
 Importing this package does not import TensorFlow; the modules that need it do. The Python API
-(`dcgan.load`, `dcgan.train`, `dcgan.evaluate`: dcgan.api, docs/api.md) is imported on first use.
+(`dcgan.load`, `dcgan.train`, `dcgan.evaluate`, `dcgan.inspect`: dcgan.api, docs/api.md) is imported on first use.
 """
 
 __version__ = "0.1.0"
 
-API = ("load", "train", "evaluate")
+API = ("load", "train", "evaluate", "inspect")
 
 
 def __getattr__(name: str):

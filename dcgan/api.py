@@ -6,6 +6,7 @@
     images = g.sample(n=16)             # uint8 (16, H, W, C), the pixels `dcgan sample --n 16` writes
     scores = dcgan.evaluate(run, n=2000)
     scores.values["fid"]
+    dcgan.inspect(run).report["blocks"]  # where the checkerboard comes from, block by block
 
 Each function returns what it made and prints nothing of its own (training shows its progress bar on
 stderr, as `dcgan train` does, unless quiet). Errors are `dcgan.core.errors.DcganError`, one line each.
@@ -66,3 +67,15 @@ def evaluate(run_dir, n: int = 10000, metrics=None, step: int | str | None = Non
 
     return evaluate_run(run_dir, n=n, metrics=metrics, step=step, use_ema=ema, feature_model=feature_model,
                         feature_layer=feature_layer, seed=seed, quiet=True, network=features)
+
+
+def inspect(run_dir, step: int | None = None, ema: bool | None = None, n: int = 64, out=None):
+    """`dcgan inspect` on a run's checkpoint: writes inspect.png and inspect.json (into run_dir/inspect, or out).
+
+    Returns an `Inspection`: .report (the dict inspect.json holds: per-block overlap, phase spread and
+    checkerboard score, the image's excess, D's gradient spectrum), .figure and .json (the paths written);
+    str() of it is the table the command prints.
+    """
+    from dcgan.tools.anatomy import inspect_run, resolve
+
+    return inspect_run(resolve(str(run_dir), None, (), step, ema, n, None if out is None else str(out)), ema, n)

@@ -64,14 +64,14 @@ def run_one(args, variant: str, seed: int) -> dict:
 def plot_grids(out: Path, rows: list[dict]) -> Path:
     """Every run's GRID x GRID samples from the same latents (seeds 0..63), one labelled panel each."""
     from dcgan.training.checkpoints import find_checkpoint
-    from dcgan.training.gan import load_generator
+    from dcgan.tools.handle import load_handle
     from dcgan.models.sampling import generate_images
     from dcgan.core.plots import plot_panels
     from dcgan.tools.sample import latents
 
     panels = {}
     for r in rows:
-        gen = load_generator(find_checkpoint(r["run"]))
+        gen = load_handle(find_checkpoint(r["run"]))
         images = generate_images(gen.model, latents(range(GRID * GRID), gen.latent_dim))
         panels[f"{r['variant']}, seed {r['seed']}: selfsup FID {r['fid']:.1f}"] = images
     return plot_panels(out / "grids.png", panels, GRID, GRID)

@@ -119,4 +119,6 @@ def test_the_docs_example_runs_as_written(api_run, monkeypatch, capsys):
     exec(compile(blocks[0], str(DOCS), "exec"), names)
     out = capsys.readouterr().out
     assert "step 6, z of 8, classes None" in out and "distance to the target:" in out and "checkerboard" in out
+    assert len(names["found"].report["blocks"]) == 2 and "D gradient:" in out
+    assert names["found"].figure == Path("inspected/inspect.png") and names["found"].figure.is_file()
     assert names["losses"][-1] < names["losses"][0]  # the gradient moved z towards the target

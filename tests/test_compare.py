@@ -17,7 +17,7 @@ from dcgan.cli import main
 from dcgan.core.errors import DcganError
 from dcgan.training.rundir import read_metrics
 from dcgan.training.checkpoints import find_checkpoint
-from dcgan.training.gan import load_generator
+from dcgan.tools.handle import load_handle
 from dcgan.models.sampling import generate_images
 from dcgan.tools.sample import latents
 from dcgan.core.viz import read_png
@@ -151,7 +151,7 @@ def test_the_same_latents_go_through_every_mode(comparison):
     z, panels = compare.sample_panels(runs, n=16)
     assert np.array_equal(z, latents(range(16), 8))
     for label, run in runs.items():
-        assert np.array_equal(panels[label], generate_images(load_generator(find_checkpoint(run)).model, z))
+        assert np.array_equal(panels[label], generate_images(load_handle(find_checkpoint(run)).model, z))
     a, b = panels.values()
     assert a.shape == b.shape == (16, 28, 28, 1) and not np.array_equal(a, b)
 
@@ -293,7 +293,7 @@ def test_a_conditional_comparison_reports_the_class_metrics(tmp_path, data_dir):
     assert evals and all({"class_accuracy", "intra_fid"} <= set(e) for e in evals)
     # the sample panel: one class per row, as the run's own grids
     z, panels = compare.sample_panels({"transpose:k4": p.run_dir(p.modes[0], 0)}, n=16)
-    gen = load_generator(find_checkpoint(p.run_dir(p.modes[0], 0)))
+    gen = load_handle(find_checkpoint(p.run_dir(p.modes[0], 0)))
     rows_of_classes = np.repeat([0, 1], 8)
     assert np.array_equal(panels["transpose:k4"], generate_images(gen.model, z, rows_of_classes))
 

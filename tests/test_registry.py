@@ -71,14 +71,14 @@ def test_a_registered_architecture_trains_and_its_networks_carry_their_blocks(tw
 def test_it_samples_is_inspected_and_exports(two_block_run, tmp_path, capsys):
     from dcgan.tools.sample import latents
     from dcgan.training.checkpoints import find_checkpoint
-    from dcgan.training.gan import load_generator
+    from dcgan.tools.handle import load_handle
     from dcgan.models.sampling import generate_images
 
     run_dir, cfg = two_block_run
     assert run_cli(capsys, "sample", run_dir, "--seeds", "0-3", "--out", tmp_path / "s.npz").status == 0
     with np.load(tmp_path / "s.npz") as f:
         sampled = f["images"]
-    gen = load_generator(find_checkpoint(run_dir))
+    gen = load_handle(find_checkpoint(run_dir))
     np.testing.assert_array_equal(sampled, generate_images(gen.model, latents(range(4), 8)))
 
     status, out, _ = run_cli(capsys, "inspect", run_dir, "--n", "8", "--out", tmp_path / "inspect")

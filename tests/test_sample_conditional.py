@@ -81,7 +81,7 @@ def test_layouts_with_classes():
 
 def test_npz_holds_every_class_of_every_seed_from_the_ema_generator(tiny_conditional_run, reference):
     from dcgan.training.checkpoints import find_checkpoint
-    from dcgan.training.gan import load_generator
+    from dcgan.tools.handle import load_handle
     from dcgan.models.sampling import generate_images
 
     run_dir, cfg = tiny_conditional_run
@@ -91,7 +91,7 @@ def test_npz_holds_every_class_of_every_seed_from_the_ema_generator(tiny_conditi
     np.testing.assert_array_equal(reference["seeds"], np.tile(np.arange(8), 10))
     assert reference["labels"].dtype == reference["seeds"].dtype == np.int64
     assert list(reference["classes"]) == NAMES and bool(reference["ema"])
-    gen = load_generator(find_checkpoint(run_dir), True)
+    gen = load_handle(find_checkpoint(run_dir), ema=True)
     z = latents(range(8), cfg.model.generator.latent_dim)
     np.testing.assert_array_equal(images[SNEAKER * 8 :][:8], generate_images(gen.model, z, labels=[SNEAKER] * 8))
 

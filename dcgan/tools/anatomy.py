@@ -266,16 +266,17 @@ def load_models(source: Source, use_ema: bool | None):
 
     from dcgan.data import pipeline as datalib
     from dcgan.core.config import is_conditional
-    from dcgan.training.gan import GAN, RunGenerator, run_gan
+    from dcgan.tools.handle import describe_copy
+    from dcgan.training.gan import GAN, run_gan
     from dcgan.training.restoring import restore
 
     if source.checkpoint is not None:
         gan = run_gan(source.checkpoint.run_dir, source.cfg)
         restore(gan, source.checkpoint.path)
         model = gan.sampling_generator(use_ema)
-        run_gen = RunGenerator(model, source.cfg, source.checkpoint, ema=model is gan.ema_generator,
-                               chosen=use_ema is None and gan.ema_generator is not None)
-        return model, gan.discriminator, run_gen.describe()
+        described = describe_copy(source.checkpoint.step, ema=model is gan.ema_generator,
+                                  chosen=use_ema is None and gan.ema_generator is not None)
+        return model, gan.discriminator, described
     # an untrained conditional pair needs only the class count: the data's class names
     classes = datalib.load_labelled_images(source.cfg.data).classes if is_conditional(source.cfg) else None
     try:
@@ -285,15 +286,29 @@ def load_models(source: Source, use_ema: bool | None):
     return gan.generator, gan.discriminator, f"untrained generator (train.seed {source.cfg.train.seed})"
 
 
-def inspect_run(source: Source, use_ema: bool | None = None, n: int = DEFAULT_LATENTS) -> str:
-    """`dcgan inspect` on a resolved source: write inspect.png and inspect.json into its folder; returns the table."""
+@dataclass
+class Inspection:
+    """What `dcgan inspect` measured (the dict inspect.json holds) and where it wrote the figure and the json."""
+
+    report: dict
+    figure: Path
+    json: Path
+    latents: int
+
+    def __str__(self) -> str:
+        return (f"{self.report['source']}: {self.report['generator']}, {self.latents} latents -> {self.figure}, "
+                f"{self.json.name}\n{format_table(self.report)}")
+
+
+def inspect_run(source: Source, use_ema: bool | None = None, n: int = DEFAULT_LATENTS) -> Inspection:
+    """`dcgan inspect` on a resolved source: write inspect.png and inspect.json into its folder."""
     check_output(source.out, is_dir=True)
     into_run = source.checkpoint is not None and inside(source.out, source.checkpoint.run_dir)
     with lock_run(source.checkpoint.run_dir, "dcgan inspect") if into_run else contextlib.nullcontext():
         return _inspect(source, use_ema, n)
 
 
-def _inspect(source: Source, use_ema: bool | None, n: int) -> str:
+def _inspect(source: Source, use_ema: bool | None, n: int) -> Inspection:
     from dcgan.core import plots
 
     start = time.perf_counter()
@@ -306,5 +321,4 @@ def _inspect(source: Source, use_ema: bool | None, n: int) -> str:
         plots.plot_anatomy(source.out / FIGURE_FILE, report)
     except OSError as e:
         raise DcganError(f"cannot write into {source.out}: {e.strerror or e}") from None
-    return (f"{source.label}: {described}, {n} latents -> {source.out / FIGURE_FILE}, {REPORT_FILE}\n"
-            f"{format_table(report)}")
+    return Inspection(report, source.out / FIGURE_FILE, source.out / REPORT_FILE, n)

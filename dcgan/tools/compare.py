@@ -146,9 +146,9 @@ def train_for_seconds(p: Plan, cfg: Config, run_dir: Path, evaluator, quiet: boo
 
 def load_latest(run_dir: Path):
     """The generator `dcgan sample` uses by default: latest checkpoint, the copy the run chose."""
-    from dcgan.training.gan import load_generator
+    from dcgan.tools.handle import load_handle
 
-    return load_generator(find_checkpoint(run_dir))
+    return load_handle(find_checkpoint(run_dir))
 
 
 # ---------------------------------------------------------------- one run's result

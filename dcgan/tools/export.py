@@ -111,9 +111,9 @@ def export(target: str | Path, fmt: str = "keras", out: str | None = None, step:
     check_export_path(path, fmt, checkpoint.run_dir, force)
     # an export into the run is a write into the run: not while another command writes there
     with lock_run(checkpoint.run_dir, "dcgan export") if inside(path, checkpoint.run_dir) else contextlib.nullcontext():
-        from dcgan.training.gan import load_generator
+        from dcgan.tools.handle import load_handle
 
-        gen = load_generator(checkpoint, use_ema)
+        gen = load_handle(checkpoint, ema=use_ema)
         provenance = {"run": str(checkpoint.run_dir), "step": checkpoint.step, "ema": gen.ema, "classes": gen.classes}
         try:
             (write_keras if fmt == "keras" else write_savedmodel)(gen.model, path, provenance)

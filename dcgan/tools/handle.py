@@ -47,8 +47,7 @@ class GeneratorHandle:
         return self.checkpoint.step
 
     def describe(self) -> str:
-        chosen = ", the run's choice" if self.chosen else ""
-        return f"ckpt-{self.checkpoint.step} ({'EMA' if self.ema else 'raw'} generator{chosen})"
+        return describe_copy(self.checkpoint.step, self.ema, self.chosen)
 
     def __call__(self, z, labels=None) -> tf.Tensor:
         """Float images in [-1, 1] for latents z (and a conditional run's labels), differentiable in z."""
@@ -92,6 +91,12 @@ class GeneratorHandle:
             raise DcganError(f"a walk stays within one class of a conditional run, not {len(labels)}: give one class")
         z = walk(latents(chosen, self.latent_dim, checked_truncation(truncation)), frames)
         return self.generate(*in_classes(z, labels), batch_size=batch_size)
+
+
+def describe_copy(step: int, ema: bool, chosen: bool) -> str:
+    """'ckpt-900 (EMA generator, the run's choice)': which generator of which checkpoint pictures come from."""
+    whose = ", the run's choice" if chosen else ""
+    return f"ckpt-{step} ({'EMA' if ema else 'raw'} generator{whose})"
 
 
 def choose_seeds(n: int | None, seeds, labels: list[int] | None) -> list[int]:

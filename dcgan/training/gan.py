@@ -16,7 +16,6 @@ and compares the un-augmented images. G and D come from the model registry (mode
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -27,13 +26,11 @@ from dcgan.models import augment
 from dcgan.data import pipeline as datalib
 from dcgan.core.config import Config
 from dcgan.training.distribute import check_strategy
-from dcgan.training.checkpoints import Checkpoint
 from dcgan.core.errors import DcganError
 from dcgan.models.losses import discriminator_loss, generator_loss, r1_penalty, spectral_loss
 from dcgan.models.batchnorm import BatchNormRecalibration
 from dcgan.models.networks import balanced_labels, build_discriminator, build_generator, clone_generator
 from dcgan.models.registry import check_arch
-from dcgan.training.restoring import restore
 from dcgan.training.rundir import read_classes, read_run_config
 
 RECALIBRATION_BATCH = 512
@@ -342,38 +339,6 @@ def make_optimizer(learning_rate: float, t) -> keras.optimizers.Optimizer:
 
 
 # ---------------------------------------------------------------- checkpoints
-
-
-@dataclass
-class RunGenerator:
-    """A generator restored from a run's checkpoint, with the run's config and which copy it is."""
-
-    model: object  # keras.Model
-    cfg: object  # dcgan.core.config.Config of the run
-    checkpoint: Checkpoint
-    ema: bool
-    chosen: bool  # the copy the run chose for this checkpoint, not one the caller asked for
-    classes: list[str] | None = None  # a conditional run's class names (index = label)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.cfg.model.generator.latent_dim
-
-    def describe(self) -> str:
-        chosen = ", the run's choice" if self.chosen else ""
-        return f"ckpt-{self.checkpoint.step} ({'EMA' if self.ema else 'raw'} generator{chosen})"
-
-
-def load_generator(checkpoint: Checkpoint, use_ema: bool | None = None, cfg=None) -> RunGenerator:
-    """Rebuild the run's GAN from its config.yaml (or cfg, when the caller has read it) and restore the checkpoint.
-
-    use_ema: the EMA copy (True), the raw generator (False), or the copy the run chose (None).
-    """
-    gan = run_gan(checkpoint.run_dir, cfg)
-    restore(gan, checkpoint.path)
-    model = gan.sampling_generator(use_ema)
-    return RunGenerator(model, gan.cfg, checkpoint, ema=model is gan.ema_generator,
-                        chosen=use_ema is None and gan.ema_generator is not None, classes=gan.classes)
 
 
 def run_gan(run_dir: Path, cfg=None) -> GAN:
