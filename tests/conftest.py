@@ -3,9 +3,20 @@
 Plain helpers (file writers, CLI checks) are in helpers.py.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite never reads or fills the user's caches (a feature network trained here, or InceptionV3 weights found
+# there, would change what auto picks and what is cached), and a selfsup encoder trains for 3 steps, not 2,000.
+# Set at import, so the subprocesses the tests start inherit them; a test may still point them elsewhere.
+_SANDBOX = tempfile.mkdtemp(prefix="dcgan-tests-")
+atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
+os.environ["DCGAN_CACHE"] = os.path.join(_SANDBOX, "cache")
+os.environ["KERAS_HOME"] = os.path.join(_SANDBOX, "keras")
+os.environ["DCGAN_SELFSUP_STEPS"] = "3"
 
 import pytest
 

@@ -211,7 +211,7 @@ def test_no_feature_network_keeps_the_ema_copy_and_finishes(tmp_path, monkeypatc
         Image.fromarray(image).save(folder / f"{i}.png")
     cfg = load_config(None, ["data.name=folder", f"data.path={folder}", "data.image_size=16", "data.channels=3",
                              f"run.dir={tmp_path / 'runs'}", *TINY, "train.steps=2", "train.ema_decay=0.9",
-                             "train.select_sampler=true"])
+                             "train.select_sampler=true", "train.feature_network=inception"])
     run = train(cfg, quiet=True)
     err = capsys.readouterr().err
     assert "sampling from the EMA copy: the raw generator cannot be compared with it (" in err

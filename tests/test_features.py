@@ -73,10 +73,21 @@ def test_offline_inception_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(features, "INCEPTION_URL", "http://127.0.0.1:9/inception_notop.h5")  # nothing listens there
     cfg = load_config(None, ["data.name=cifar10", "data.channels=3", "data.image_size=32"])
     with pytest.raises(DcganError) as e:
-        features.feature_net_for(cfg.data)
+        features.feature_net_for(cfg.data, network="inception")
     message = str(e.value)
     assert "InceptionV3 ImageNet weights" in message and "\n" not in message
     assert f"into {tmp_path / 'keras' / 'models'}/" in message and "--feature-model" in message
+
+
+def test_auto_is_inception_only_where_its_weights_are_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert [features.resolve_network("auto", d) for d in ("mnist", "fashion_mnist", "cifar10", "folder")] == [
+        "classifier", "classifier", "selfsup", "selfsup"]
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    (tmp_path / "keras" / "models" / features.INCEPTION_FILE).write_bytes(b"weights")  # get_file checks them later
+    assert [features.resolve_network("auto", d) for d in ("mnist", "cifar10", "folder")] == [
+        "classifier", "inception", "inception"]
+    assert features.resolve_network("inception", "folder") == "inception"  # asked for: downloaded if it must
 
 
 def _user_model(path):

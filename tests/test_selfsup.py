@@ -43,7 +43,8 @@ def write_folder(folder: Path, n: int = 40, size: int = 16) -> Path:
 
 @pytest.fixture(scope="module")
 def folder_run(tmp_path_factory, cache_dir):
-    """A tiny colour-folder run trained with train.feature_network=selfsup: an evaluation and a sampler choice at step 2."""
+    """A tiny colour-folder run with the default train.feature_network (auto), offline: an evaluation and a sampler
+    choice at step 2, both scored by the folder's selfsup encoder since InceptionV3's weights are not on disk."""
     from dcgan.training.loop import train
 
     root = tmp_path_factory.mktemp("selfsup-run")
@@ -51,7 +52,7 @@ def folder_run(tmp_path_factory, cache_dir):
     cfg = load_config(None, ["data.name=folder", f"data.path={folder}", "data.image_size=16", "data.channels=3",
                              f"run.dir={root / 'runs'}", *TINY, "train.steps=2", "train.ema_decay=0.9",
                              "train.select_sampler=true", "train.select_samples=16", "train.eval_every=2",
-                             "train.eval_samples=16", "train.feature_network=selfsup"])
+                             "train.eval_samples=16"])
     with pytest.MonkeyPatch.context() as mp:
         offline(mp, cache_dir)
         return train(cfg, quiet=True), cfg
@@ -192,6 +193,11 @@ def test_a_folder_run_is_scored_offline_by_its_selfsup_encoder(folder_run, cache
 
     net = features.feature_net_for(cfg.data, network="selfsup", quiet=True)
     assert net.key == key and net.key.startswith("selfsup-folder-")
+    capsys.readouterr()
+    assert features.feature_net_for(cfg.data, quiet=False).key == key  # auto, offline: the same encoder, said once
+    note = capsys.readouterr().err.strip()
+    assert note.startswith("feature network: InceptionV3's weights are not in") and "\n" not in note
+    assert "train.feature_network=inception" in note
     assert net(blob_images(5, size=16, channels=3)).shape == (5, selfsup.WIDTHS[-1])
 
     status, _, err = run_cli(capsys, "evaluate", run, "--n", 32, "--metrics", "fid,kid", "--features", "selfsup")

@@ -175,11 +175,13 @@ def test_xla_step_matches_shapes_and_is_finite(tiny_config):
     assert all(np.isfinite(r["g_loss"]) for r in read_metrics(run / "metrics.jsonl", "train"))
 
 
-def test_time_budget_stops_cleanly_with_final_artifacts(tiny_config):
+def test_time_budget_stops_cleanly_with_final_artifacts_and_the_bar_counts_the_budget(tiny_config, capsys):
     run = train(tiny_config("train.steps=100000", "train.time_budget_s=1", "train.checkpoint_every=100000",
-                            "train.sample_every=100000", "train.log_every=100000"), quiet=True)
+                            "train.sample_every=100000", "train.log_every=100000"))
     last = read_metrics(run / "metrics.jsonl", "all")[-1]["step"]
     assert 1 <= last < 100000
+    bar = capsys.readouterr().err.split("\r")[-1]  # the bar's last state
+    assert "1/1 s [" in bar and f"step={last}/100000" in bar and "100000 [" not in bar
     assert tf.train.latest_checkpoint(str(run / CHECKPOINT_DIR)).endswith(f"ckpt-{last}")
     assert (run / "samples" / f"step_{last:07d}.png").is_file() and (run / "generator.keras").is_file()
 

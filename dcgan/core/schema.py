@@ -190,7 +190,7 @@ class TrainConfig:
         "auto", "the feature network of every FID/KID (evaluations, the sampler choice, `dcgan evaluate`, `dcgan "
         "compare`): classifier (the dataset's own classifier; mnist, fashion_mnist) | inception (InceptionV3 ImageNet "
         "weights, downloaded once) | selfsup (a self-supervised encoder trained on the dataset's own images, offline, "
-        "cached) | auto (classifier where there is one, else inception)", choices=FEATURE_NETWORKS)
+        "cached) | auto (classifier where there is one, else inception where its weights are on disk, else selfsup)", choices=FEATURE_NETWORKS)
     mixed_precision: str = _f("none", "none | bfloat16 | float16 (GPU/TPU; float16 uses loss scaling)",
                               choices=("none", "bfloat16", "float16"))
     jit_compile: bool = _f(False, "compile the train step with XLA")

@@ -187,16 +187,18 @@ def feature_net_for(data_cfg, feature_model: str | None = None, feature_layer: s
                     network: str = "auto") -> FeatureNet:
     """The network a run's metrics use: the user's (--feature-model wins), else `network` (train.feature_network):
     the dataset classifier, InceptionV3, the self-supervised encoder (dcgan.evaluation.selfsup), or auto: the classifier
-    where the dataset has one, else InceptionV3."""
+    where the dataset has one, else InceptionV3 where its weights are on disk, else the self-supervised encoder."""
     if feature_model:
         return user_net(feature_model, feature_layer)
     if feature_layer:
         raise DcganError("--feature-layer needs --feature-model")
-    network = resolve_network(network, data_cfg.name)
-    if network == "classifier":
+    resolved = resolve_network(network, data_cfg.name)
+    if resolved == "classifier":
         return classifier_net(data_cfg.name, data_cfg.path, quiet=quiet)
-    if network == "selfsup":
-
+    if resolved == "selfsup":
+        if network == "auto":
+            note(quiet, f"feature network: InceptionV3's weights are not in {keras_models_dir()}, so {data_cfg.name}'s "
+                        f"own self-supervised encoder scores this run (set train.feature_network=inception to download them)")
         return selfsup_net(data_cfg, quiet=quiet)
     return inception_net()
 
@@ -207,7 +209,10 @@ def resolve_network(network: str, dataset: str, what: str = "--features") -> str
         raise DcganError(f"{what}: unknown feature network {network!r}; choose {', '.join(FEATURE_NETWORKS)}")
     check_feature_network(network, dataset, what)
     if network == "auto":
-        return "classifier" if dataset in classifier_datasets() else "inception"
+        # offline, a download would only fail: the dataset's own encoder needs nothing from the network
+        if dataset in classifier_datasets():
+            return "classifier"
+        return "inception" if (keras_models_dir() / INCEPTION_FILE).is_file() else "selfsup"
     return network
 
 

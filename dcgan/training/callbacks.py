@@ -142,7 +142,11 @@ class TensorBoard(Callback):
 
 class ProgressBar(Callback):
     """A tqdm bar on stderr, or with quiet one log line per logged step; both show the step's losses and what
-    the other callbacks' `shown` names."""
+    the other callbacks' `shown` names.
+
+    Under train.time_budget_s the bar counts the budget's seconds, the step in its postfix, so its time left is
+    the budget's: counted in steps, a budget that stops a 100,000-step run at step 2,400 would show hours left.
+    """
 
     # the GAN step's own values: (label, format) in the log line, and the few the bar has room for
     LINE = {"d_loss": ("d_loss", ".4f"), "g_loss": ("g_loss", ".4f"), "d_real": ("D(x)", ".3f"), "d_fake": ("D(G(z))", ".3f"),
@@ -154,18 +158,29 @@ class ProgressBar(Callback):
         self.extra = {k: v for c in others for k, v in c.shown.items()}
 
     def on_start(self, run: Run) -> None:
-        self.steps = run.steps
-        self.bar = tqdm(total=run.steps, initial=run.start, disable=self.quiet, unit="step", dynamic_ncols=True,
-                        file=sys.stderr)
+        self.steps, self.step = run.steps, run.start
+        self.budget = run.gan.cfg.train.time_budget_s
+        self.started = time.perf_counter()
+        if self.budget is None:
+            self.bar = tqdm(total=run.steps, initial=run.start, disable=self.quiet, unit="step", dynamic_ncols=True,
+                            file=sys.stderr)
+        else:
+            self.bar = tqdm(total=self.budget, disable=self.quiet, unit="s", dynamic_ncols=True, file=sys.stderr,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
 
     def on_step(self, step: int) -> None:
-        self.bar.update(1)
+        self.step = step
+        if self.budget is None:
+            self.bar.update(1)
+        else:
+            self.bar.update(min(time.perf_counter() - self.started, self.budget) - self.bar.n)
 
     def on_log(self, step: int, logs: dict) -> None:
         def shown(labels):
             return [(label, f"{logs[k]:{fmt}}") for k, (label, fmt) in labels.items() if k in logs]
 
-        self.bar.set_postfix(dict(shown(self.BAR) + shown(self.extra)), ips=f"{logs['images_per_s']:.0f}")
+        at = {} if self.budget is None else {"step": f"{step}/{self.steps}"}
+        self.bar.set_postfix(dict(shown(self.BAR) + shown(self.extra)), **at, ips=f"{logs['images_per_s']:.0f}")
         if self.quiet:
             values = " ".join(f"{label} {text}" for label, text in shown(self.LINE) + shown(self.extra))
             tqdm.write(f"step {step}/{self.steps} {values} {logs['images_per_s']:.0f} img/s", file=sys.stderr)
