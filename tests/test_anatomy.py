@@ -77,6 +77,8 @@ def tiled(cell):
     (("model.generator.upsampling=upsample", "model.generator.interpolation=bilinear", "model.generator.kernel_size=5"),
      "upsample", np.full((4, 4), 25.0)),
     (("model.generator.upsampling=subpixel",), "subpixel", np.full((4, 4), 9.0)),
+    # the [1,2,1] blur after a 3x3 transpose: [[4,2],[2,1]] loses its N/2 pattern and keeps its mean
+    (("model.generator.upsampling=transpose", K3, "model.generator.antialias=true"), "transpose", np.full((4, 4), 2.25)),
 ])
 def test_overlap_patterns_are_the_hand_counted_taps(tiny_config, overrides, mode, expected):
     """Taps per output pixel. Transposed, stride 2, 'same' (pad k-2 before in the forward conv's terms): with k=3 an

@@ -184,6 +184,7 @@ def test_a_moved_comparison_keeps_its_finished_runs(comparison, tmp_path, monkey
     ("transpose+transpose+upsample", r"--modes 'transpose\+transpose\+upsample': model.generator.upsampling: 3 modes given "
                                      r"but image_size 28 needs 2 x2 blocks"),
     ("transpose:k12", r"--modes 'transpose:k12': model.generator.transpose_kernel_size: 12 is above the maximum 9"),
+    ("transpose:blur:blur", r"--modes 'transpose:blur:blur': blur is given twice"),
 ])
 def test_a_bad_mode_spec_is_one_clear_error(spec, message):
     with pytest.raises(DcganError, match=message):
@@ -191,12 +192,13 @@ def test_a_bad_mode_spec_is_one_clear_error(spec, message):
 
 
 def test_mode_specs_become_generator_settings():
-    p = modes.make_plan(None, "transpose:k5,upsample:bilinear,subpixel,transpose+upsample:k4", budget="steps", steps=10,
-               seeds="3,4", overrides=["model.generator.kernel_size=3"])
+    p = modes.make_plan(None, "transpose:k5,upsample:bilinear,subpixel,transpose+upsample:k4,transpose:blur:k4",
+                        budget="steps", steps=10, seeds="3,4", overrides=["model.generator.kernel_size=3"])
     gens = [p.run_config(m, 4).model.generator for m in p.modes]
-    assert [(g.upsampling, g.transpose_kernel_size, g.interpolation) for g in gens] == [
-        ("transpose", 5, "nearest"), ("upsample", None, "bilinear"), ("subpixel", None, "nearest"),
-        (["transpose", "upsample"], 4, "nearest")]
+    assert [(g.upsampling, g.transpose_kernel_size, g.interpolation, g.antialias) for g in gens] == [
+        ("transpose", 5, "nearest", False), ("upsample", None, "bilinear", False), ("subpixel", None, "nearest", False),
+        (["transpose", "upsample"], 4, "nearest", False), ("transpose", 4, "nearest", True)]
+    assert p.modes[4].label == "transpose:k4:blur"
     cfg = p.run_config(p.modes[3], 4)
     assert cfg.train.seed == 4 and cfg.train.steps == 10 and cfg.train.eval_every == 2
     assert cfg.run.name == "transpose+upsample-k4-seed4" and cfg.run.dir.endswith("compare-fashion_mnist-10steps")

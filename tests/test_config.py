@@ -29,6 +29,8 @@ def test_yaml_file_and_overrides(tmp_path):
 
 
 def test_mode_list_from_command_line():
+    assert load_config(None, ["model.generator.antialias=false,true"]).model.generator.antialias == [False, True]
+    assert load_config(None, ["model.generator.antialias=true"]).model.generator.antialias is True
     cfg = load_config(None, ["model.generator.upsampling=transpose,upsample"])
     assert cfg.model.generator.upsampling == ["transpose", "upsample"]
     assert block_modes(cfg.model.generator, 2) == ["transpose", "upsample"]
@@ -46,6 +48,10 @@ def test_mode_list_from_command_line():
         ("model.generator.upsampling=pixelshuffle", "model.generator.upsampling: 'pixelshuffle' is not allowed"),
         ("model.generator.upsampling=transpose,upsample,subpixel", "3 modes given but image_size 28 needs 2"),
         ("data.image_size=30", "data.image_size: 30 is not supported"),
+        ("model.generator.antialias=true,false,true", "model.generator.antialias: 3 values given but image_size 28 needs 2"),
+        ("model.generator.antialias=maybe,true", "model.generator.antialias[0]: 'maybe' is not a valid bool"),
+        ("model.discriminator.downsampling=maxpool", "model.discriminator.downsampling: 'maxpool' is not allowed; "
+                                                     "choose one of strided | avgpool | blurpool"),
         ("data.channels=3", "data.channels: fashion_mnist is grayscale"),
         ("train.label_smoothing=0.9", "train.label_smoothing: 0.9 is above the maximum 0.5"),
         ("train.deterministic=maybe", "train.deterministic: 'maybe' is not a valid bool"),

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from dcgan.core.config import load_config
+from dcgan.models.layers import Blur
 from dcgan.models.networks import ICNR, DepthToSpace, build_discriminator, build_generator, channel_plan, recalibrate_batchnorm
 
 SHAPES = [(28, 1), (32, 3), (64, 3)]
@@ -40,6 +41,46 @@ def test_mixed_modes_and_kernel_sizes():
     assert isinstance(gen.get_layer("block1_shuffle"), DepthToSpace)
     assert gen.get_layer("block2_resize").interpolation == "bilinear"
     assert gen.get_layer("block2_conv").kernel_size == (3, 3)
+
+
+def test_blur_removes_the_checkerboard_keeps_a_constant_and_after_nearest_is_bilinear():
+    checker = np.indices((8, 8)).sum(0) % 2 * 2.0 - 1.0  # +-1: all of its power at N/2
+    x = np.stack([checker, np.full((8, 8), 3.0)], -1)[None].astype("float32")
+    out = Blur()(x).numpy()
+    np.testing.assert_allclose(out[0, 1:-1, 1:-1, 0], 0.0, atol=1e-6)  # interior: reflected borders keep some
+    np.testing.assert_allclose(out[0, ..., 1], 3.0, atol=1e-6)  # a constant passes unchanged, borders included
+    smooth = np.random.default_rng(0).standard_normal((1, 6, 6, 3)).astype("float32")
+    nearest = np.repeat(np.repeat(smooth, 2, 1), 2, 2)
+    bilinear = tf.image.resize(smooth, (12, 12), "bilinear").numpy()  # half-pixel centres
+    np.testing.assert_allclose(Blur()(nearest).numpy()[:, 1:-1, 1:-1], bilinear[:, 1:-1, 1:-1], atol=1e-5)
+    assert not Blur().weights  # nothing to train, nothing new in a checkpoint
+
+
+@pytest.mark.parametrize("antialias, blurred", [("true", [0, 1, 2]), ("false,true,false", [1])])
+def test_antialias_blurs_the_chosen_blocks_after_their_x2(antialias, blurred):
+    from dcgan.models.registry import blocks_of
+
+    gen = build_generator(cfg_for(32, 3, "model.generator.upsampling=transpose", f"model.generator.antialias={antialias}"))
+    assert [i for i in range(3) if f"block{i}_blur" in [l.name for l in gen.layers]] == blurred
+    assert [b.layers[-1].endswith("_blur") for b in blocks_of(gen)] == [i in blurred for i in range(3)]
+    names = [l.name for l in gen.layers]
+    assert names.index("block1_deconv") < names.index("block1_blur") < names.index("block1_bn")
+    plain = build_generator(cfg_for(32, 3, "model.generator.upsampling=transpose"))
+    assert len(gen.weights) == len(plain.weights)  # the same variables: only the filter is new
+
+
+@pytest.mark.parametrize("kind, layer, strides", [("strided", None, (2, 2)), ("avgpool", keras.layers.AveragePooling2D, (1, 1)),
+                                                  ("blurpool", Blur, (2, 2))])
+def test_discriminator_downsampling_kinds(kind, layer, strides):
+    from dcgan.models.registry import blocks_of
+
+    disc = build_discriminator(cfg_for(32, 3, f"model.discriminator.downsampling={kind}", "model.discriminator.spectral_norm=true"))
+    convs = [disc.get_layer(f"block{i}_conv_sn").layer for i in range(3)]
+    assert [c.strides for c in convs] == [strides] * 3
+    assert sum(isinstance(l, (keras.layers.AveragePooling2D, Blur)) for l in disc.layers) == (0 if layer is None else 3)
+    assert layer is None or all(isinstance(disc.get_layer(b.layers[0]), layer) for b in blocks_of(disc))
+    assert [b.resolution for b in blocks_of(disc)] == [16, 8, 4]  # every kind halves the image per block
+    assert disc(np.zeros((2, 32, 32, 3), "float32")).shape == (2, 1)
 
 
 def test_channel_plan_doubles_toward_the_start_and_caps():

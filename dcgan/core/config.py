@@ -82,7 +82,7 @@ def _check_value(key: str, value: Any, tp: Any, rules: dict) -> Any:
     if list in kinds and isinstance(value, (list, tuple)):
         if not value and not rules.get("empty"):
             raise ConfigError(f"{key}: the list must not be empty")
-        items = [_check_value(f"{key}[{i}]", v, str, rules) for i, v in enumerate(value)]
+        items = [_check_value(f"{key}[{i}]", v, rules.get("item", str), rules) for i, v in enumerate(value)]
         if rules.get("unique") and len(set(items)) < len(items):
             twice = next(v for i, v in enumerate(items) if v in items[:i])
             raise ConfigError(f"{key}: {show(twice)} is listed twice")
@@ -185,6 +185,10 @@ def _check_cross_fields(cfg: Config) -> None:
             f"model.generator.upsampling: {len(modes)} modes given but image_size "
             f"{cfg.data.image_size} needs {blocks} x2 blocks (from {start_size}x{start_size})"
         )
+    antialias = cfg.model.generator.antialias
+    if isinstance(antialias, list) and len(antialias) != blocks:
+        raise ConfigError(f"model.generator.antialias: {len(antialias)} values given but image_size "
+                          f"{cfg.data.image_size} needs {blocks} x2 blocks (from {start_size}x{start_size})")
 
 
 def _check_dataset(data: DataConfig) -> None:
@@ -234,6 +238,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     # "transpose,upsample" (or "/gpu:0,/gpu:1") is a convenient way to give a list on the command line
     if isinstance(value, str) and "," in value and key.endswith(("upsampling", "devices")):
         value = [v.strip() for v in value.split(",")]
+    if isinstance(value, str) and "," in value and key.endswith("antialias"):  # true,false: one per block
+        value = [read_value(v, f"--set {clip(key)}") for v in value.split(",")]
     if isinstance(value, str) and key.endswith("augment"):  # a list of ops, even of one: translation,cutout
         value = [v.strip() for v in value.split(",")]
     return key.split("."), value

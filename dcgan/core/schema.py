@@ -98,6 +98,10 @@ class GeneratorConfig:
         choices=UPSAMPLING_MODES,
     )
     interpolation: str = _f("nearest", "resize used by `upsample` blocks", choices=INTERPOLATIONS)
+    antialias: Union[bool, list] = _f(
+        False, "low-pass each x2 block's output with the fixed [1,2,1] binomial filter before its norm (zero gain "
+        "at N/2, where stride-2 ops leave checkerboards; Zhang 2019), or a list with one true/false per block",
+        item=bool)
     kernel_size: int = _f(3, "kernel of each block's convolution", min=1, max=9)
     transpose_kernel_size: Union[int, None] = _f(
         None, "kernel of `transpose` blocks (null = kernel_size; 4 avoids uneven overlap)", min=1, max=9
@@ -117,6 +121,10 @@ class DiscriminatorConfig:
     base_channels: int = _f(32, "channels of the first block; doubled per later block", min=1, max=4096)
     max_channels: int = _f(512, "cap on channels of any block", min=1, max=8192)
     kernel_size: int = _f(4, "kernel of each strided convolution", min=1, max=9)
+    downsampling: str = _f(
+        "strided", "how each block halves the image: strided (a stride-2 convolution) | avgpool (2x2 average pooling, "
+        "then a convolution) | blurpool (the [1,2,1] low-pass, then the stride-2 convolution; Zhang 2019)",
+        choices=("strided", "avgpool", "blurpool"))
     dropout: float = _f(0.0, "dropout after each block", min=0.0, max=0.95)
     norm: str = _f("none", "normalisation after each block but the first", choices=("batch", "layer", "none"))
     spectral_norm: bool = _f(False, "wrap every conv and dense layer in SpectralNormalization")

@@ -52,3 +52,10 @@ def block_modes(gen, blocks: int) -> list[str]:
     if isinstance(gen.upsampling, list):
         return list(gen.upsampling)
     return [gen.upsampling] * blocks
+
+
+def block_antialias(gen, blocks: int) -> list[bool]:
+    """Whether each block's x2 output is low-passed (gen.antialias: one bool for all, or one per block)."""
+    if isinstance(gen.antialias, list):
+        return list(gen.antialias)
+    return [gen.antialias] * blocks

@@ -2,7 +2,8 @@
 
 The generator projects z to an s x s feature map, then doubles the resolution once per block until it reaches the
 image size (dcgan.models.upsampling: one of the modes dcgan.core.upsampling declares), then draws the image with a
-tanh convolution. The discriminator mirrors it: strided convolutions halve the image down to s x s, then one logit.
+tanh convolution. The discriminator mirrors it: strided convolutions (or pooling or blur before them: model.discriminator.downsampling)
+halve the image down to s x s, then one logit.
 Conditioning (model.*.condition): see dcgan.models.conditioning.
 """
 
@@ -12,9 +13,9 @@ import keras
 from keras import layers
 
 from dcgan.core.config import Config
-from dcgan.core.upsampling import block_modes, upsampling_plan
+from dcgan.core.upsampling import block_antialias, block_modes, upsampling_plan
 from dcgan.models.conditioning import label_input
-from dcgan.models.layers import LabelMaps, Projection, weight_init
+from dcgan.models.layers import Blur, LabelMaps, Projection, weight_init
 from dcgan.models.spec import Block, Built
 from dcgan.models.upsampling import norm_relu, upsampling_block
 
@@ -44,9 +45,9 @@ def build_generator(cfg: Config, sync_batchnorm: bool, classes: int) -> Built:
     x = layers.Reshape((start, start, channels[0]), name="project_reshape")(x)
     x = norm_relu(x, gcfg.norm, "project", sync_batchnorm, cbn, classes)
     blocks = []
-    for i, mode in enumerate(block_modes(gcfg, n_blocks)):
+    for i, (mode, antialias) in enumerate(zip(block_modes(gcfg, n_blocks), block_antialias(gcfg, n_blocks))):
         x, block = upsampling_block(x, mode, channels[i + 1], gcfg, name=f"block{i}", sync_batchnorm=sync_batchnorm,
-                                    label=cbn, classes=classes)
+                                    label=cbn, classes=classes, antialias=antialias)
         blocks.append(block)
     # float32 output so images stay exact under a mixed-precision policy
     image = layers.Conv2D(cfg.data.channels, gcfg.kernel_size, padding="same", activation="tanh",
@@ -63,9 +64,7 @@ def build_discriminator(cfg: Config, sync_batchnorm: bool, classes: int) -> Buil
     blocks = []
     for i in range(n_blocks):
         channels = min(dcfg.base_channels * 2**i, dcfg.max_channels)
-        conv = _spectral(layers.Conv2D(channels, dcfg.kernel_size, 2, "same", kernel_initializer=weight_init(),
-                                       name=f"block{i}_conv"), dcfg.spectral_norm)
-        x = conv(x)
+        x, ops = downsample(x, dcfg, channels, f"block{i}")
         if i > 0 and dcfg.norm == "batch":
             x = layers.BatchNormalization(synchronized=sync_batchnorm, name=f"block{i}_bn")(x)
         elif i > 0 and dcfg.norm == "layer":
@@ -75,13 +74,33 @@ def build_discriminator(cfg: Config, sync_batchnorm: bool, classes: int) -> Buil
         if dcfg.dropout > 0:
             last = layers.Dropout(dcfg.dropout, name=f"block{i}_dropout")
             x = last(x)
-        blocks.append(Block(f"block{i}", "strided_conv", (conv.name,), last.name, int(x.shape[1])))
+        blocks.append(Block(f"block{i}", DOWNSAMPLING_KINDS[dcfg.downsampling], tuple(op.name for op in ops), last.name,
+                            int(x.shape[1])))
     x = layers.Flatten(name="flatten")(x)
     logit = _spectral(layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="logit"), dcfg.spectral_norm)(x)
     if dcfg.condition == "projection":
         logit = layers.Add(dtype="float32", name="logit_and_projection")(
             [logit, Projection(classes, dtype="float32", name="projection")([x, label])])
     return Built(keras.Model([image, label] if classes else image, logit, name="discriminator"), tuple(blocks))
+
+
+DOWNSAMPLING_KINDS = {"strided": "strided_conv", "avgpool": "avgpool_conv", "blurpool": "blur_strided_conv"}
+
+
+def downsample(x, dcfg, channels: int, name: str):
+    """(output, layers): one halving of D (model.discriminator.downsampling). strided: a stride-2 convolution;
+    avgpool: 2x2 average pooling, then a convolution at the lower resolution; blurpool: the Blur low-pass, then the
+    stride-2 convolution (Zhang 2019's anti-aliased stride, as StyleGAN2's D downsamples). Schwarz et al. 2021:
+    how D downsamples decides which frequencies it can see, and so the spectrum G learns."""
+    stride = 1 if dcfg.downsampling == "avgpool" else 2
+    before = {"avgpool": lambda: layers.AveragePooling2D(2, name=f"{name}_pool"),
+              "blurpool": lambda: Blur(name=f"{name}_blur")}.get(dcfg.downsampling)
+    ops = [before()] if before else []
+    conv = _spectral(layers.Conv2D(channels, dcfg.kernel_size, stride, "same", kernel_initializer=weight_init(),
+                                   name=f"{name}_conv"), dcfg.spectral_norm)
+    for op in (*ops, conv):
+        x = op(x)
+    return x, [*ops, conv]
 
 
 def _spectral(layer, enabled: bool):

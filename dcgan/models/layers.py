@@ -61,6 +61,31 @@ class DepthToSpace(layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
+BINOMIAL = (1.0, 2.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class Blur(layers.Layer):
+    """A fixed low-pass filter: the [1, 2, 1] binomial along each axis, per channel, borders reflected.
+
+    Its gain is 0 at the Nyquist frequency, so the N/2 pattern a stride-2 op leaves (the checkerboard) cannot
+    pass it, and after nearest-neighbour x2 it is exactly bilinear upsampling. Odd and symmetric, it shifts
+    nothing (StyleGAN's [1, 3, 3, 1] relies on the half-pixel offset of its zero-insertion upsampling, which a
+    transposed convolution or a resize does not have). No weights: the same filter in every run, and nothing
+    new in a checkpoint. Zhang 2019 ("Making convolutional networks shift-invariant again"); Karras et al. 2019.
+    """
+
+    def call(self, x):
+        taps = ops.convert_to_tensor(BINOMIAL, dtype=x.dtype)
+        kernel = ops.outer(taps, taps) / ops.square(ops.sum(taps))
+        kernel = ops.tile(kernel[:, :, None, None], (1, 1, x.shape[-1], 1))
+        x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+        return ops.depthwise_conv(x, kernel, strides=1, padding="valid")
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
 @keras.saving.register_keras_serializable(package="dcgan")
 class Projection(layers.Layer):
     """<embed(y), phi(x)>: the projection discriminator's class term (Miyato & Koyama 2018), added to its logit."""

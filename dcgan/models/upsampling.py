@@ -1,6 +1,7 @@
 """The generator's x2 blocks: one op per upsampling mode (dcgan.core.upsampling declares them), then norm and ReLU.
 
-Layers are named <block>_<role> (block0_deconv, block1_resize, block1_conv, block2_shuffle, block0_bn, block0_relu):
+Layers are named <block>_<role> (block0_deconv, block1_resize, block1_conv, block2_shuffle, block0_blur, block0_bn,
+block0_relu):
 checkpoints and saved files of earlier runs refer to them. Each mode's layers are created and applied in one order,
 which fixes the draw order of their initialisers' seeds and so the initial weights.
 """
@@ -12,7 +13,7 @@ from keras import layers
 
 from dcgan.core.upsampling import UPSAMPLING_MODES
 from dcgan.models.conditioning import class_affine
-from dcgan.models.layers import ICNR, DepthToSpace, weight_init
+from dcgan.models.layers import ICNR, Blur, DepthToSpace, weight_init
 from dcgan.models.spec import Block
 
 
@@ -44,11 +45,15 @@ if tuple(UPSAMPLING_OPS) != UPSAMPLING_MODES:  # a mode declared without its lay
 
 
 def upsampling_block(x, mode: str, channels: int, gcfg, name: str, sync_batchnorm: bool = False, label=None,
-                     classes: int = 0):
-    """(output, Block): the block's x2 op for `mode`, then its norm (conditional with a label) and ReLU."""
+                     classes: int = 0, antialias: bool = False):
+    """(output, Block): the block's x2 op for `mode` (low-passed by a Blur when antialias), then its norm
+    (conditional with a label) and ReLU."""
     if mode not in UPSAMPLING_OPS:
         raise ValueError(f"unknown upsampling mode {mode!r}")
     x, ops = UPSAMPLING_OPS[mode](x, channels, gcfg, name, gcfg.norm == "none")
+    if antialias:
+        blur = Blur(name=f"{name}_blur")
+        x, ops = blur(x), [*ops, blur]
     x = norm_relu(x, gcfg.norm, name, sync_batchnorm, label, classes)
     return x, Block(name, mode, tuple(op.name for op in ops), f"{name}_relu", int(x.shape[1]))
 

@@ -47,12 +47,13 @@ class Mode:
     blocks: tuple[str, ...]  # one mode for all blocks, or one per block (earliest first)
     kernel: int | None = None  # transpose_kernel_size
     interpolation: str | None = None  # of upsample blocks
+    antialias: bool = False  # every block's x2 output low-passed (model.generator.antialias)
 
     @property
     def label(self) -> str:
-        """The canonical spec: transpose+upsample:bilinear:k4."""
+        """The canonical spec: transpose+upsample:bilinear:k4:blur."""
         return "+".join(self.blocks) + (f":{self.interpolation}" if self.interpolation else "") + (
-            f":k{self.kernel}" if self.kernel else "")
+            f":k{self.kernel}" if self.kernel else "") + (":blur" if self.antialias else "")
 
     @property
     def slug(self) -> str:
@@ -65,10 +66,12 @@ class Mode:
             gen["transpose_kernel_size"] = self.kernel
         if self.interpolation is not None:
             gen["interpolation"] = self.interpolation
+        if self.antialias:
+            gen["antialias"] = True
 
 
 def parse_mode(spec: str) -> Mode:
-    """'transpose:k4', 'upsample:bilinear', 'subpixel', 'transpose+upsample:k5' -> Mode."""
+    """'transpose:k4', 'upsample:bilinear', 'subpixel:blur', 'transpose+upsample:k5' -> Mode."""
     text = spec.strip()
     if not text:
         raise DcganError("--modes: empty mode (two commas in a row or a trailing comma?)")
@@ -79,7 +82,13 @@ def parse_mode(spec: str) -> Mode:
             raise DcganError(f"--modes {text!r}: unknown upsampling {b!r}; use {', '.join(UPSAMPLING_MODES)}, "
                              "or one per block joined by + (e.g. transpose+upsample)")
     kernel = interpolation = None
+    antialias = False
     for opt in (o.strip() for o in options):
+        if opt == "blur":
+            if antialias:
+                raise DcganError(f"--modes {text!r}: blur is given twice")
+            antialias = True
+            continue
         if m := re.fullmatch(r"k(\d+)", opt):
             if kernel is not None:
                 raise DcganError(f"--modes {text!r}: the kernel is given twice")
@@ -94,9 +103,9 @@ def parse_mode(spec: str) -> Mode:
                 raise DcganError(f"--modes {text!r}: :{opt} is the resize of upsample blocks and this mode has none")
             interpolation = opt
         else:
-            raise DcganError(f"--modes {text!r}: unknown option {opt!r}; options are kN (transpose kernel) "
-                             "and nearest or bilinear (upsample resize)")
-    return Mode(blocks, kernel, interpolation)
+            raise DcganError(f"--modes {text!r}: unknown option {opt!r}; options are kN (transpose kernel), "
+                             "nearest or bilinear (upsample resize) and blur (a low-pass after every x2)")
+    return Mode(blocks, kernel, interpolation, antialias)
 
 
 def parse_modes(text: str) -> list[Mode]:
