@@ -55,9 +55,20 @@ VARIANTS = {
     "ttur": ["train.lr_d=0.0004", "train.lr_g=0.0001"],
     "batch32": ["data.batch_size=32"],
     "wide48": ["model.generator.base_channels=48", "model.discriminator.base_channels=48"],
-    "ema999": ["train.ema_decay=0.99", "train.ema_warmup=200"],
+    "ema99": ["train.ema_decay=0.99", "train.ema_warmup=200"],
+    "mbstd": ["model.discriminator.minibatch_std=true"],
     "no-ada": ["train.augment=[]", "train.ada_target=null"],
 }
+
+
+def overrides_of(variant: str) -> list[str]:
+    """A variant, or several joined by + (k4+ttur): their overrides in order, later ones winning."""
+    parts = variant.split("+")
+    unknown = [p for p in parts if p not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"colour_levers: unknown variant {'+'.join(unknown)!r}; choose from {', '.join(VARIANTS)} "
+                         "(or several joined by +)")
+    return [o for p in parts for o in VARIANTS[p]]
 
 
 def build(out: Path) -> None:
@@ -115,7 +126,7 @@ def run_one(folder: Path, out: Path, variant: str, seed: int, seconds: float, n:
     run = out / name
     if not (run / "config.yaml").exists():
         overrides = [f"train.seed={seed}", f"train.time_budget_s={seconds}", "train.steps=1000000",
-                     f"run.dir={out}", f"run.name={name}", *VARIANTS[variant], *sets]
+                     f"run.dir={out}", f"run.name={name}", *overrides_of(variant), *sets]
         train(folder_config(folder, overrides), quiet=True)
     scores = {r["metric"]: r["value"] for r in evaluate(run, n=n, metrics="fid,kid", quiet=True, network="selfsup")}
     records = read_metrics(run / METRICS_FILE, "train")
@@ -123,6 +134,12 @@ def run_one(folder: Path, out: Path, variant: str, seed: int, seconds: float, n:
             "step": records[-1]["step"] if records else None,
             "images_per_s": statistics.median(r["images_per_s"] for r in records[1:]) if len(records) > 1 else None,
             "run": str(run)}
+
+
+def order(results: Path, variants: list[str]) -> list[str]:
+    """The table's row order: the floor, the single levers, then combinations as they were first run."""
+    seen = [r["variant"] for r in json.loads(results.read_text())] if results.is_file() else []
+    return list(dict.fromkeys(["floor", *VARIANTS, *seen, *variants]))
 
 
 def plot_grids(out: Path, rows: list[dict]) -> Path:
@@ -180,18 +197,17 @@ def main(argv=None) -> int:
     try:
         if args.command == "floor":
             out.mkdir(parents=True, exist_ok=True)
-            rows = merge_results(results, [floor(args.folder)], ("variant", "seed"), ["floor", *VARIANTS])
+            rows = merge_results(results, [floor(args.folder)], ("variant", "seed"), order(results, []))
         elif args.command == "run":
             variants = [v.strip() for v in args.variants.split(",")]
-            unknown = [v for v in variants if v not in VARIANTS]
-            if unknown:
-                parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+            for v in variants:
+                overrides_of(v)
             out.mkdir(parents=True, exist_ok=True)
             for variant in variants:
                 for seed in args.seeds:
                     row = run_one(args.folder, out, variant, seed, args.seconds, args.n, args.sets)
                     print(f"{variant}, seed {seed}: selfsup FID {row['fid']:.2f} at step {row['step']}", file=sys.stderr)
-                    rows = merge_results(results, [row], ("variant", "seed"), ["floor", *VARIANTS])
+                    rows = merge_results(results, [row], ("variant", "seed"), order(results, variants))
         else:
             rows = json.loads(results.read_text()) if results.is_file() else []
             print(f"grids: {plot_grids(out, rows)}", file=sys.stderr)

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from dcgan.core.config import load_config
-from dcgan.models.layers import Blur
+from dcgan.models.layers import Blur, MinibatchStd
 from dcgan.models.networks import ICNR, DepthToSpace, build_discriminator, build_generator, channel_plan, recalibrate_batchnorm
 
 SHAPES = [(28, 1), (32, 3), (64, 3)]
@@ -119,6 +119,20 @@ def test_discriminator_mirrors_generator(size, channels):
     assert any(isinstance(l, keras.layers.LeakyReLU) and abs(l.negative_slope - 0.2) < 1e-9 for l in disc.layers)
     assert sum(isinstance(l, keras.layers.Dropout) for l in disc.layers) == len(convs)
     assert disc.output_shape == (None, 1)
+
+
+def test_minibatch_std_appends_the_batch_spread_and_d_sees_a_collapsed_batch():
+    x = np.random.default_rng(0).standard_normal((6, 4, 4, 3)).astype("float32")
+    out = MinibatchStd()(x).numpy()
+    assert out.shape == (6, 4, 4, 4) and np.array_equal(out[..., :3], x)
+    np.testing.assert_allclose(out[..., 3], np.sqrt(x.var(axis=0) + 1e-8).mean(), rtol=1e-5)
+    assert np.allclose(MinibatchStd()(np.repeat(x[:1], 6, 0)).numpy()[..., 3], 1e-4)  # copies: no spread
+    disc = build_discriminator(cfg_for(28, 1, "model.discriminator.minibatch_std=true"))
+    assert disc.get_layer("minibatch_std").output.shape == (None, 7, 7, 17) and not disc.get_layer("minibatch_std").weights
+    same, varied = np.repeat(x[:1, :1, :1, :1], 4, 0) * np.ones((4, 28, 28, 1), "float32"), np.random.default_rng(1).uniform(
+        -1, 1, (4, 28, 28, 1)).astype("float32")
+    # one image's logit depends on the batch it is in
+    assert not np.allclose(disc(np.concatenate([varied[:1], same[1:]]))[0], disc(varied)[0])
 
 
 def test_spectral_norm_wraps_every_layer_with_weights():

@@ -120,6 +120,16 @@ def test_losses_train_finite(tiny_config, loss):
     assert all(np.isfinite(r["g_loss"]) for r in read_metrics(run / "metrics.jsonl", "train"))
 
 
+def test_anti_aliased_blocks_pooled_d_and_minibatch_std_train_and_their_generator_loads_safely(tiny_config):
+    import keras
+
+    run = train(tiny_config("train.steps=2", "model.generator.upsampling=transpose", "model.generator.antialias=true,false",
+                            "model.discriminator.downsampling=blurpool", "model.discriminator.minibatch_std=true"), quiet=True)
+    assert all(np.isfinite(r["d_loss"]) for r in read_metrics(run / "metrics.jsonl", "train"))
+    model = keras.saving.load_model(run / "generator.keras", safe_mode=True)
+    assert [layer.name for layer in model.layers if layer.name.endswith("_blur")] == ["block0_blur"]
+
+
 def _poison_latest_checkpoint(run, cfg):
     """Overwrite the run's latest checkpoint with one whose discriminator has a NaN weight."""
     gan = GAN(cfg)

@@ -128,6 +128,8 @@ class DiscriminatorConfig:
     dropout: float = _f(0.0, "dropout after each block", min=0.0, max=0.95)
     norm: str = _f("none", "normalisation after each block but the first", choices=("batch", "layer", "none"))
     spectral_norm: bool = _f(False, "wrap every conv and dense layer in SpectralNormalization")
+    minibatch_std: bool = _f(False, "append the batch's feature standard deviation as one map before the logit, so D "
+                             "can see a batch of near-copies (ProGAN's minibatch stddev)")
     condition: str = _f(
         "none", "class conditioning: projection (logit + <embed(y), features>; Miyato & Koyama 2018) | concat "
         "(one-hot label maps join the image's channels, as keras-io's conditional GAN) | none; set with the "

@@ -15,7 +15,7 @@ from keras import layers
 from dcgan.core.config import Config
 from dcgan.core.upsampling import block_antialias, block_modes, upsampling_plan
 from dcgan.models.conditioning import label_input
-from dcgan.models.layers import Blur, LabelMaps, Projection, weight_init
+from dcgan.models.layers import Blur, LabelMaps, MinibatchStd, Projection, weight_init
 from dcgan.models.spec import Block, Built
 from dcgan.models.upsampling import norm_relu, upsampling_block
 
@@ -76,6 +76,8 @@ def build_discriminator(cfg: Config, sync_batchnorm: bool, classes: int) -> Buil
             x = last(x)
         blocks.append(Block(f"block{i}", DOWNSAMPLING_KINDS[dcfg.downsampling], tuple(op.name for op in ops), last.name,
                             int(x.shape[1])))
+    if dcfg.minibatch_std:
+        x = MinibatchStd(name="minibatch_std")(x)
     x = layers.Flatten(name="flatten")(x)
     logit = _spectral(layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="logit"), dcfg.spectral_norm)(x)
     if dcfg.condition == "projection":

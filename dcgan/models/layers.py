@@ -87,6 +87,24 @@ class Blur(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
+class MinibatchStd(layers.Layer):
+    """Appends one feature map: the standard deviation of each feature across the batch, averaged to one number.
+
+    A discriminator that sees only one image at a time cannot tell a batch of near-copies from a varied one;
+    this number can, so a generator that collapses onto a few outputs is penalised for it (Karras et al. 2018,
+    ProGAN, over the whole minibatch as there). No weights.
+    """
+
+    def call(self, x):
+        deviation = ops.sqrt(ops.var(ops.cast(x, "float32"), axis=0) + 1e-8)  # per feature and position
+        spread = ops.cast(ops.mean(deviation), x.dtype)
+        return ops.concatenate([x, ops.ones_like(x[..., :1]) * spread], axis=-1)
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], shape[-1] + 1)
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
 class Projection(layers.Layer):
     """<embed(y), phi(x)>: the projection discriminator's class term (Miyato & Koyama 2018), added to its logit."""
 
