@@ -39,6 +39,23 @@ def trained_run(tmp_path_factory, cache_dir):
         return train(cfg, quiet=True)
 
 
+def test_a_metric_is_one_row_of_the_table(trained_run, tmp_path, monkeypatch):
+    """docs/extending.md's example: a row added to METRIC_TABLE is taken by name, scored and saved like the rest."""
+    import shutil
+
+    from dcgan.evaluation import metrics
+
+    def score_nearest(ev, images, feats, labels, seed):
+        return float(metrics.nearest_distances(feats, ev.real["features"]).mean())
+
+    monkeypatch.setitem(evaluator.METRIC_TABLE, "nearest", evaluator.Metric(True, score_nearest, default=False))
+    run = shutil.copytree(trained_run, tmp_path / "run", symlinks=True)
+    records = evaluate.evaluate(run, n=32, metrics="nearest,fid")
+    assert [r["metric"] for r in records] == ["nearest", "fid"] and records[0]["value"] > 0
+    assert records[0]["feature_network"] == records[1]["feature_network"]  # the same features as FID's
+    assert "nearest" not in evaluator.default_metrics(load_config(run / "config.yaml"))  # default=False
+
+
 def final_choice(run) -> str:
     return [r for r in read_metrics(run / "metrics.jsonl", "all") if "sampler" in r][-1]["sampler"]["choice"]
 

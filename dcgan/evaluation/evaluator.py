@@ -102,7 +102,7 @@ MAX_SAMPLES = 100_000  # twice FID's usual 50,000; 1e9 would be a MemoryError mi
 
 def default_metrics(cfg, base: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """base (default: every metric without labels), plus the class metrics when the run is conditional and its dataset has them."""
-    base = tuple(m for m in METRICS if not METRIC_TABLE[m].labels and METRIC_TABLE[m].default) if base is None else tuple(base)
+    base = tuple(m for m, row in METRIC_TABLE.items() if not row.labels and row.default) if base is None else tuple(base)
     if not is_conditional(cfg):
         return base
     return base + tuple(m for m, row in METRIC_TABLE.items() if row.labels and _defined_on(row, cfg.data.name))
@@ -127,11 +127,11 @@ def parse_metrics(metrics) -> tuple[str, ...]:
     """'fid,kid' or an iterable of names -> validated names, in the order given."""
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
     names = [m for m in names if m]
-    for m in names:
-        if m not in METRICS:
-            raise DcganError(f"unknown metric {m!r}; valid metrics: {', '.join(METRICS)}")
+    for m in names:  # the table as it is now: a row added by a program counts
+        if m not in METRIC_TABLE:
+            raise DcganError(f"unknown metric {m!r}; valid metrics: {', '.join(METRIC_TABLE)}")
     if not names:
-        raise DcganError(f"no metric given; valid metrics: {', '.join(METRICS)}")
+        raise DcganError(f"no metric given; valid metrics: {', '.join(METRIC_TABLE)}")
     return tuple(dict.fromkeys(names))
 
 
