@@ -7,6 +7,9 @@ The run ends as every run does (the EMA copy's BatchNorm recalibration, the fina
 generator); only the sampler choice, which needs a feature network, is off.
 
     python scripts/highres_memory.py --sizes 128 256 --steps 50
+    python scripts/highres_memory.py --sizes 256 --batches 16 32 --steps 50
+
+Memory grows with the batch: the generator's activations kept for the backward pass are most of it.
 """
 
 from __future__ import annotations
@@ -39,21 +42,22 @@ def write_pictures(folder: Path, size: int, n: int, seed: int = 0) -> None:
         Image.fromarray((picture * 255).astype(np.uint8)).save(folder / f"{i:04d}.png")
 
 
-def measure(size: int, steps: int, images: int, work: Path) -> dict:
+def measure(size: int, steps: int, images: int, work: Path, batch: int) -> dict:
     pictures = work / f"pictures{size}"
-    write_pictures(pictures, size, images)
+    if not pictures.exists():
+        write_pictures(pictures, size, images)
     cmd = [str(DCGAN), "train", "--quiet", "--set", "data.name=folder", "--set", f"data.path={pictures}",
-           "--set", f"data.image_size={size}", "--set", "data.channels=3", "--set", f"train.steps={steps}",
+           "--set", f"data.image_size={size}", "--set", "data.channels=3", "--set", f"data.batch_size={batch}", "--set", f"train.steps={steps}",
            "--set", f"train.log_every={steps}", "--set", f"train.sample_every={steps}",
            "--set", f"train.checkpoint_every={steps}", "--set", "train.select_sampler=false",
-           "--set", f"run.dir={work / 'runs'}", "--set", f"run.name=res{size}"]
+           "--set", f"run.dir={work / 'runs'}", "--set", f"run.name=res{size}-batch{batch}"]
     env = {**os.environ, "DCGAN_CACHE": str(work / "cache")}
     status, seconds, peak, err = run_measured(cmd, work, env=env)
     if status != 0:
         raise SystemExit(f"size {size}: dcgan train failed ({status}): {err.strip().splitlines()[-1] if err.strip() else ''}")
-    records = map(json.loads, (work / "runs" / f"res{size}" / "metrics.jsonl").read_text().splitlines())
+    records = map(json.loads, (work / "runs" / f"res{size}-batch{batch}" / "metrics.jsonl").read_text().splitlines())
     last = [r for r in records if r.get("kind") == "train"][-1]
-    return {"size": size, "steps": steps, "peak_gb": peak / 1e9, "seconds": seconds,
+    return {"size": size, "batch": batch, "steps": steps, "peak_gb": peak / 1e9, "seconds": seconds,
             "images_per_s": last.get("images_per_s")}
 
 
@@ -61,15 +65,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batches", type=int, nargs="+", default=[64], help="data.batch_size of each run (default 64)")
     parser.add_argument("--images", type=int, default=128, help="pictures in each folder (at least one batch)")
     args = parser.parse_args()
-    print("| size | steps | peak resident memory | wall | images/s |")
-    print("|---|---|---|---|---|")
+    print("| size | batch | steps | peak resident memory | wall | images/s |")
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            r = measure(size, args.steps, args.images, Path(tmp))
-            print(f"| {r['size']}x{r['size']}x3 | {r['steps']} | {r['peak_gb']:.2f} GB | {r['seconds']:.0f} s "
-                  f"| {r['images_per_s']} |", flush=True)
+            for batch in args.batches:
+                r = measure(size, args.steps, max(args.images, batch), Path(tmp), batch)
+                print(f"| {r['size']}x{r['size']}x3 | {r['batch']} | {r['steps']} | {r['peak_gb']:.2f} GB | "
+                      f"{r['seconds']:.0f} s | {r['images_per_s']} |", flush=True)
     return 0
 
 
