@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="one run per upsampling mode under one budget -> report.md, report.json, figures")
     p.add_argument("--config", "-c", help="YAML config file shared by every run")
     p.add_argument("--modes", required=True, help="comma-separated: transpose[:kN], upsample[:nearest|bilinear], subpixel, "
-                   "or one mode per block joined by + (transpose+upsample[:kN])")
+                   "or one mode per block joined by + (transpose+upsample[:kN]); :blur adds the anti-aliasing low-pass "
+                   "(model.generator.antialias) to every block")
     p.add_argument("--budget", choices=("steps", "seconds"), default="steps", help="same steps per run (default) or same wall-clock seconds")
     p.add_argument("--steps", type=int, help="--budget steps: training steps per run (default: the config's train.steps)")
     p.add_argument("--seconds", type=float, help="--budget seconds: training seconds per run")
