@@ -169,6 +169,21 @@ def test_chunked_batchnorm_recalibration_equals_the_one_pass_batch_statistics(ov
     assert np.abs(chunked[-1][1] - 1.0).max() > 1e-3  # measured, not left at the initial ones
 
 
+def test_forward_passes_fit_the_activation_budget_at_any_resolution():
+    from dcgan.models.batchnorm import CHUNK, BatchNormRecalibration
+    from dcgan.models.sampling import activation_bytes, generate_images, latents_per_pass
+
+    small = build_generator(cfg_for(28, 1))
+    per = activation_bytes(small)
+    assert latents_per_pass(small, 500, budget=3 * per + 1) == 3 and latents_per_pass(small, 500, budget=1) == 1
+    assert latents_per_pass(small, 500) == 500 and BatchNormRecalibration(small).chunk == CHUNK  # unchanged at 28 px
+    big = build_generator(cfg_for(256, 3, "model.generator.base_channels=32"))  # the default widths at 256 px
+    assert activation_bytes(big) > 60e6 and BatchNormRecalibration(big).chunk == latents_per_pass(big, CHUNK) < 16
+    z = np.random.default_rng(0).standard_normal((7, 100)).astype("float32")
+    whole, parts = generate_images(small, z), generate_images(small, z, batch_size=2)  # passes of 2, 2, 2 and 1
+    assert whole.shape == (7, 28, 28, 1) and np.abs(whole.astype(int) - parts).max() <= 1
+
+
 def test_moments_of_parts_combine_into_the_moments_of_the_whole():
     from dcgan.models.batchnorm import combine_moments
 

@@ -19,14 +19,16 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-CHUNK = 64  # latents per forward pass: bounds the activations held at once
+from dcgan.models.sampling import latents_per_pass
+
+CHUNK = 64  # latents per forward pass at most (fewer where their activations would pass the sampling budget)
 
 
 class BatchNormRecalibration:
     """Callable on a model's inputs (z, or [z, labels]); traced once per model."""
 
     def __init__(self, model, chunk: int = CHUNK):
-        self.model, self.chunk = model, chunk
+        self.model, self.chunk = model, latents_per_pass(model, chunk)
         self.bns = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
         self._moments = None
 

@@ -1,4 +1,5 @@
-"""Pictures from a generator: uint8 images for latents (and a conditional generator's labels), in fixed batches."""
+"""Pictures from a generator: uint8 images for latents (and a conditional generator's labels), in batches whose
+activations fit a memory budget."""
 
 from __future__ import annotations
 
@@ -9,9 +10,27 @@ from dcgan.data import pipeline as datalib
 from dcgan.models.registry import is_conditional, latent_dim
 
 
+ACTIVATION_BUDGET = 1 << 30  # bytes of layer outputs one forward pass may hold
+
+
+def activation_bytes(model) -> int:
+    """Bytes of every layer output of one example (float32): an upper bound of what a forward pass holds per example."""
+    import keras
+
+    return 4 * sum(int(np.prod(t.shape[1:])) for layer in model.layers for t in keras.tree.flatten(layer.output))
+
+
+def latents_per_pass(model, cap: int, budget: int = ACTIVATION_BUDGET) -> int:
+    """How many latents one forward pass may take: their activation_bytes within `budget`; at least 1, at most
+    `cap`. At 28-64 px this is the cap; a 256 px generator holds ~82 MB per latent, so 500 at once would be 41 GB."""
+    return int(min(cap, max(1, budget // max(1, activation_bytes(model)))))
+
+
 def generate_images(model, latents, labels=None, batch_size: int = 500) -> np.ndarray:
-    """uint8 images for latents (and, for a conditional generator, one class label per latent)."""
+    """uint8 images for latents (and, for a conditional generator, one class label per latent), batch_size at a
+    time or fewer where the activations of that many would pass ACTIVATION_BUDGET."""
     latents = np.asarray(latents, np.float32)
+    batch_size = latents_per_pass(model, batch_size)
     conditional = is_conditional(model)
     if conditional != (labels is not None):
         raise ValueError("a conditional generator needs one label per latent; an unconditional one takes none")

@@ -42,11 +42,9 @@ def generator_blocks(generator) -> list[Block]:
 def latents_per_batch(generator, discriminator, budget: int = ACTIVATION_BUDGET, batch: int = BATCH) -> int:
     """How many latents one batch may hold: every layer output of G and D per latent, float32, twice (D's
     gradient keeps its forward activations), within `budget` bytes; at least 1, at most `batch`."""
-    import keras
+    from dcgan.models.sampling import activation_bytes
 
-    values = sum(int(np.prod(t.shape[1:])) for model in (generator, discriminator) for layer in model.layers
-                 for t in keras.tree.flatten(layer.output))
-    return int(min(batch, max(1, budget // (2 * 4 * values))))
+    return int(min(batch, max(1, budget // (2 * (activation_bytes(generator) + activation_bytes(discriminator))))))
 
 
 def _probe_size(block: Block) -> int:
