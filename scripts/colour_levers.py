@@ -34,10 +34,10 @@ import statistics
 import sys
 from pathlib import Path
 
+from folder_augment import plot_grids  # every run's samples of the same latents, one labelled panel each
 from sweep import ints, merge_results
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "folder_small.yaml"
-GRID = 8
 COLLECTIONS = {
     "clipart": (Path("/usr/share/openclipart/png"), ("computer", "shapes", "signs_and_symbols"), "openclipart-png"),
     "sprites": (Path("/usr/share/games/wesnoth/1.16/data/core/images/units"), (), "wesnoth-1.16-data"),
@@ -142,19 +142,6 @@ def order(results: Path, variants: list[str]) -> list[str]:
     return list(dict.fromkeys(["floor", *VARIANTS, *seen, *variants]))
 
 
-def plot_grids(out: Path, rows: list[dict]) -> Path:
-    from dcgan.core.plots import plot_panels
-    from dcgan.tools.handle import load_handle
-    from dcgan.tools.latents import latents
-
-    panels = {}
-    for r in rows:
-        if r.get("run"):
-            g = load_handle(r["run"])
-            panels[f"{r['variant']}, seed {r['seed']}: FID {r['fid']:.1f}"] = g.generate(latents(range(GRID * GRID), g.latent_dim))
-    return plot_panels(out / "grids.png", panels, GRID, GRID)
-
-
 def table(rows: list[dict]) -> str:
     head = ["variant", "seed", "selfsup FID", "selfsup KID", "steps", "images/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -210,7 +197,7 @@ def main(argv=None) -> int:
                     rows = merge_results(results, [row], ("variant", "seed"), order(results, variants))
         else:
             rows = json.loads(results.read_text()) if results.is_file() else []
-            print(f"grids: {plot_grids(out, rows)}", file=sys.stderr)
+            print(f"grids: {plot_grids(out, [r for r in rows if r.get('run')])}", file=sys.stderr)
     except DcganError as e:
         print(f"colour_levers: error: {e}", file=sys.stderr)
         return 2

@@ -94,10 +94,12 @@ def downsample(x, dcfg, channels: int, name: str):
     avgpool: 2x2 average pooling, then a convolution at the lower resolution; blurpool: the Blur low-pass, then the
     stride-2 convolution (Zhang 2019's anti-aliased stride, as StyleGAN2's D downsamples). Schwarz et al. 2021:
     how D downsamples decides which frequencies it can see, and so the spectrum G learns."""
+    ops = []
+    if dcfg.downsampling == "avgpool":
+        ops.append(layers.AveragePooling2D(2, name=f"{name}_pool"))
+    elif dcfg.downsampling == "blurpool":
+        ops.append(Blur(name=f"{name}_blur"))
     stride = 1 if dcfg.downsampling == "avgpool" else 2
-    before = {"avgpool": lambda: layers.AveragePooling2D(2, name=f"{name}_pool"),
-              "blurpool": lambda: Blur(name=f"{name}_blur")}.get(dcfg.downsampling)
-    ops = [before()] if before else []
     conv = _spectral(layers.Conv2D(channels, dcfg.kernel_size, stride, "same", kernel_initializer=weight_init(),
                                    name=f"{name}_conv"), dcfg.spectral_norm)
     for op in (*ops, conv):

@@ -158,7 +158,7 @@ class ProgressBar(Callback):
         self.extra = {k: v for c in others for k, v in c.shown.items()}
 
     def on_start(self, run: Run) -> None:
-        self.steps, self.step = run.steps, run.start
+        self.steps = run.steps
         self.budget = run.gan.cfg.train.time_budget_s
         self.started = time.perf_counter()
         if self.budget is None:
@@ -169,7 +169,6 @@ class ProgressBar(Callback):
                             bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
 
     def on_step(self, step: int) -> None:
-        self.step = step
         if self.budget is None:
             self.bar.update(1)
         else:
