@@ -168,6 +168,14 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    _quiet_tensorflow()
+    from dcgan.tools.look import look_command
+
+    print(look_command(args))
+    return 0
+
+
 def _evaluate_step(text: str):
     if text in ("best", "all"):
         return text
@@ -281,14 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="decode, resize and shard a dataset once, as TFRecord files that training streams "
                        "(data.name=prepared); --verify checks one")
-    p.add_argument("source", nargs="?", metavar="SOURCE", help="an image folder, an IDX folder or mnist.npz, or CIFAR-10 "
-                   "(cifar-10-batches-py or its tar.gz)")
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="an image folder or a .zip/.tar/.tar.gz of one, an IDX "
+                   "folder or mnist.npz, or CIFAR-10 (cifar-10-batches-py or its tar.gz)")
     p.add_argument("out", nargs="?", metavar="OUT", help="the folder to write (written as OUT.partial, renamed when complete)")
     p.add_argument("--size", type=int, help="image side in pixels (shorter side resized, centre-cropped), as data.image_size")
     p.add_argument("--channels", type=int, help="1 (grayscale) or 3 (RGB), as data.channels")
     p.add_argument("--shard-mb", type=float, default=64.0, help="about this many MB per shard file (default 64)")
-    p.add_argument("--labels", action="store_true", help="image folder: label each image by its immediate subfolder "
-                   "(sorted names are classes 0, 1, ...)")
+    p.add_argument("--labels", nargs="?", const=True, default=False, metavar="FILE",
+                   help="image folder or archive: label each image by its immediate subfolder (sorted names are classes "
+                   "0, 1, ...), or by FILE: a dataset.json or a CSV (path, class name), inside SOURCE or absolute")
+    _fit_options(p)
+    p.add_argument("--dedupe", action="store_true", help="image folder or archive: drop exact duplicates (the same file "
+                   "bytes; they are reported either way)")
     p.add_argument("--split", choices=("train", "test"), default="train", help="IDX, npz, CIFAR-10: which split (default train)")
     p.add_argument("--shuffle", type=int, metavar="SEED", help="store the images in this seed's random order "
                    "(default: the source's order; use it for folders sorted by class)")
@@ -296,6 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", metavar="DIR", help="instead: check a prepared dataset's shards (sha256), records and content hash")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("data", help="a look at an image folder or archive before training: counts, sizes, aspect ratios, "
+                       "channels, classes, skipped files, duplicates, and a contact sheet after the crop and resize")
+    p.add_argument("path", metavar="PATH", help="an image folder, or a .zip/.tar/.tar.gz of one")
+    p.add_argument("--size", type=int, default=64, help="image side the contact sheet shows (default 64), as data.image_size")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=3, help="as data.channels (default 3)")
+    _fit_options(p)
+    p.add_argument("--labels", nargs="?", const=True, default=False, metavar="FILE",
+                   help="count the classes: the immediate subfolders, or FILE (a dataset.json or a CSV), as data.labels")
+    p.add_argument("--n", type=int, default=64, help="pictures on the contact sheet, drawn at random (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="which pictures the contact sheet draws (default 0)")
+    p.add_argument("--out", metavar="DIR", help="where data.json, contact.png and histograms.png go (default ./data-<name>/)")
+    p.add_argument("--force", action="store_true", help="replace the files of an earlier `dcgan data` in DIR")
+    p.set_defaults(func=cmd_data)
 
     from dcgan.tools.anatomy import DEFAULT_LATENTS  # no TensorFlow behind it either
 
@@ -312,6 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default RUN/inspect/, or ./inspect-<name>/ with --init)")
     p.set_defaults(func=cmd_inspect)
     return parser
+
+
+def _fit_options(p) -> None:
+    """data.fit, data.resize and data.pad as options (dcgan prepare, dcgan data)."""
+    from dcgan.core.schema import FITS, RESIZE_FILTERS
+
+    p.add_argument("--fit", choices=FITS, default="center", help="how a picture becomes square, as data.fit (default center)")
+    p.add_argument("--resize", choices=RESIZE_FILTERS, default="area", help="the resize filter, as data.resize (default area)")
+    p.add_argument("--pad", default="white", help="the letterbox of --fit pad and center-wide: white | black | edge | #rrggbb")
 
 
 def main(argv: list[str] | None = None) -> int:

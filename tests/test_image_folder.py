@@ -141,15 +141,15 @@ def test_image_too_big_once_resized_or_for_memory_is_skipped(tmp_path, capsys, m
     _png(root / "b_wide.png", size=(50, 10))  # 500 pixels; resized to 32 high it is 32 x 160 = 5120
     _png(root / "c_oom.png")
     monkeypatch.setattr(datafiles, "MAX_IMAGE_PIXELS", 2000)
-    resize_crop, calls = image_folder._resize_crop, []
+    fit_image, calls = image_folder.fit_image, []
 
-    def oom_on_c(img, size):
+    def oom_on_c(img, size, fit):
         calls.append(size)
         if len(calls) == 2:  # the second image decoded: c_oom.png
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-        return resize_crop(img, size)
+        return fit_image(img, size, fit)
 
-    monkeypatch.setattr(image_folder, "_resize_crop", oom_on_c)
+    monkeypatch.setattr(image_folder, "fit_image", oom_on_c)
     images = image_folder.load_folder(root, 32, 1)
     assert images.shape == (1, 32, 32, 1)
     err = capsys.readouterr().err

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import typing
 from pathlib import Path
@@ -199,6 +200,13 @@ def _check_dataset(data: DataConfig) -> None:
     if data.holdout and not facts.holdout:
         raise ConfigError(f"data.holdout: only an image folder holds images out ({data.name} has "
                           f"{'a test split, which d_gap uses' if facts.test_split else 'its one split'})")
+    if not facts.decodes:
+        for key, default in (("fit", "center"), ("resize", "area"), ("pad", "white"), ("labels", None)):
+            if getattr(data, key) != default:
+                raise ConfigError(f"data.{key}: applies to image folders and archives (data.name: folder), whose "
+                                  f"pictures are decoded; {data.name}'s images are read as they are")
+    if not re.fullmatch(r"white|black|edge|#[0-9a-fA-F]{6}", data.pad):
+        raise ConfigError(f"data.pad: {data.pad!r} is not white, black, edge or a #rrggbb colour")
     if facts.channels is not None and data.channels != facts.channels:
         raise ConfigError(f"data.channels: {data.name} is {'grayscale' if facts.channels == 1 else 'RGB'}; "
                           f"set data.channels={facts.channels}")

@@ -16,6 +16,8 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 G_CONDITIONS = ("none", "concat", "cbn")
 D_CONDITIONS = ("none", "projection", "concat")
 AUGMENT_OPS = ("translation", "cutout", "color")  # dcgan.models.augment.OPS (this module imports no TensorFlow)
+FITS = ("center", "center-wide", "pad", "stretch", "random")  # dcgan.data.fit
+RESIZE_FILTERS = ("area", "box", "bilinear", "bicubic", "lanczos3")
 FEATURE_NETWORKS = ("auto", "classifier", "inception", "selfsup")  # dcgan.evaluation.features.feature_net_for
 
 
@@ -35,13 +37,15 @@ class DatasetFacts:
     holdout: bool = False  # takes data.holdout: keeps part of its images out of training (an image folder)
     test_split: bool = False  # has a test split beside train: the held-out images of d_gap, evaluation's reference
     classifier: bool = False  # its FID features can come from its own classifier (train.feature_network: auto)
+    decodes: bool = False  # decodes pictures of any shape: takes data.fit, data.resize, data.pad and data.labels
 
 
 DATASET_FACTS: dict[str, DatasetFacts] = {
     "mnist": DatasetFacts(channels=1, test_split=True, classifier=True),
     "fashion_mnist": DatasetFacts(channels=1, test_split=True, classifier=True),
     "cifar10": DatasetFacts(channels=3, test_split=True),
-    "folder": DatasetFacts(path="a path to a directory of images", holdout=True),
+    "folder": DatasetFacts(path="a path to a directory of images, or a .zip/.tar/.tar.gz of them", holdout=True,
+                           decodes=True),
     "prepared": DatasetFacts(path="the path of the folder `dcgan prepare` wrote"),
 }
 BUILTIN_DATASETS = tuple(DATASET_FACTS)
@@ -83,6 +87,16 @@ class DataConfig:
     holdout: int = _f(0, "image folders: keep N of the images (spread evenly over the sorted listing) out of training, "
                       "as D's unseen images for the held-out gap d_gap (train.heldout_probe); other datasets use their "
                       "test split (0 = none)", min=0)
+    fit: str = _f("center", "image folders: how a picture becomes square: center (shorter side resized, centre cut) | "
+                  "center-wide (a 2:1 band on a square canvas, for landscapes) | pad (the whole picture, letterboxed "
+                  "with data.pad) | stretch | random (a random square window each epoch, training only; evaluation "
+                  "sees the centre)", choices=FITS)
+    resize: str = _f("area", "image folders: the resize filter, anti-aliased when shrinking", choices=RESIZE_FILTERS)
+    pad: str = _f("white", "image folders, fit: pad and center-wide: the letterbox: white | black | edge (border "
+                  "pixels repeated) | a #rrggbb colour")
+    labels: Union[str, None] = _f(None, "image folders, conditional runs: a label file, dataset.json "
+                                  "({\"labels\": [[\"path\", class], ...]}, StyleGAN2-ADA's) or a CSV with a header "
+                                  "(path, class name), inside data.path or absolute (null = the immediate subfolders)")
 
 
 @dataclass

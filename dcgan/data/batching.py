@@ -23,12 +23,14 @@ def group_last(images, labels=None):
 
 
 def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: int = 0, group: int = 1,
-                 labels: np.ndarray | None = None):
+                 labels: np.ndarray | None = None, crop: int | None = None):
     """An endless tf.data pipeline of uint8 batches, shaped (batch, group, H, W, C).
 
     Epoch e is a stateless shuffle keyed by (seed, e), batched with drop_remainder;
     `start_batch` skips batches already consumed, so resuming reproduces the order.
     With labels, each element is (images, int32 labels shaped (batch, group)), the labels in the images' order.
+    With crop, each image is a crop x crop window of the stored one, where is a pure function of (seed, batch number):
+    data.fit: random.
     """
     import tensorflow as tf
 
@@ -55,7 +57,12 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: in
 
     ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_batches).skip(skip)
     # uint8 pixels: the train step scales them to [-1, 1] in its own graph
-    ds = ds.map(gather)
+    if crop is None:
+        ds = ds.map(gather)
+    else:
+        window = random_windows(crop, seed)
+        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.range(start_batch, 2**62)).map(
+            lambda idx, b: _crop_batch(gather(idx), window, b))
     # (group, batch, ...) -> (batch, group, ...): tf.distribute splits the first axis across replicas
     ds = ds.batch(group, drop_remainder=True).map(group_last).prefetch(2)
     # A batch is one gather, microseconds of work. Autotuned tf.data threads would compete with the train
@@ -64,6 +71,28 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int, start_batch: in
     options.threading.private_threadpool_size = 1
     options.autotune.enabled = False
     return ds.with_options(options)
+
+
+def random_windows(crop: int, seed: int):
+    """A function (batch uint8 (B, S, S, C), batch number) -> (B, crop, crop, C): each image's window at an offset
+    drawn from a stateless stream keyed by (seed, batch number), so a resumed run cuts the same windows."""
+    import tensorflow as tf
+
+    def window(batch, b):
+        n, side = tf.shape(batch)[0], tf.shape(batch)[1]
+        offsets = tf.random.stateless_uniform([n, 2], seed=tf.stack([tf.cast(seed, tf.int64), b]), minval=0,
+                                              maxval=side - crop + 1, dtype=tf.int32)
+        rows = offsets[:, :1] + tf.range(crop)[None]
+        cols = offsets[:, 1:] + tf.range(crop)[None]
+        return tf.gather(tf.gather(batch, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+
+    return window
+
+
+def _crop_batch(element, window, b):
+    if isinstance(element, tuple):
+        return window(element[0], b), element[1]
+    return window(element, b)
 
 
 def distribute_in_memory(strategy, dataset):

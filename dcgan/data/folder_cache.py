@@ -16,14 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.data.datafiles import DataError, open_regular
-from dcgan.data.folder_walk import walk
-from dcgan.data.image_folder import Decoded, decode_folder, folder_root
+from dcgan.data.fit import Fit
+from dcgan.data.image_folder import DEFAULT_FIT, Decoded, decode_folder, folder_root
+from dcgan.data.pictures import update_key
 
 
 CACHE_FORMAT = 4  # part of every key: a change to the decoding must not reuse old caches (4: EXIF orientation)
 
 
-def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: int | None = None, labelled: bool = False):
+def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: int | None = None, labelled: bool = False,
+                       fit: Fit = DEFAULT_FIT, label_file: str | None = None):
     """load_folder, decoded once: the result is kept as <cache>/folders/<folder>/<kind>-<key>.npy.
 
     The key covers the sorted file list with each file's size and mtime, image_size, channels, limit and
@@ -31,17 +33,19 @@ def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: 
     the entry); the loader's note on skipped files is kept with it and printed again on a hit. With labelled=True
     the result is (images, int64 labels, class names): the images in class subfolders, labelled by them; the labels
     are kept beside the pixels and the classes in the note's file. A labelled and an unlabelled entry of one
-    folder are kept side by side, so alternating conditional and plain runs decode it once each.
+    folder are kept side by side, so alternating conditional and plain runs decode it once each. A folder may be an
+    archive (keyed by its size, mtime and inode); fit and label_file (data.fit/resize/pad, data.labels) are part of
+    the key, and with their defaults the key is the one written before they existed.
     """
     from dcgan.core.files import cache_dir
 
     root = folder_root(path)
     folder_dir = cache_dir() / "folders" / hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
     kind = "labelled" if labelled else "images"
-    entry = folder_dir / f"{kind}-{folder_key(root, image_size, channels, limit, labelled)}.npy"
-    decoded = _read_cached(entry, image_size, channels, labelled)
+    entry = folder_dir / f"{kind}-{folder_key(root, image_size, channels, limit, labelled, fit, label_file)}.npy"
+    decoded = _read_cached(entry, fit.stored_size(image_size), channels, labelled)
     if decoded is None:
-        decoded = decode_folder(root, image_size, channels, limit, labelled)
+        decoded = decode_folder(root, image_size, channels, limit, labelled, fit, label_file)
         _write_cache(folder_dir, entry, decoded, {"source": str(root.resolve()), "note": decoded.note,
                                                   "classes": decoded.classes})
     elif decoded.note:
@@ -49,17 +53,19 @@ def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: 
     return (decoded.images, decoded.labels, decoded.classes) if labelled else decoded.images
 
 
-def folder_key(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False) -> str:
+def folder_key(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False,
+               fit: Fit = DEFAULT_FIT, label_file: str | None = None) -> str:
     """sha256 over what decoding depends on: every file's relative name, size and mtime, and the settings."""
-    settings = {"format": CACHE_FORMAT, "size": image_size, "channels": channels, "limit": limit, "labelled": labelled}
+    settings = {"format": CACHE_FORMAT, "size": image_size, "channels": channels, "limit": limit, "labelled": labelled,
+                **fit.key(), **({"labels": label_file} if label_file else {})}
     h = hashlib.sha256(json.dumps(settings).encode())
-    for p in walk(root):
+    update_key(h, root)
+    if label_file and Path(label_file).is_absolute():  # inside the folder, the listing covers it already
         try:
-            st = p.stat()
-        except OSError:  # a dangling link: listed by name, so a new target changes the key
-            st = None
-        h.update(os.fsencode(p.relative_to(root)) + b"\0")
-        h.update(f"{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}:{st.st_mode if st else -1}\n".encode())
+            st = Path(label_file).stat()
+            h.update(f"labels:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        except OSError:
+            pass
     return h.hexdigest()[:32]
 
 

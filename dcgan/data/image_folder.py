@@ -9,21 +9,24 @@ dcgan.data.folder_walk; dcgan.data.folder_cache keeps a decoded folder so the ne
 
 from __future__ import annotations
 
+import hashlib
 import io
-import math
 import os
 import struct
 import sys
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from dcgan.data import datafiles  # its limits, read at each check: one setting for every format
 from dcgan.data.datafiles import DataError, FileTooLarge, NotRegularFile, open_regular
+from dcgan.data.fit import Fit, fit_image
 from dcgan.data.folder_walk import IMAGE_SUFFIXES, NOT_IN_A_CLASS, Subfolders, label_by_subfolder, list_images  # noqa: F401
+from dcgan.data.label_files import labels_from_file
+from dcgan.data.pictures import Pictures, open_pictures
 # Image files in a folder: a photo is a few MB, and even an uncompressed 8-bit RGB PNG of 8K x 8K is 200 MB.
 MAX_IMAGE_FILE_BYTES = 256 << 20
 # Beyond this the centre crop throws away 95% of the image, and scaling the shorter side up to image_size
@@ -41,14 +44,19 @@ class _Skip(Exception):
     """Why load_folder passes over one image file: counted and reported, not fatal."""
 
 
-def load_folder(path: str | Path, image_size: int, channels: int, limit: int | None = None) -> np.ndarray:
-    """Every PNG/JPEG under path, shorter side resized to image_size, centre-cropped.
+DEFAULT_FIT = Fit()
+
+
+def load_folder(path: str | Path, image_size: int, channels: int, limit: int | None = None,
+                fit: Fit = DEFAULT_FIT) -> np.ndarray:
+    """Every PNG/JPEG under path (a folder or an archive of one), brought to image_size by fit (default: shorter
+    side resized with the area filter, centre cut).
 
     Files that can't be used are skipped and counted by reason on stderr: unreadable, not a regular
     file, over MAX_IMAGE_FILE_BYTES, over MAX_IMAGE_PIXELS (decoded or resized), over MAX_ASPECT_RATIO,
     or out of memory while decoding.
     """
-    return decode_folder(folder_root(path), image_size, channels, limit).images
+    return decode_folder(folder_root(path), image_size, channels, limit, fit=fit).images
 
 
 @dataclass
@@ -61,52 +69,75 @@ class Decoded:
     note: str
 
 
-def decode_folder(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False) -> Decoded:
-    files, others = list_images(root)
-    skipped, found = Counter(), _classes_of(root, files) if labelled else None
-    if found is not None:
-        files = found.files
-        if found.loose:  # counted with the other skipped files
-            skipped[NOT_IN_A_CLASS] = found.loose
-    file_labels = found.labels if found is not None else [None] * len(files)
-    images, labels, tried = [], [], 0
-    # one file at a time, in order, in this thread: decode_images(threads=...) is for `dcgan prepare`
-    for label, (_, result) in zip(file_labels, decode_images(files, image_size, channels, threads=0)):
-        tried += 1
-        if isinstance(result, str):
-            skipped[result] += 1
-        else:
-            images.append(result)
-            labels.append(label)
-            if limit and len(images) >= limit:
-                break
-    note = skip_message(root, skipped, others) if skipped or others else ""
+@dataclass(frozen=True)
+class Labelling:
+    """Which files a labelled load keeps, each one's class, the class names, and how many pictures have none."""
+
+    names: list[str]
+    labels: list[int]
+    classes: list[str]
+    unlabelled: int  # pictures outside every class subfolder: skipped, and counted with the skipped files
+
+
+def labelling(pictures: Pictures, label_file: str | None) -> Labelling:
+    """The classes of a folder's pictures: from data.labels' file, else from the immediate subfolders."""
+    if label_file:
+        found = labels_from_file(pictures, label_file)
+        return Labelling(found.names, found.labels, found.classes, 0)
+    root = PurePosixPath()
+    found = label_by_subfolder(root, [PurePosixPath(n) for n in pictures.names])
+    if not found.classes:
+        raise DataError(f"data.path: {pictures.root} has no class subfolders; a conditional run labels images by "
+                        "their immediate subfolders (or by a label file: data.labels)")
+    return Labelling([f.as_posix() for f in found.files], found.labels, found.classes, found.loose)
+
+
+def decode_folder(root: Path, image_size: int, channels: int, limit: int | None, labelled: bool = False,
+                  fit: Fit = DEFAULT_FIT, label_file: str | None = None) -> Decoded:
+    with open_pictures(root, MAX_IMAGE_FILE_BYTES) as pictures:
+        skipped = Counter(pictures.skipped)
+        names, found = pictures.names, labelling(pictures, label_file) if labelled else None
+        if found is not None:
+            names = found.names
+            if found.unlabelled:  # counted with the other skipped files
+                skipped[NOT_IN_A_CLASS] = found.unlabelled
+        label_of = dict(zip(found.names, found.labels)) if found is not None else {}
+        position = {name: i for i, name in enumerate(names)}
+        kept: list[tuple[int, np.ndarray]] = []
+        # one file at a time, in this thread: decode_images(threads=...) is for `dcgan prepare`
+        wanted = names[:limit] if limit and pictures.random_access else names
+        for name, result, _ in decode_images(pictures, wanted, image_size, channels, fit, threads=0):
+            if isinstance(result, str):
+                skipped[result] += 1
+            else:
+                kept.append((position[name], result))
+                if limit and pictures.random_access and len(kept) >= limit:
+                    break
+    kept.sort(key=lambda item: item[0])  # an archive read front to back: back into the listing's order
+    if limit:
+        kept = kept[:limit]
+    note = skip_message(root, skipped, pictures.others) if skipped or pictures.others else ""
     if note:
         print(note, file=sys.stderr)
-    if not images:
+    if not kept:
         raise DataError(f"data.path: no readable PNG/JPEG images under {root}")
+    images = np.stack([image for _, image in kept])
     if found is None:
-        return Decoded(np.stack(images), None, None, note)
-    _check_every_class_has_an_image(root, found.classes, labels, file_labels[tried:], limit)
-    return Decoded(np.stack(images), np.array(labels, np.int64), found.classes, note)
+        return Decoded(images, None, None, note)
+    labels = [label_of[names[i]] for i, _ in kept]
+    untried = [label_of[n] for n in names[kept[-1][0] + 1:]] if limit and len(kept) >= limit else []
+    _check_every_class_has_an_image(root, found.classes, labels, untried, limit)
+    return Decoded(images, np.array(labels, np.int64), found.classes, note)
 
 
 def folder_root(path: str | Path) -> Path:
     root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"data.path: {root} is not a directory")
+    if not root.exists():
+        raise DataError(f"data.path: {root} does not exist")
     return root
 
 
 # ---------------------------------------------------------------- classes from subfolders
-
-
-def _classes_of(root: Path, files: list[Path]) -> Subfolders:
-    found = label_by_subfolder(root, files)
-    if not found.classes:
-        raise DataError(f"data.path: {root} has no class subfolders; a conditional run labels images by their "
-                        "immediate subfolders")
-    return found
 
 
 def _check_every_class_has_an_image(root: Path, classes: list[str], labels: list[int], untried: list[int],
@@ -138,71 +169,100 @@ def _names(names: list[str], most: int = 5) -> str:
 DECODE_THREADS = 0 if (os.cpu_count() or 1) <= 2 else min(8, os.cpu_count())
 
 
-def decode_images(files: list[Path], image_size: int, channels: int, threads: int | None = None):
-    """(path, uint8 image or the reason it was skipped) for each file, in order, decoded on a thread pool
-    (threads=0: in the calling thread).
+def decode_images(pictures: Pictures, names: list[str], image_size: int, channels: int, fit: Fit = DEFAULT_FIT,
+                  threads: int | None = None):
+    """(name, uint8 image or the reason it was skipped, sha256 of the file's bytes or None) for each of names, in
+    the order pictures reads them, decoded on a thread pool (threads=0: in the calling thread).
 
-    At most a few files per thread are in flight, so memory stays bounded however long the list;
-    closing the generator early (a limit reached) cancels what is still queued.
+    The files are read here, one at a time (an archive's members share its file); at most a few per thread are
+    in flight, so memory stays bounded however long the list; closing the generator early (a limit reached)
+    cancels what is still queued.
     """
     threads = DECODE_THREADS if threads is None else threads
+    read = ((name, _read_picture(source, image_size, fit)) for name, source in pictures.read(names))
     if threads <= 0:
-        for f in files:
-            yield f, decode_image(f, image_size, channels)
+        for name, encoded in read:
+            yield name, *_decoded(encoded, image_size, channels, fit)
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="dcgan-decode") as pool:
         pending = deque()
         try:
-            for f in files:
-                pending.append((f, pool.submit(decode_image, f, image_size, channels)))
+            for name, encoded in read:
+                pending.append((name, pool.submit(_decoded, encoded, image_size, channels, fit)))
                 if len(pending) >= 4 * threads:
-                    f0, future = pending.popleft()
-                    yield f0, future.result()
+                    name0, future = pending.popleft()
+                    yield name0, *future.result()
             while pending:
-                f0, future = pending.popleft()
-                yield f0, future.result()
+                name0, future = pending.popleft()
+                yield name0, *future.result()
         finally:
             for _, future in pending:
                 future.cancel()
 
 
-def decode_image(path: Path, image_size: int, channels: int):
-    """One file as uint8 (image_size, image_size, channels), or the reason (a string) it is skipped."""
+def _decoded(encoded, image_size: int, channels: int, fit: Fit):
+    """(image or skip reason, the bytes' sha256 or None) of what _read_picture gave."""
+    if isinstance(encoded, str):
+        return encoded, None
+    return decode_bytes(encoded, image_size, channels, fit), hashlib.sha256(encoded).hexdigest()
+
+
+def decode_image(path: Path, image_size: int, channels: int, fit: Fit = DEFAULT_FIT):
+    """One file as uint8 (side, side, channels) (side: fit.stored_size(image_size)), or the reason (a string) it is
+    skipped."""
+    encoded = _read_picture(Path(path), image_size, fit)
+    return encoded if isinstance(encoded, str) else decode_bytes(encoded, image_size, channels, fit)
+
+
+def decode_bytes(encoded: bytes, image_size: int, channels: int, fit: Fit = DEFAULT_FIT):
+    """A PNG/JPEG file's bytes as uint8 (side, side, channels), or the reason (a string) it is skipped."""
     import tensorflow as tf
 
     try:
-        encoded = _read_image_file(path, image_size)
         img = _orient(tf.io.decode_image(encoded, expand_animations=False), exif_orientation(encoded))
-        return _resize_crop(_to_channels(img, channels), image_size).numpy()
-    except _Skip as e:
-        return str(e)
+        return fit_image(_to_channels(img, channels), image_size, fit).numpy()
     except (tf.errors.ResourceExhaustedError, MemoryError):  # what the header checks did not foresee
         return "too big for memory"
     except (tf.errors.InvalidArgumentError, OSError, ValueError):
         return UNREADABLE
 
 
-def skip_message(root: Path, skipped: Counter, others: int) -> str:
-    reasons = "".join(f", {n} image(s) {reason}" for reason, n in skipped.items() if reason != UNREADABLE)
-    return f"data: {root}: skipped {skipped[UNREADABLE]} unreadable image(s){reasons} and {others} non-image file(s)"
-
-
-def _read_image_file(path: Path, image_size: int) -> bytes:
-    """The file's bytes, read only once its header's size passed the checks; _Skip (or ValueError) otherwise."""
+def _read_picture(source, image_size: int, fit: Fit):
+    """The bytes of a picture (a path, or an archive member's file object) once its header passed the size
+    checks, or the reason (a string) it is skipped."""
     try:
-        file = open_regular(path, MAX_IMAGE_FILE_BYTES, "an image file")
+        if isinstance(source, Path):
+            with _open_image_file(source) as file:
+                return _read_checked(file, image_size, fit)
+        return _read_checked(source, image_size, fit)
+    except _Skip as e:
+        return str(e)
+    except (OSError, ValueError):
+        return UNREADABLE
+
+
+def _open_image_file(path: Path):
+    try:
+        return open_regular(path, MAX_IMAGE_FILE_BYTES, "an image file")
     except FileNotFoundError:
         raise _Skip("that are broken links (or vanished since the listing)") from None
     except NotRegularFile:
         raise _Skip("that are not regular files (FIFOs, devices, ...)") from None
     except FileTooLarge:
         raise _Skip(f"over {MAX_IMAGE_FILE_BYTES} bytes") from None
-    with file:
-        header, (height, width) = _read_image_header(file)
-        reason = _oversize_reason(height, width, image_size)
-        if reason:
-            raise _Skip(reason)
-        return header + file.read(MAX_IMAGE_FILE_BYTES + 1 - len(header))  # a file grown since the check stays bounded
+
+
+def _read_checked(file, image_size: int, fit: Fit) -> bytes:
+    header, (height, width) = _read_image_header(file)
+    reason = _oversize_reason(height, width, image_size, fit)
+    if reason:
+        raise _Skip(reason)
+    return header + file.read(MAX_IMAGE_FILE_BYTES + 1 - len(header))  # a file grown since the check stays bounded
+
+
+def skip_message(root: Path, skipped: Counter, others: int) -> str:
+    reasons = "".join(f", {n} image(s) {reason}" for reason, n in skipped.items() if reason != UNREADABLE)
+    return f"data: {root}: skipped {skipped[UNREADABLE]} unreadable image(s){reasons} and {others} non-image file(s)"
 
 
 def _read_image_header(file) -> tuple[bytes, tuple[int, int]]:
@@ -221,7 +281,7 @@ def _read_image_header(file) -> tuple[bytes, tuple[int, int]]:
             header += more
 
 
-def _oversize_reason(height: int, width: int, image_size: int) -> str | None:
+def _oversize_reason(height: int, width: int, image_size: int, fit: Fit = DEFAULT_FIT) -> str | None:
     """Why an image of height x width can't be decoded and resized to image_size in bounded memory, or None."""
     short, long = min(height, width), max(height, width)
     if short == 0:
@@ -230,7 +290,7 @@ def _oversize_reason(height: int, width: int, image_size: int) -> str | None:
         return f"over {datafiles.MAX_IMAGE_PIXELS} pixels"
     if long > MAX_ASPECT_RATIO * short:
         return f"with an aspect ratio over {MAX_ASPECT_RATIO}:1"
-    if math.ceil(long * image_size / short) * image_size > datafiles.MAX_IMAGE_PIXELS:  # _resize_crop scales the short side
+    if fit.resized_pixels(height, width, image_size) > datafiles.MAX_IMAGE_PIXELS:  # the resize before the crop
         return f"over {datafiles.MAX_IMAGE_PIXELS} pixels once resized to {image_size}"
     return None
 
@@ -302,15 +362,3 @@ def _to_channels(img, channels: int):
     if img.shape[-1] == channels:
         return img
     return tf.image.grayscale_to_rgb(img) if channels == 3 else tf.image.rgb_to_grayscale(img)
-
-
-def _resize_crop(img, size: int):
-    import tensorflow as tf
-
-    h, w = tf.shape(img)[0], tf.shape(img)[1]
-    scale = size / tf.cast(tf.minimum(h, w), tf.float32)
-    new_hw = tf.cast(tf.math.ceil(tf.cast(tf.stack([h, w]), tf.float32) * scale), tf.int32)
-    img = tf.image.resize(img, new_hw, method="area", antialias=True)
-    img = tf.image.resize_with_crop_or_pad(img, size, size)
-    return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
-

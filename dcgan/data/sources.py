@@ -39,13 +39,19 @@ def has_test_split(name: str) -> bool:
     return source_class(name).facts.test_split
 
 
-def prepare_reader(path: Path, size: int, channels: int, labels: bool, split: str, shuffle: int | None,
-                   threads: int | None):
+def prepare_reader(path: Path, size: int, channels: int, labels: bool | str, split: str, shuffle: int | None,
+                   threads: int | None, fit=None, dedupe: bool = False):
     """What `dcgan prepare` reads from SOURCE: the reader of the first source that claims the path by its files (an
     IDX folder or npz, CIFAR-10's batches or archive, a prepared dataset, a registered dataset's files), else of an
     image folder."""
     candidates = sorted(REGISTRY.values(), key=lambda cls: cls.claims_any_folder)  # the catch-all folder last
     for cls in candidates:
-        if cls.claims(path):
-            return cls.prepare_reader(path, size, channels, labels, split, shuffle, threads)
+        if not cls.claims(path):
+            continue
+        if cls.facts.decodes:  # pictures of any shape: the crop, the filter, label files and duplicates apply
+            return cls.prepare_reader(path, size, channels, labels, split, shuffle, threads, fit=fit, dedupe=dedupe)
+        if (fit is not None and not fit.is_default) or isinstance(labels, str) or dedupe:
+            raise DcganError(f"SOURCE: {path} is a {cls.name} dataset, whose images are read as they are; --fit, "
+                             "--resize, --pad, --labels FILE and --dedupe apply to image folders and archives")
+        return cls.prepare_reader(path, size, channels, labels, split, shuffle, threads)
     raise DcganError(f"SOURCE: {path} is not an image folder, an IDX folder, an .npz or a CIFAR-10 archive")

@@ -23,6 +23,8 @@ from dcgan import __version__
 from dcgan.data import prepared_format
 from dcgan.core.config import ConfigError, upsampling_plan
 from dcgan.data.datafiles import DataError
+from dcgan.data.fit import Fit, pad_colour
+from dcgan.data.image_folder import DEFAULT_FIT
 from dcgan.data.sources import prepare_reader
 from dcgan.core.files import LOCK_FILE, atomic_write
 from dcgan.core.errors import DcganError
@@ -30,16 +32,21 @@ from dcgan.tools import prepare_output as output
 
 
 
-def prepare(source, out, size: int, channels: int, shard_mb: float = 64.0, labels: bool = False, force: bool = False,
-            split: str = "train", shuffle: int | None = None, quiet: bool = False, threads: int | None = None) -> dict:
-    """Write SOURCE as a prepared dataset at OUT; returns its manifest."""
+def prepare(source, out, size: int, channels: int, shard_mb: float = 64.0, labels: bool | str = False,
+            force: bool = False, split: str = "train", shuffle: int | None = None, quiet: bool = False,
+            threads: int | None = None, fit: Fit = DEFAULT_FIT, dedupe: bool = False) -> dict:
+    """Write SOURCE as a prepared dataset at OUT; returns its manifest.
+
+    labels: True (an image folder's subfolders, or a dataset's own labels) or a label file; fit: data.fit, resize
+    and pad, for an image folder or archive; dedupe: drop exact duplicate files (reported either way).
+    """
     source, out = Path(source), Path(out)
-    _check_settings(size, channels, shard_mb, shuffle)
+    _check_settings(size, channels, shard_mb, shuffle, fit)
     if not source.exists():
         raise DataError(f"SOURCE: {source} does not exist")
     output.check_out(source, out, force)
     partial = out.with_name(out.name + ".partial")
-    reader = open_source(source, size, channels, labels, split, shuffle, threads)
+    reader = open_source(source, size, channels, labels, split, shuffle, threads, fit, dedupe)
     lock = output.claim(partial)
     try:
         writer = ShardWriter(partial, shard_mb)
@@ -59,7 +66,11 @@ def prepare(source, out, size: int, channels: int, shard_mb: float = 64.0, label
                          "label": "int64: class index into classes, -1 when there is none",
                          "name": "bytes: the file (relative to SOURCE) or array position the image came from"},
             "source": {"path": str(source.resolve()), "kind": reader.kind, "split": reader.split,
-                       "skipped": dict(reader.skipped), "shuffle_seed": shuffle},
+                       "skipped": dict(reader.skipped), "shuffle_seed": shuffle,
+                       **({"fit": fit.fit, "resize": fit.resize, "pad": fit.pad} if reader.kind == "folder" else {}),
+                       **({"labels_file": labels} if isinstance(labels, str) else {}),
+                       **({"duplicates": len(getattr(reader, "duplicates", ())), "deduped": dedupe}
+                          if reader.kind == "folder" else {})},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dcgan_version": __version__,
         }
         atomic_write(partial / prepared_format.MANIFEST, json.dumps(manifest, indent=1) + "\n")  # fsynced
@@ -76,7 +87,14 @@ def prepare(source, out, size: int, channels: int, shard_mb: float = 64.0, label
     return manifest
 
 
-def _check_settings(size: int, channels: int, shard_mb: float, shuffle: int | None) -> None:
+def _check_settings(size: int, channels: int, shard_mb: float, shuffle: int | None, fit: Fit) -> None:
+    if fit.fit == "random":
+        raise DcganError("--fit: random cuts a new window every epoch, so it is a training setting (data.fit: random); "
+                         "prepare stores one picture per file: choose center, center-wide, pad or stretch")
+    try:
+        pad_colour(fit.pad)
+    except ValueError as e:
+        raise DcganError(str(e).replace("data.pad", "--pad")) from None
     try:
         upsampling_plan(size)
     except ConfigError as e:
@@ -158,11 +176,11 @@ class ShardWriter:
 # ---------------------------------------------------------------- reading the source
 
 
-def open_source(source: Path, size: int, channels: int, labels: bool, split: str, shuffle: int | None,
-                threads: int | None):
+def open_source(source: Path, size: int, channels: int, labels: bool | str, split: str, shuffle: int | None,
+                threads: int | None, fit: Fit = DEFAULT_FIT, dedupe: bool = False):
     """What SOURCE is, from its files, and its reader (dcgan.data.prepare_readers): the registered dataset that
     claims it (an IDX folder or mnist.npz, CIFAR-10's folder or archive, ...), else an image folder."""
-    return prepare_reader(source, size, channels, labels, split, shuffle, threads)
+    return prepare_reader(source, size, channels, labels, split, shuffle, threads, fit, dedupe)
 
 
 # ---------------------------------------------------------------- the command
@@ -183,7 +201,8 @@ def prepare_command(args) -> str:
         raise DcganError("--size and --channels are required: the prepared dataset is stored at that size")
     start = time.perf_counter()
     manifest = prepare(args.source, args.out, args.size, args.channels, shard_mb=args.shard_mb, labels=args.labels,
-                       force=args.force, split=args.split, shuffle=args.shuffle, quiet=args.quiet)
+                       force=args.force, split=args.split, shuffle=args.shuffle, quiet=args.quiet,
+                       fit=Fit(args.fit, args.resize, args.pad), dedupe=args.dedupe)
     mb = sum(s["bytes"] for s in manifest["shards"]) / 1e6
     print(f"prepare: {manifest['count']} images of {args.size}x{args.size}x{args.channels} in {len(manifest['shards'])} "
           f"shard(s), {mb:.1f} MB, in {time.perf_counter() - start:.1f} s", file=sys.stderr)
