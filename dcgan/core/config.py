@@ -242,7 +242,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not sep or not key or not key.isprintable():
         raise ConfigError(f"--set {show(text)}: expected dotted.key=value")
-    value = read_value(raw, f"--set {clip(key)}")
+    # a value can't be a YAML comment: --set data.pad=#ffffff means the colour, not null
+    value = raw.strip() if raw.strip().startswith("#") else read_value(raw, f"--set {clip(key)}")
     # "transpose,upsample" (or "/gpu:0,/gpu:1") is a convenient way to give a list on the command line
     if isinstance(value, str) and "," in value and key.endswith(("upsampling", "devices")):
         value = [v.strip() for v in value.split(",")]

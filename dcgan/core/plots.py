@@ -242,3 +242,27 @@ def _text_panel(ax, title: str, lines: list[str]) -> None:
     ax.axis("off")
     ax.set_title(title, fontsize=9)
     ax.text(0.02, 0.9, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=8, family="monospace")
+
+
+def plot_data_histograms(path: str | Path, sides: list[tuple[int, int]], modes: dict) -> Path:
+    """`dcgan data`'s figure: the pictures' shorter sides and aspect ratios (log axes), and their channel modes."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    short = np.array([min(s) for s in sides], float) if sides else np.ones(1)
+    ratio = np.array([w / h for h, w in sides], float) if sides else np.ones(1)
+    axes[0].hist(short, bins=np.geomspace(max(short.min(), 1), max(short.max(), 2), 30))
+    axes[0].set(xscale="log", xlabel="shorter side (px)", ylabel="pictures", title="sizes")
+    axes[1].hist(ratio, bins=np.geomspace(min(ratio.min(), 0.99), max(ratio.max(), 1.01), 30))
+    axes[1].axvline(1.0, color="k", lw=0.8, ls="--")
+    axes[1].set(xscale="log", xlabel="width / height", title="aspect ratios (1 = square)")
+    axes[2].bar(list(modes), list(modes.values()))
+    axes[2].set(title="channel modes", ylabel="pictures")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    for ax in axes[:2]:  # plain numbers on the log axes (768, 1.5), not powers of ten
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -93,7 +93,7 @@ class DataConfig:
                   "sees the centre)", choices=FITS)
     resize: str = _f("area", "image folders: the resize filter, anti-aliased when shrinking", choices=RESIZE_FILTERS)
     pad: str = _f("white", "image folders, fit: pad and center-wide: the letterbox: white | black | edge (border "
-                  "pixels repeated) | a #rrggbb colour")
+                  "pixels repeated) | a #rrggbb colour (quoted in YAML: '#rrggbb')")
     labels: Union[str, None] = _f(None, "image folders, conditional runs: a label file, dataset.json "
                                   "({\"labels\": [[\"path\", class], ...]}, StyleGAN2-ADA's) or a CSV with a header "
                                   "(path, class name), inside data.path or absolute (null = the immediate subfolders)")

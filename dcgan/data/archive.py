@@ -9,16 +9,11 @@ archive are never followed, only skipped and counted, as an image folder skips w
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
 import os
 import re
 import stat
 import tarfile
 import zipfile
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -27,6 +22,7 @@ from typing import BinaryIO
 
 from dcgan.core.errors import first_line
 from dcgan.data.datafiles import DataError, NotRegularFile, open_regular
+from dcgan.data.archive_streams import CappedReads, FormatErrors, MemberFile, decompressed
 from dcgan.data.folder_walk import IMAGE_SUFFIXES
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -47,9 +43,6 @@ UNSUPPORTED_METHOD = "compressed with a method Python's zipfile cannot read"
 
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _ZIP_SPECIAL = (stat.S_IFLNK, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK)
-# What a corrupt, truncated or mislabelled archive raises from the standard library (BadGzipFile is an OSError).
-_FORMAT_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
-                  OSError, ValueError, NotImplementedError, RuntimeError)
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 
@@ -118,9 +111,9 @@ class ImageArchive:
             self._add(name, info.filename, regular, info.file_size, info, UNSUPPORTED_METHOD if unreadable else None)
 
     def _list_tar(self) -> None:
-        stream = _decompressed(self._file)
+        stream = decompressed(self._file)
         self.random_access = stream is self._file  # a backwards seek in a compressed one decompresses from the start
-        capped = _CappedReads(stream, self.path)
+        capped = CappedReads(stream, self.path, MAX_TAR_HEADER_BYTES)
         try:
             self._tar = tarfile.open(fileobj=capped, mode="r:")  # decompressed already, by magic bytes, not suffix
             for name, member in self._scan_tar(self._tar, capped):
@@ -135,7 +128,7 @@ class ImageArchive:
                 self._tar = None
                 stream.close()
 
-    def _scan_tar(self, tar: tarfile.TarFile, capped: _CappedReads) -> Iterator[tuple[str, tarfile.TarInfo]]:
+    def _scan_tar(self, tar: tarfile.TarFile, capped: CappedReads) -> Iterator[tuple[str, tarfile.TarInfo]]:
         """(relative name, member) for each header, in archive order, each checked before it is yielded."""
         count = total = 0
         while True:
@@ -228,7 +221,7 @@ class ImageArchive:
             with self._format_errors(info.filename):
                 member = self._zip.open(info)
             # zipfile stops a member at its declared size (the size checked); _MemberFile checks that again
-            with _MemberFile(member, info.file_size, self._where(info.filename)) as file:
+            with MemberFile(member, info.file_size, self._where(info.filename)) as file:
                 yield name, file
 
     def _read_tar(self, names: list[str]) -> Iterator[tuple[str, BinaryIO]]:
@@ -236,7 +229,7 @@ class ImageArchive:
             member = self._entry(name)
             with self._format_errors(member.name):
                 data = self._tar.extractfile(member)
-            with _MemberFile(data, member.size, self._where(member.name)) as file:
+            with MemberFile(data, member.size, self._where(member.name)) as file:
                 yield name, file
 
     def _read_tar_in_order(self, names: list[str]) -> Iterator[tuple[str, BinaryIO]]:
@@ -244,10 +237,10 @@ class ImageArchive:
         wanted = {self._entry(name)[0]: name for name in names}
         with ExitStack() as opened:
             with self._format_errors():
-                stream = _decompressed(self._file)
+                stream = decompressed(self._file)
                 if stream is not self._file:
                     opened.callback(stream.close)
-                capped = _CappedReads(stream, self.path)
+                capped = CappedReads(stream, self.path, MAX_TAR_HEADER_BYTES)
                 opened.enter_context(tar := tarfile.open(fileobj=capped, mode="r:"))
             members = self._scan_tar(tar, capped)
             while wanted:
@@ -262,7 +255,7 @@ class ImageArchive:
                     raise self._changed(listed)
                 with self._format_errors(member.name):
                     data = tar.extractfile(member)
-                with _MemberFile(data, member.size, self._where(member.name)) as file:
+                with MemberFile(data, member.size, self._where(member.name)) as file:
                     yield name, file
 
     def _entry(self, name: str):
@@ -290,7 +283,7 @@ class ImageArchive:
         return f"data.path: {self.path}: member {member!r}"
 
     def _format_errors(self, member: str | None = None):
-        return _FormatErrors(self.path, member)
+        return FormatErrors(self.path, member)
 
     # ---------------------------------------------------------------- the rest
 
@@ -325,20 +318,6 @@ def _open_file(path: Path) -> BinaryIO:
         raise DataError(f"data.path: cannot read {path}: {e.strerror or first_line(e)}") from None
 
 
-def _decompressed(file: BinaryIO) -> BinaryIO:
-    """file, or file through its decompressor when its first bytes say it is gzip, bz2 or xz (a suffix can lie)."""
-    file.seek(0)
-    magic = file.read(6)
-    file.seek(0)
-    if magic.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=file, mode="rb")
-    if magic.startswith(b"BZh"):
-        return bz2.BZ2File(file)
-    if magic.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(file)
-    return file
-
-
 def _is_image(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES  # as an image folder decides (".png" is not one)
 
@@ -353,74 +332,3 @@ def _declared_zip_entries(file: BinaryIO) -> int:
     return record[getattr(zipfile, "_ECD_ENTRIES_TOTAL", 4)] if record else 0
 
 
-class _FormatErrors:
-    """Turns the standard library's errors for a corrupt, truncated or mislabelled archive into one DataError line."""
-
-    def __init__(self, path: Path, member: str | None):
-        self.path, self.member = path, member
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if kind is None or issubclass(kind, DataError) or not issubclass(kind, _FORMAT_ERRORS):
-            return False
-        where = f"member {self.member!r} of " if self.member else ""
-        raise DataError(f"data.path: cannot read {where}{self.path} (corrupt, truncated or not a "
-                        f"{_format_name(self.path)} archive): {first_line(error)}") from None
-
-
-def _format_name(path: Path) -> str:
-    return "zip" if path.name.lower().endswith(".zip") else "tar"
-
-
-class _CappedReads:
-    """A tar's stream whose single reads are refused above `limit` (None: unlimited) while headers are read."""
-
-    def __init__(self, stream: BinaryIO, path: Path):
-        self._stream, self._path, self.limit = stream, path, MAX_TAR_HEADER_BYTES  # tarfile.open reads a header
-
-    def read(self, size: int = -1) -> bytes:
-        if self.limit is not None and (size is None or size < 0 or size > self.limit):
-            raise DataError(f"data.path: {self._path}: a tar header declares {size} bytes of extended header data, "
-                            f"over the {self.limit}-byte limit; refusing it (a corrupt or hostile archive?)")
-        return self._stream.read(size)
-
-    def __getattr__(self, name):  # seek, tell, name, mode: the stream's own
-        return getattr(self._stream, name)
-
-
-class _MemberFile(io.RawIOBase):
-    """One member's bytes: at most its declared size, and a corrupt member's error as a DataError naming it."""
-
-    def __init__(self, member: BinaryIO, size: int, where: str):
-        super().__init__()
-        self._member, self._left, self._where = member, size, where
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        size = self._left if size is None or size < 0 else min(size, self._left)
-        try:
-            data = self._member.read(size)
-        except DataError:
-            raise
-        except _FORMAT_ERRORS as e:
-            raise DataError(f"{self._where} is corrupt or truncated: {first_line(e)}") from None
-        data = data[:size]  # never more than declared, whatever the reader below does
-        self._left -= len(data)
-        return data
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._member.close()
-        super().close()

@@ -187,6 +187,19 @@ def _find_cifar_members(tar: tarfile.TarFile, path: Path, names: list[str]) -> d
     raise DataError(f"{path} has no CIFAR-10 batch '{missing}'")
 
 
+def _looks_like_cifar(path: Path, headers: int = 4) -> bool:
+    """Whether a tar's first few members are CIFAR-10's batch folder (a tar of pictures is an image folder): only
+    their headers are read, so a compressed archive is decompressed a few KB in."""
+    try:
+        with open_regular(path) as file, tarfile.open(fileobj=file, mode="r|*") as tar:
+            for _, member in zip(range(headers), tar):
+                if "cifar-10-batches-py" in member.name or Path(member.name).name in ("data_batch_1", "test_batch"):
+                    return True
+    except (DataError, tarfile.TarError, OSError, EOFError, zlib.error):
+        return True  # unreadable: let the CIFAR-10 reader say what is wrong with it, as before
+    return False
+
+
 def load_cifar10(path: str | None, split: str, with_labels: bool = False):
     if path:
         return load_cifar10_path(path, split, with_labels)
@@ -217,7 +230,7 @@ class Cifar10Source(Source):
     def claims(cls, path: Path) -> bool:
         if path.is_dir():
             return (path / "data_batch_1").exists() or (path / "test_batch").exists()
-        return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+        return path.name.lower().endswith(ARCHIVE_SUFFIXES) and _looks_like_cifar(path)
 
     @classmethod
     def prepare_reader(cls, path, size, channels, labels, split, shuffle, threads) -> ArrayReader:

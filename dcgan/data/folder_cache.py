@@ -153,6 +153,6 @@ def _prune(folders: Path) -> None:
             source = json.loads(notes[0].read_text()).get("source") if notes else None
         except (OSError, ValueError, AttributeError):
             source = None
-        if source and not Path(source).is_dir():
+        if source and not Path(source).exists():  # a folder or an archive that is gone
             shutil.rmtree(d, ignore_errors=True)
 

@@ -179,7 +179,7 @@ def decode_images(pictures: Pictures, names: list[str], image_size: int, channel
     cancels what is still queued.
     """
     threads = DECODE_THREADS if threads is None else threads
-    read = ((name, _read_picture(source, image_size, fit)) for name, source in pictures.read(names))
+    read = ((name, read_picture(source, image_size, fit)) for name, source in pictures.read(names))
     if threads <= 0:
         for name, encoded in read:
             yield name, *_decoded(encoded, image_size, channels, fit)
@@ -201,7 +201,7 @@ def decode_images(pictures: Pictures, names: list[str], image_size: int, channel
 
 
 def _decoded(encoded, image_size: int, channels: int, fit: Fit):
-    """(image or skip reason, the bytes' sha256 or None) of what _read_picture gave."""
+    """(image or skip reason, the bytes' sha256 or None) of what read_picture gave."""
     if isinstance(encoded, str):
         return encoded, None
     return decode_bytes(encoded, image_size, channels, fit), hashlib.sha256(encoded).hexdigest()
@@ -210,7 +210,7 @@ def _decoded(encoded, image_size: int, channels: int, fit: Fit):
 def decode_image(path: Path, image_size: int, channels: int, fit: Fit = DEFAULT_FIT):
     """One file as uint8 (side, side, channels) (side: fit.stored_size(image_size)), or the reason (a string) it is
     skipped."""
-    encoded = _read_picture(Path(path), image_size, fit)
+    encoded = read_picture(Path(path), image_size, fit)
     return encoded if isinstance(encoded, str) else decode_bytes(encoded, image_size, channels, fit)
 
 
@@ -227,7 +227,7 @@ def decode_bytes(encoded: bytes, image_size: int, channels: int, fit: Fit = DEFA
         return UNREADABLE
 
 
-def _read_picture(source, image_size: int, fit: Fit):
+def read_picture(source, image_size: int, fit: Fit):
     """The bytes of a picture (a path, or an archive member's file object) once its header passed the size
     checks, or the reason (a string) it is skipped."""
     try:
@@ -313,6 +313,26 @@ def image_size_of(encoded: bytes) -> tuple[int, int]:
                 return struct.unpack(">HH", encoded[i + 5:i + 9])
             i += 2 + length
     raise ValueError("not a PNG or JPEG (or its header is corrupt)")
+
+
+PNG_COLOUR_TYPES = {0: "gray", 2: "RGB", 3: "palette", 4: "gray+alpha", 6: "RGBA"}
+JPEG_COMPONENTS = {1: "gray", 3: "RGB", 4: "CMYK"}
+
+
+def channel_mode(encoded: bytes) -> str:
+    """A PNG's colour type or a JPEG's component count, from the header, in words ("RGB", "gray+alpha", ...)."""
+    if encoded[:8] == b"\x89PNG\r\n\x1a\n" and len(encoded) >= 26:
+        return PNG_COLOUR_TYPES.get(encoded[25], "unknown")
+    i = 2
+    while encoded[:2] == b"\xff\xd8" and i + 10 <= len(encoded) and encoded[i] == 0xFF:
+        marker, length = encoded[i + 1], struct.unpack(">H", encoded[i + 2:i + 4])[0]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return JPEG_COMPONENTS.get(encoded[i + 9], "unknown")
+        i += 2 + length
+    return "unknown"
 
 
 def exif_orientation(encoded: bytes) -> int:

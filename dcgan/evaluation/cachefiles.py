@@ -23,6 +23,7 @@ import numpy as np
 from dcgan.core.errors import first_line
 from dcgan.core.files import cache_dir
 from dcgan.data.datafiles import DataError, open_regular
+from dcgan.evaluation.featurenet import RESIZE_VERSION
 
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")  # a sha256 in hex: the only manifest hash that may become part of a name
 MAX_INFO_BYTES = 1 << 20  # an info.json is a few hundred bytes
@@ -44,7 +45,7 @@ def stats_file(net, name: str) -> Path:
     in the file name, so a network retrained under the same key never meets the old network's statistics."""
     if net is None:
         return cache_dir() / "stats" / NO_NETWORK / f"{name}.npz"
-    return cache_dir() / "stats" / net.key / f"{name}-w{net.content_digest()[:16]}.npz"
+    return cache_dir() / "stats" / net.key / f"{name}-w{net.content_digest()[:16]}-r{RESIZE_VERSION}.npz"
 
 
 def load_npz(path: Path, fields: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -61,8 +61,7 @@ class FeatureNet:
             batch = datalib.conform(images[i : i + batch_size], images.shape[1], self.channels)
             x = tf.cast(batch, tf.float32)
             if self.size and batch.shape[1:3] != (self.size, self.size):
-                # bilinear, as TF-GAN and the FID reference code resize for Inception
-                x = tf.image.resize(x, (self.size, self.size), method="bilinear")
+                x = resize_for_features(x, self.size)
             feats = predict(self.preprocess(x))
             if feats.shape.rank == 4:  # a convolutional layer: average its feature map
                 feats = tf.reduce_mean(feats, axis=[1, 2])
@@ -106,6 +105,25 @@ def content_hash(*arrays: np.ndarray, salt: str = "") -> str:
         h.update(np.ascontiguousarray(a))  # the buffer itself: tobytes() would copy a whole image split
     return h.hexdigest()[:16]
 
+
+
+# Part of every real-statistics cache name (evaluation.cachefiles.stats_file): statistics made before the resize
+# below became anti-aliased must not be reused.
+RESIZE_VERSION = 2
+
+
+def resize_for_features(x, size: int):
+    """float32 (B, H, W, C) images at a network's input size, the same for real and generated images.
+
+    Enlarging: bilinear, as TF-GAN and the FID reference code resize for Inception. Shrinking: the area filter
+    (anti-aliased, as data.conform resized the images a selfsup encoder or a classifier was trained on); a plain
+    bilinear shrink samples the pixels and folds their high frequencies into the features (clean-fid's point).
+    """
+    import tensorflow as tf
+
+    if x.shape[1] > size:
+        return tf.image.resize(x, (size, size), method="area", antialias=True)
+    return tf.image.resize(x, (size, size), method="bilinear")
 
 
 def check_keras_file(path: str | Path, what: str = "--feature-model") -> Path:
