@@ -192,3 +192,22 @@ def test_cifar10_gets_a_classifier_for_class_accuracy(tmp_path):
     judge, _ = features.label_classifier("cifar10", str(folder), quiet=True)
     assert (judge.size, judge.channels) == (32, 3)
     assert judge(blob_images(3, size=32, channels=3)).shape == (3, 10)
+
+
+def test_a_feature_network_shrinks_images_anti_aliased_as_its_training_images_were_made():
+    """Real and generated images larger than the network's input are shrunk with the area filter, as data.conform
+    made the images a selfsup encoder or classifier learned from; a one-pixel checkerboard comes out grey."""
+    import keras
+
+    from dcgan.data.conform import conform
+    from dcgan.evaluation.featurenet import FeatureNet
+
+    inputs = keras.Input((8, 8, 3))
+    net = FeatureNet("pixels", keras.Model(inputs, keras.layers.Flatten()(inputs)), 8, 3)
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(net(images), net(conform(images, 8, 3)), atol=0.5)  # conform rounds to uint8
+    # shrunk 3x, a one-pixel checkerboard averages to 4/9 or 5/9 grey; point sampling would keep 0s and 255s
+    board = ((np.indices((24, 24)).sum(0) % 2) * 255).astype(np.uint8)[None, ..., None].repeat(3, -1)
+    assert np.abs(net(board) - 127.5).max() < 15
+    small = np.full((2, 4, 4, 3), 200, np.uint8)  # enlarged bilinearly: a flat picture stays flat
+    np.testing.assert_allclose(net(small), 200, atol=1e-3)
