@@ -100,7 +100,7 @@ def test_the_cache_key_part_is_empty_for_the_default_only():
 def test_the_memory_bound_before_decoding_follows_the_fit():
     assert Fit().resized_pixels(10, 1000, 32) == 3200 * 32  # the shorter side to 32: the longer to 3,200
     assert Fit("pad").resized_pixels(10, 1000, 32) == 32 * 32
-    assert Fit("center-wide").resized_pixels(10, 1000, 32) == 1600 * 32  # the 2:1 band of it, 32 wide... x 50
+    assert Fit("center-wide").resized_pixels(10, 1000, 32) == 32 * 32  # its 2:1 band, cut before the resize
 
 
 def test_pad_colours():
@@ -119,3 +119,12 @@ def test_config_checks_the_fit_keys(tmp_path):
     line = one_line_config_error(load_config, None, ["data.fit=pad"])  # fashion_mnist: square arrays
     assert line.startswith("data.fit: applies to image folders")
     assert "data.labels" in one_line_config_error(load_config, None, ["data.labels=x.csv"])
+
+
+def test_a_picture_too_wide_to_centre_crop_can_be_padded(monkeypatch):
+    from dcgan.data import datafiles, image_folder
+
+    monkeypatch.setattr(datafiles, "MAX_IMAGE_PIXELS", 2000)
+    assert "once resized to 32" in image_folder._oversize_reason(10, 50, 32)  # 32 x 160 before the centre cut
+    assert image_folder._oversize_reason(10, 50, 32, Fit("pad")) is None  # 32 x 7 on the canvas
+    assert "aspect ratio" in image_folder._oversize_reason(4, 100, 32, Fit("pad"))  # the input limit still holds

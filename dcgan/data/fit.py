@@ -56,9 +56,7 @@ class Fit:
         side = self.stored_size(size)
         if self.fit in ("center", "random"):
             return math.ceil(long * side / short) * side
-        if self.fit == "center-wide":
-            return math.ceil(long * side / min(long, WIDE_RATIO * short)) * side
-        return side * side  # pad, stretch: never larger than the canvas
+        return side * side  # center-wide, pad, stretch: the picture is cropped first or shrunk into the canvas
 
 
 def pad_colour(pad: str) -> tuple[int, int, int] | None:
