@@ -58,8 +58,6 @@ VARIANTS = {
     "ema99": ["train.ema_decay=0.99", "train.ema_warmup=200"],
     "mbstd": ["model.discriminator.minibatch_std=true"],
     "no-ada": ["train.augment=[]", "train.ada_target=null"],
-    "fit-pad": ["data.fit=pad"],  # the whole picture, letterboxed on white (the centre cut loses clip art's edges)
-    "fit-random": ["data.fit=random"],  # a moving window of a 1.125x square each epoch
 }
 
 
