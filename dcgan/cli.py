@@ -92,7 +92,8 @@ def cmd_sample(args) -> int:
 
     written = sample(args.run, step=args.step, seeds=args.seeds, n=args.n, grid=args.grid, out=args.out,
                      interpolate=args.interpolate, frames=args.frames, truncation=args.truncation,
-                     use_ema=args.use_ema, batch_size=args.batch_size, classes=args.classes)
+                     use_ema=args.use_ema, batch_size=args.batch_size, classes=args.classes,
+                     latents_file=args.latents)
     print(written.summary())
     return 0
 
@@ -219,13 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, help="use the run's checkpoint of this step instead of the latest")
     p.add_argument("--seeds", help="seeds as a list with ranges, e.g. 0-15,42 (one image per seed, always the same)")
     p.add_argument("--n", type=int, help="seeds 0..N-1")
-    p.add_argument("--grid", metavar="ROWSxCOLS", help="grid layout of the PNG (default 8x8)")
-    p.add_argument("--out", help="FILE.png grid, DIR/ one PNG per seed, FILE.npz uint8 images, FILE.gif/.png walk (default RUN/sample_grid.png)")
+    p.add_argument("--grid", metavar="ROWSxCOLS", help="grid layout of the PNG (default 8x8); with --interpolate and a "
+                   ".gif/.mp4, ROWSxCOLS walks played side by side (cell k walks seeds k*(K+1)..k*(K+1)+K)")
+    p.add_argument("--out", help="FILE.png grid, DIR/ one PNG per seed, FILE.npz uint8 images, FILE.gif/.mp4/.png walk "
+                   "(.mp4 needs the [video] extra; default RUN/sample_grid.png)")
     p.add_argument("--class", "--classes", dest="classes", metavar="CLASSES",
                    help="conditional runs: class names (any case) or indices, a list with ranges like seeds, e.g. "
                         "0-3,sneaker, or all (the default). Each seed is drawn in each class (--n N: N per class; DIR/ "
                         "gets class_07_seed_0004.png, an npz 'labels'); with several classes a grid has one row per class "
                         "and one column per seed (default seeds 0-7), one class lays out like an unconditional run")
+    p.add_argument("--latents", metavar="FILE", help="draw the latent vectors of an npz ('z', and 'labels' for a "
+                   "conditional run), such as the latent.npz `dcgan project` writes, instead of seeds")
     p.add_argument("--interpolate", type=int, metavar="K", help="spherical walk through K+1 seeds (--seeds, default 0..K); a conditional run's walk needs one --class")
     p.add_argument("--frames", type=int, help="frames per walk segment (default 16)")
     p.add_argument("--truncation", type=float, default=1.0, help="scale latent vectors by this factor (<1: typical, less varied images)")
@@ -233,11 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=500, help="images per generator call")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("export", help="the generator as a .keras file or a TensorFlow SavedModel "
+    p = sub.add_parser("export", help="the generator as a .keras file, a TensorFlow SavedModel or an ONNX model "
                        "(a conditional one takes z and label)")
     p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (latest checkpoint) or a checkpoint path")
-    p.add_argument("--format", default="keras", help="keras (default) or savedmodel")
-    p.add_argument("--out", help="keras: FILE.keras or DIR (DIR/generator.keras); savedmodel: the SavedModel directory (default RUN/export/...)")
+    p.add_argument("--format", default="keras", help="keras (default), savedmodel, onnx (needs the [onnx] extra) or hub (a Hugging Face "
+                   "model folder: the .keras generator, config, classes, samples, a model card)")
+    p.add_argument("--out", help="keras, onnx: FILE.keras / FILE.onnx or DIR (DIR/generator.keras, .onnx); savedmodel: "
+                   "the SavedModel directory; hub: the model folder (default RUN/export/...)")
     p.add_argument("--step", type=int, help="use the run's checkpoint of this step instead of the latest")
     _generator_choice(p, "export")
     p.add_argument("--force", action="store_true", help="replace an existing export")

@@ -60,8 +60,8 @@ def main(argv=None) -> int:
         if fake is not None:
             row["run"] = fid(*fake, *stats)
         rows.append(row)
-    head = f"| filter | real ({args.size}px, {f}) against real (area) | " + ("run's samples against real |" if fake else "")
-    print(head.replace(", {f}", "").replace(" | |", " |"))
+    print(f"| real images decoded with | FID against the area-decoded real images ({args.size}px) |"
+          + (" FID of the run's samples against them |" if fake else ""))
     print("|---|---|" + ("---|" if fake else ""))
     for r in rows:
         print(f"| {r['filter']} | {r['real']:.3f} |" + (f" {r['run']:.3f} |" if "run" in r else (" - |" if fake else "")))

@@ -137,3 +137,12 @@ def test_prepare_reports_exact_duplicates_and_dedupe_drops_them(tmp_path, capsys
     assert kept["count"] == 6 and deduped["count"] == 4 and deduped["source"]["duplicates"] == 2
     names = prepared_format.read_all(tmp_path / "deduped")[2]
     assert "all/1.png" in names and not any("copy" in n for n in names)  # the first in sorted order stays
+
+
+def test_each_decoding_of_a_folder_keeps_its_own_cache_entry(tmp_path, monkeypatch):
+    folder = _folder(tmp_path / "pics")
+    center, pad = data.load_images(_cfg(folder)), data.load_images(_cfg(folder, "data.fit=pad"))
+    assert not np.array_equal(center, pad)
+    monkeypatch.setattr(image_folder, "decode_bytes", lambda *a: pytest.fail("decoded although cached"))
+    np.testing.assert_array_equal(data.load_images(_cfg(folder)), center)  # the pad entry did not replace it
+    np.testing.assert_array_equal(data.load_images(_cfg(folder, "data.fit=pad")), pad)

@@ -41,7 +41,8 @@ def load_folder_cached(path: str | Path, image_size: int, channels: int, limit: 
 
     root = folder_root(path)
     folder_dir = cache_dir() / "folders" / hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
-    kind = "labelled" if labelled else "images"
+    # one entry per kind and decoding (fit, filter, pad, size, channels): another decoding of the folder keeps its own
+    kind = ("labelled" if labelled else "images") + _decoding_tag(image_size, channels, fit)
     entry = folder_dir / f"{kind}-{folder_key(root, image_size, channels, limit, labelled, fit, label_file)}.npy"
     decoded = _read_cached(entry, fit.stored_size(image_size), channels, labelled)
     if decoded is None:
@@ -139,8 +140,15 @@ def _replaces(entry: Path, old: Path) -> bool:
     if old.name.startswith("."):  # another writer's temporary file (core.files.atomic_path)
         return False
     name, old_name = entry.name.split(".")[0], old.name.split(".")[0]
-    kind, old_kind = name.split("-")[0], old_name.split("-")[0]
-    return old_name != name and (old_kind == kind or old_kind not in ENTRY_KINDS)
+    kind, old_kind = name.rsplit("-", 1)[0], old_name.rsplit("-", 1)[0]  # the key after the last "-" is hex
+    return old_name != name and (old_kind == kind or old_kind.split("+")[0] not in ENTRY_KINDS)
+
+
+def _decoding_tag(image_size: int, channels: int, fit: Fit) -> str:
+    """'' for the default decoding at any size (its entries keep their names), else '+<fit>+<filter>+<pad>+<size>x<c>'."""
+    if fit.is_default:
+        return ""
+    return f"+{fit.fit}+{fit.resize}+{fit.pad.lstrip('#')}+{image_size}x{channels}"
 
 
 def _prune(folders: Path) -> None:

@@ -71,6 +71,24 @@ class FeatureNet:
             raise DcganError(f"feature network {self.key} gives NaN or infinite features (broken weights?)")
         return features
 
+    def embed(self, pixels):
+        """float32 (B, H, W, C) pixels in [0, 255] -> (B, D) features, differentiable (latent projection's loss).
+
+        The same path as __call__ but on floats: channels converted by luma or repetition, no rounding to uint8.
+        """
+        import tensorflow as tf
+
+        have = pixels.shape[-1]
+        if have != self.channels:
+            pixels = (tf.repeat(pixels, 3, axis=-1) if self.channels == 3
+                      else tf.reduce_sum(pixels * tf.constant(datalib.LUMA, tf.float32), -1, keepdims=True))
+        if self.size and tuple(pixels.shape[1:3]) != (self.size, self.size):
+            pixels = resize_for_features(pixels, self.size)
+        feats = self.model(self.preprocess(pixels), training=False)
+        if feats.shape.rank == 4:
+            feats = tf.reduce_mean(feats, axis=[1, 2])
+        return tf.reshape(feats, [tf.shape(feats)[0], -1])
+
     def _predict(self):
         import tensorflow as tf
 

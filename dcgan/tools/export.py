@@ -1,4 +1,5 @@
-"""Export a run's generator (the copy it samples from, unless --ema/--no-ema says) as a .keras file or a TensorFlow SavedModel.
+"""Export a run's generator (the copy it samples from, unless --ema/--no-ema says) as a .keras file, a TensorFlow
+SavedModel or an ONNX model (dcgan.tools.onnx_export).
 
 The .keras file keeps the Keras model; loading it with safe_mode=True needs
 `import dcgan.models.networks` first when the generator uses the project's custom layers
@@ -26,10 +27,12 @@ from dcgan.training.checkpoints import find_checkpoint
 from dcgan.core.errors import DcganError, first_line
 from dcgan.core.files import atomic_path, atomic_write, check_output, inside, lock_run, remove_path
 
-FORMATS = ("keras", "savedmodel")
+FORMATS = ("keras", "savedmodel", "onnx", "hub")
 EXPORT_DIR = "export"
 KERAS_FILE = "generator.keras"
+ONNX_FILE = "generator.onnx"
 SAVEDMODEL_DIR = "savedmodel"
+HUB_DIR = "hub"
 MARKER_FILE = "dcgan_export.json"  # says which run and step; --force replaces only a directory holding it
 # everything a SavedModel export writes: these files at the top, variables/ holding only its shards, assets/ empty
 SAVEDMODEL_FILES = {"saved_model.pb", "fingerprint.pb", "keras_metadata.pb", MARKER_FILE}
@@ -37,15 +40,19 @@ SAVEDMODEL_DIRS = {"variables", "assets"}
 VARIABLES_FILE = re.compile(r"variables\.(index|data-\d{5}-of-\d{5})")
 PROVENANCE_KEYS = {"run", "step", "ema", "classes"}
 MAX_MARKER_BYTES = 1 << 20  # provenance of 20,000 class names fits many times over
+SINGLE_FILE = {"keras": KERAS_FILE, "onnx": ONNX_FILE}  # the formats written as one file
 ENDPOINT = "serve"  # also the serving_default signature: inputs "z" (and "label"), output "output_0"
 
 
 def output_path(run_dir: Path, fmt: str, out: str | None) -> Path:
-    """keras: a .keras file (a directory --out gets generator.keras); savedmodel: the directory itself."""
-    if fmt == "keras":
+    """keras, onnx: a file (a directory --out gets generator.keras or .onnx); savedmodel: the directory itself."""
+    if fmt in SINGLE_FILE:
+        name = SINGLE_FILE[fmt]
         if out is None:
-            return run_dir / EXPORT_DIR / KERAS_FILE
-        return Path(out) if out.endswith(".keras") else Path(out) / KERAS_FILE
+            return run_dir / EXPORT_DIR / name
+        return Path(out) if out.endswith(Path(name).suffix) else Path(out) / name
+    if fmt == "hub":
+        return Path(out) if out is not None else run_dir / EXPORT_DIR / HUB_DIR
     return Path(out) if out is not None else run_dir / EXPORT_DIR / SAVEDMODEL_DIR
 
 
@@ -56,15 +63,20 @@ def check_export_path(path: Path, fmt: str, run_dir: Path, force: bool) -> None:
         raise DcganError(f"--out {path}: cannot write an export over the current directory or a folder above it")
     if run_dir.resolve() == target or target in run_dir.resolve().parents:
         raise DcganError(f"--out {path}: cannot write an export over the run directory {run_dir} or a folder holding it")
-    if fmt == "keras" and path.is_dir():
-        raise DcganError(f"--out {path}: is a directory; name a FILE.keras or a folder to hold generator.keras")
+    if fmt in SINGLE_FILE and path.is_dir():
+        suffix = Path(SINGLE_FILE[fmt]).suffix
+        raise DcganError(f"--out {path}: is a directory; name a FILE{suffix} or a folder to hold {SINGLE_FILE[fmt]}")
     if fmt == "savedmodel" and path.exists() and not path.is_dir():
         raise DcganError(f"--out {path}: is a file; a SavedModel is written as a directory")
     taken = path.is_file() or (path.is_dir() and any(path.iterdir()))
+    if fmt == "hub":  # a folder of its own files: dcgan.tools.hub checks what --force may replace
+        check_output(path.parent, is_dir=True)
+        return
     if taken and not force:
         raise DcganError(f"{path} already exists; pass --force to replace it")
     if taken and not is_earlier_export(path, fmt):
-        what = "a .keras file" if fmt == "keras" else f"a SavedModel directory this command wrote (with {MARKER_FILE})"
+        what = {"keras": "a .keras file", "onnx": "an ONNX file this command wrote (with its dcgan_export metadata)"}.get(
+            fmt, f"a SavedModel directory this command wrote (with {MARKER_FILE})")
         raise DcganError(f"--force replaces only an earlier export; {path} is not {what}, so it is left alone")
     check_output(path.parent, is_dir=True)  # the export is written beside its final name, then moved
 
@@ -73,6 +85,10 @@ def is_earlier_export(path: Path, fmt: str) -> bool:
     """What --force may replace: a .keras (zip) file, or a SavedModel directory holding nothing but an export."""
     if fmt == "keras":
         return path.is_file() and not path.is_symlink() and zipfile.is_zipfile(path)
+    if fmt == "onnx":
+        from dcgan.tools.onnx_export import is_onnx_export
+
+        return is_onnx_export(path)
     if path.is_symlink() or not (path / "saved_model.pb").is_file() or not is_marker(path / MARKER_FILE):
         return False
     for root, dirs, files in os.walk(path):  # links are not followed: a link anywhere is not ours
@@ -109,6 +125,10 @@ def export(target: str | Path, fmt: str = "keras", out: str | None = None, step:
     checkpoint = find_checkpoint(target, step)
     path = output_path(checkpoint.run_dir, fmt, out)
     check_export_path(path, fmt, checkpoint.run_dir, force)
+    if fmt == "hub":
+        from dcgan.tools.hub import check_hub_out
+
+        check_hub_out(path, force)
     # an export into the run is a write into the run: not while another command writes there
     with lock_run(checkpoint.run_dir, "dcgan export") if inside(path, checkpoint.run_dir) else contextlib.nullcontext():
         from dcgan.tools.handle import load_handle
@@ -116,11 +136,24 @@ def export(target: str | Path, fmt: str = "keras", out: str | None = None, step:
         gen = load_handle(checkpoint, ema=use_ema)
         provenance = {"run": str(checkpoint.run_dir), "step": checkpoint.step, "ema": gen.ema, "classes": gen.classes}
         try:
-            (write_keras if fmt == "keras" else write_savedmodel)(gen.model, path, provenance)
+            if fmt == "hub":
+                from dcgan.tools.hub import write_hub
+
+                write_hub(gen, path, provenance, write_keras)
+            else:
+                writer(fmt)(gen.model, path, provenance)
         except OSError as e:
             raise DcganError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
     classes = f" with {len(gen.classes)} classes" if gen.classes else ""
     return f"{path}: {gen.describe()}{classes} as {fmt}"
+
+
+def writer(fmt: str):
+    if fmt == "onnx":
+        from dcgan.tools.onnx_export import write_onnx
+
+        return write_onnx
+    return write_keras if fmt == "keras" else write_savedmodel
 
 
 def write_keras(model, path: Path, provenance: dict) -> Path:

@@ -41,7 +41,9 @@ MAX_PICTURE_IMAGES = 10_000
 MAX_PICTURE_PIXELS = 100_000_000  # a 10,000 x 10,000 picture: 300 MB of RGB before PNG compresses it
 MAX_SAMPLE_BYTES = 4 << 30  # the uint8 images of one call, all held in memory before they are written
 GIF_FRAME_MS = 100
-WALKS = ("gif", "strip")
+WALKS = ("gif", "strip", "video")
+ANIMATIONS = ("gif", "video")  # a walk played in time: --grid RxC plays R*C walks side by side
+VIDEO_FPS = 1000 / GIF_FRAME_MS  # the GIF's pace
 
 
 # ---------------------------------------------------------------- arguments
@@ -64,15 +66,17 @@ def output_kind(out: str | None, interpolate: int | None) -> str:
     if interpolate is not None:
         if out is None or suffix == ".gif":
             return "gif"
+        if suffix == ".mp4":
+            return "video"
         if suffix == ".png":
             return "strip"
-        raise DcganError(f"--out {out}: an interpolation is written as a .gif animation or a .png strip")
+        raise DcganError(f"--out {out}: an interpolation is written as a .gif or .mp4 animation or a .png strip")
     if out is None or suffix == ".png":
         return "grid"
     if suffix == ".npz":
         return "npz"
-    if suffix == ".gif":
-        raise DcganError(f"--out {out}: a .gif is written for --interpolate only")
+    if suffix in (".gif", ".mp4"):
+        raise DcganError(f"--out {out}: a {suffix} is written for --interpolate only")
     if suffix:
         raise DcganError(f"--out {out}: unsupported file type {suffix}; use a directory, .png, .npz or .gif")
     return "dir"
@@ -109,23 +113,31 @@ class Request:
     grid: tuple[int, int] | None = None
     frames: int = DEFAULT_FRAMES
     classes: list[int] | None = None  # a conditional run's labels: each seed (or the walk) in each class, class-major
+    latents_file: Path | None = None  # --latents: the latent vectors (and labels) come from this npz, not from seeds
+
+    @property
+    def walks(self) -> int:
+        """Walks played side by side: the cells of an animation's --grid (1 without one)."""
+        return self.grid[0] * self.grid[1] if self.kind in ANIMATIONS and self.grid else 1
 
     def generated(self) -> int:
-        """Images to generate: one per seed and class, or every frame of the walk."""
+        """Images to generate: one per seed and class, or every frame of every walk."""
         if self.kind in WALKS:
-            return walk_length(len(self.seeds) - 1, self.frames)
+            return walk_length(len(self.seeds) // self.walks - 1, self.frames) * self.walks
         return len(self.seeds) * (len(self.classes) if self.classes else 1)
 
     def picture_images(self) -> int:
         """Images the output picture holds (0: an npz or a PNG per seed is no one picture)."""
         if self.kind == "grid":
             return self.grid[0] * self.grid[1]
-        return walk_picture_images(self.kind, len(self.seeds) - 1, self.frames) if self.kind in WALKS else 0
+        if self.kind in WALKS:
+            return walk_picture_images(self.kind, len(self.seeds) // self.walks - 1, self.frames) * self.walks
+        return 0
 
 
 def walk_picture_images(kind: str, segments: int, frames: int) -> int:
-    """The GIF's frames, or the strip's cells: each of its rows also shows the segment's last endpoint."""
-    return walk_length(segments, frames) if kind == "gif" else segments * (frames + 1)
+    """An animation's frames, or the strip's cells: each of its rows also shows the segment's last endpoint."""
+    return walk_length(segments, frames) if kind in ANIMATIONS else segments * (frames + 1)
 
 
 def check_picture(what: str, images: int, hint: str) -> None:
@@ -163,23 +175,27 @@ def parse_request(seeds: str | None = None, n: int | None = None, grid: str | No
     kind = output_kind(out, interpolate)
     chosen = parse_seeds(seeds) if seeds is not None else (list(range(n)) if n is not None else None)
     layout = parse_grid(grid) if grid is not None else None
-    if layout and kind != "grid":
-        raise DcganError("--grid applies to a grid PNG only (no --out, or --out FILE.png)")
+    if layout and kind not in ("grid", *ANIMATIONS):
+        raise DcganError("--grid applies to a grid PNG (no --out, or --out FILE.png) or to an animated walk "
+                         "(--interpolate with a .gif or .mp4: one walk per cell)")
     if kind in WALKS:
         if interpolate < 1:
             raise DcganError(f"--interpolate {interpolate}: must be at least 1 (the number of segments)")
         frames = DEFAULT_FRAMES if frames is None else frames
         if frames < 1:
             raise DcganError(f"--frames {frames}: must be at least 1")
-        check_picture(f"--interpolate {interpolate} --frames {frames}", walk_picture_images(kind, interpolate, frames),
-                      "fewer segments or frames")
-        chosen = list(range(interpolate + 1)) if chosen is None else chosen
-        if len(chosen) != interpolate + 1:
-            raise DcganError(f"--interpolate {interpolate} walks between {interpolate + 1} seeds, got {len(chosen)}")
+        walks = layout[0] * layout[1] if layout else 1
+        check_picture(f"--interpolate {interpolate} --frames {frames}" + (f" --grid {grid}" if layout else ""),
+                      walk_picture_images(kind, interpolate, frames) * walks, "fewer segments, frames or cells")
+        wanted = (interpolate + 1) * walks
+        chosen = list(range(wanted)) if chosen is None else chosen
+        if len(chosen) != wanted:
+            each = f" in each of {walks} cells ({wanted} in all)" if layout else ""
+            raise DcganError(f"--interpolate {interpolate} walks between {interpolate + 1} seeds{each}, got {len(chosen)}")
         if classes is not None and len(classes) != 1:
             raise DcganError(f"--interpolate walks within one class of a conditional run, not {len(classes)}: "
                              "give --class with one name or index")
-        return Request(kind, chosen, Path(out) if out else None, frames=frames, classes=classes)
+        return Request(kind, chosen, Path(out) if out else None, grid=layout, frames=frames, classes=classes)
     if classes is not None and len(classes) > 1:
         return class_rows_request(kind, chosen, out, grid, classes)
     if kind == "grid":
@@ -213,7 +229,7 @@ def class_rows_request(kind: str, chosen: list[int] | None, out: str | None, gri
 def default_output(request: Request, run_dir: Path) -> Path:
     if request.out is not None:
         return request.out
-    return run_dir / (WALK_FILE if request.kind == "gif" else GRID_FILE)
+    return run_dir / (WALK_FILE if request.kind in WALKS else GRID_FILE)
 
 
 @dataclass
@@ -234,12 +250,16 @@ class Sampled:
 def sample(target: str | Path, step: int | None = None, seeds: str | None = None, n: int | None = None,
            grid: str | None = None, out: str | None = None, interpolate: int | None = None,
            frames: int | None = None, truncation: float = 1.0, use_ema: bool | None = None, batch_size: int = 500,
-           classes: str | None = None) -> Sampled:
+           classes: str | None = None, latents_file: str | None = None) -> Sampled:
     """`dcgan sample`: write the requested images; returns what was written (its .summary() is the command's line).
 
     classes: --class as given (names, indices, ranges, all); a conditional run without it samples every class.
     """
     asked = dict(seeds=seeds, n=n, grid=grid, out=out, interpolate=interpolate, frames=frames, truncation=truncation)
+    if latents_file is not None:
+        return sample_latents(target, latents_file, step=step, grid=grid, out=out, use_ema=use_ema,
+                              batch_size=batch_size, others=dict(seeds=seeds, n=n, interpolate=interpolate,
+                                                                 truncation=truncation, classes=classes))
     request = parse_request(**asked)  # what needs no run: a typo or a huge picture fails before the run is looked up
     if classes is not None:
         parse_class_list(classes)  # and so does a malformed --class; its names wait for the run's classes.json
@@ -259,14 +279,52 @@ def sample(target: str | Path, step: int | None = None, seeds: str | None = None
         return _sample(request, checkpoint, cfg, path, truncation, use_ema, batch_size)
 
 
+def sample_latents(target, latents_file: str, step=None, grid=None, out=None, use_ema=None, batch_size=500,
+                   others: dict | None = None) -> Sampled:
+    """`dcgan sample --latents FILE`: the latent vectors of an npz (`z`, and a conditional run's `labels`), e.g. the
+    one `dcgan project` writes, drawn again exactly; written as a grid, one PNG each or an npz, as with seeds."""
+    from dcgan.tools.latent_files import read_latents
+
+    given = [f"--{k}" for k, v in (others or {}).items() if v is not None and not (k == "truncation" and v == 1.0)]
+    if given:
+        raise DcganError(f"--latents draws the file's latents as they are; drop {', '.join(given)}")
+    kind = output_kind(out, None)
+    checkpoint = find_checkpoint(target, step)
+    cfg = read_run_config(checkpoint.run_dir)
+    z, labels = read_latents(latents_file, cfg.model.generator.latent_dim, read_classes(checkpoint.run_dir, cfg))
+    layout = parse_grid(grid) if grid is not None else grid_layout(len(z)) if kind == "grid" else None
+    if grid is not None and kind != "grid":
+        raise DcganError("--grid applies to a grid PNG only (no --out, or --out FILE.png)")
+    if layout and layout[0] * layout[1] < len(z):
+        raise DcganError(f"--grid {grid} has {layout[0] * layout[1]} cells for {len(z)} latents")
+    request = Request(kind, list(range(len(z))), Path(out) if out else None, grid=layout, latents_file=Path(latents_file))
+    check_output_size(request, cfg.data.image_size, cfg.data.channels)
+    path = default_output(request, checkpoint.run_dir)
+    if request.out is not None:
+        check_output(request.out, is_dir=kind == "dir")
+    with lock_run(checkpoint.run_dir, "dcgan sample") if inside(path, checkpoint.run_dir) else contextlib.nullcontext():
+        from dcgan.tools.handle import load_handle
+
+        gen = load_handle(checkpoint, ema=use_ema, cfg=cfg)
+        start = time.perf_counter()
+        images = gen.generate(z, labels, batch_size=batch_size)
+        seconds = time.perf_counter() - start
+        try:
+            write(request, path, images, labels, gen, 1.0)
+        except OSError as e:
+            raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
+    return Sampled(path, len(images), "" if labels is None else of_classes(labels.tolist(), gen.classes),
+                   gen.describe(), seconds)
+
+
 def _sample(request: Request, checkpoint, cfg, path: Path, truncation: float, use_ema: bool | None,
             batch_size: int) -> Sampled:
     from dcgan.tools.handle import load_handle  # TensorFlow: only once the request is known to be good
 
     gen = load_handle(checkpoint, ema=use_ema, cfg=cfg)
     z = latents(request.seeds, gen.latent_dim, truncation)
-    if request.kind in WALKS:
-        z = walk(z, request.frames)
+    if request.kind in WALKS:  # each cell's seeds in turn: cell k walks seeds k*(K+1) .. k*(K+1)+K
+        z = np.concatenate([walk(cell, request.frames) for cell in np.split(z, request.walks)])
     z, labels = in_classes(z, request.classes)
     start = time.perf_counter()
     images = gen.generate(z, labels, batch_size=batch_size)
@@ -286,6 +344,14 @@ def of_classes(classes: list[int] | None, names: list[str] | None) -> str:
     return f" of class {printable(names[distinct[0]])}" if len(distinct) == 1 else f" of {len(distinct)} classes"
 
 
+def animation_frames(images: np.ndarray, request: Request) -> np.ndarray:
+    """The walk's frames; with --grid, frame t is the grid of every cell's t-th image."""
+    if request.walks == 1:
+        return images
+    cells = images.reshape(request.walks, -1, *images.shape[1:])  # (cells, frames, H, W, C)
+    return np.stack([viz.image_grid(cells[:, t], *request.grid) for t in range(cells.shape[1])])
+
+
 def image_file(seed: int, label: int | None) -> str:
     """A PNG's name in --out DIR/: seed_0004.png, or class_07_seed_0004.png for a conditional run."""
     return f"seed_{seed:04d}.png" if label is None else f"class_{label:02d}_seed_{seed:04d}.png"
@@ -294,17 +360,27 @@ def image_file(seed: int, label: int | None) -> str:
 def write(request: Request, path: Path, images: np.ndarray, labels: np.ndarray | None, gen: GeneratorHandle,
           truncation: float) -> None:
     seeds = np.tile(np.asarray(request.seeds, np.int64), len(request.classes) if request.classes else 1)  # one per image
+    if request.latents_file is not None:  # no seeds: -1 each, and the latents themselves travel in the npz
+        seeds = np.full(len(images), -1, np.int64)
     if request.kind == "grid":
         viz.save_png(path, fill_grid(images, *request.grid))
     elif request.kind == "dir":
         for i, image in enumerate(images):
-            viz.save_png(path / image_file(int(seeds[i]), None if labels is None else int(labels[i])), image)
+            name = (f"latent_{i:04d}.png" if request.latents_file is not None
+                    else image_file(int(seeds[i]), None if labels is None else int(labels[i])))
+            viz.save_png(path / name, image)
     elif request.kind == "npz":
         extra = {} if labels is None else dict(labels=labels, classes=np.asarray(gen.classes, np.str_))
         atomic_write(path, npz_bytes(images=images, seeds=seeds, **extra, step=np.int64(gen.checkpoint.step),
                                      ema=np.bool_(gen.ema), truncation=np.float32(truncation)))
-    elif request.kind == "gif":
-        viz.save_gif(path, list(images), duration_ms=GIF_FRAME_MS)
+    elif request.kind in ANIMATIONS:
+        frames = animation_frames(images, request)
+        if request.kind == "gif":
+            viz.save_gif(path, list(frames), duration_ms=GIF_FRAME_MS)
+        else:
+            from dcgan.core.video import save_mp4
+
+            save_mp4(path, frames, VIDEO_FPS)
     else:  # strip: one row per segment, both endpoints shown
         f = request.frames
         rows = [images[k * f : k * f + f + 1] for k in range(len(request.seeds) - 1)]
