@@ -161,20 +161,16 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-def cmd_prepare(args) -> int:
-    _quiet_tensorflow()
-    from dcgan.tools.prepare import prepare_command
+def command(module: str, function: str):
+    """A command that hands its arguments to module.function (imported once it runs) and prints what it returns."""
+    def run(args) -> int:
+        import importlib
 
-    print(prepare_command(args))
-    return 0
+        _quiet_tensorflow()
+        print(getattr(importlib.import_module(module), function)(args))
+        return 0
 
-
-def cmd_data(args) -> int:
-    _quiet_tensorflow()
-    from dcgan.tools.look import look_command
-
-    print(look_command(args))
-    return 0
+    return run
 
 
 def _evaluate_step(text: str):
@@ -302,10 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="image side in pixels (shorter side resized, centre-cropped), as data.image_size")
     p.add_argument("--channels", type=int, help="1 (grayscale) or 3 (RGB), as data.channels")
     p.add_argument("--shard-mb", type=float, default=64.0, help="about this many MB per shard file (default 64)")
-    p.add_argument("--labels", nargs="?", const=True, default=False, metavar="FILE",
-                   help="image folder or archive: label each image by its immediate subfolder (sorted names are classes "
-                   "0, 1, ...), or by FILE: a dataset.json or a CSV (path, class name), inside SOURCE or absolute")
-    _fit_options(p)
+    _picture_options(p, "image folder or archive: label each image by its immediate subfolder (sorted names are "
+                     "classes 0, 1, ...), or by FILE: a dataset.json or a CSV (path, class name), inside SOURCE or absolute")
     p.add_argument("--dedupe", action="store_true", help="image folder or archive: drop exact duplicates (the same file "
                    "bytes; they are reported either way)")
     p.add_argument("--split", choices=("train", "test"), default="train", help="IDX, npz, CIFAR-10: which split (default train)")
@@ -314,21 +308,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace OUT if it is an earlier prepared dataset (nothing else)")
     p.add_argument("--verify", metavar="DIR", help="instead: check a prepared dataset's shards (sha256), records and content hash")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_prepare)
+    p.set_defaults(func=command("dcgan.tools.prepare", "prepare_command"))
+
+    from dcgan.tools.project import DEFAULTS as PROJECT  # plain numbers: no TensorFlow behind them
+
+    p = sub.add_parser("project", help="find the latent (and class) whose image is closest to each real picture -> "
+                       "RUN/projections/<name>/: target_vs_projection.png, latent.npz (dcgan sample --latents), "
+                       "projection.json")
+    p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (latest checkpoint) or a checkpoint path")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG pictures, resized as the run's dataset was")
+    p.add_argument("--step", type=int, help="use the run's checkpoint of this step instead of the latest")
+    _generator_choice(p, "project with")
+    p.add_argument("--class", "--classes", dest="classes", metavar="CLASS",
+                   help="conditional runs: project within this class (default: search every class)")
+    p.add_argument("--steps", type=int, default=PROJECT["steps"], help=f"Adam steps (default {PROJECT['steps']})")
+    p.add_argument("--starts", type=int, default=PROJECT["starts"], help=f"random starts optimised at once, the best "
+                   f"kept (default {PROJECT['starts']})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starts (default 0)")
+    p.add_argument("--video", nargs="?", const="mp4", choices=("mp4", "gif"), help="also write the optimisation as "
+                   "optimisation.mp4 (the [video] extra) or .gif")
+    p.add_argument("--out", metavar="DIR", help="where each picture's folder goes (default RUN/projections/)")
+    p.add_argument("--force", action="store_true", help="replace an earlier projection's files")
+    p.add_argument("--quiet", "-q", action="store_true", help="no notes from the feature network")
+    p.set_defaults(func=command("dcgan.tools.project", "project_command"))
 
     p = sub.add_parser("data", help="a look at an image folder or archive before training: counts, sizes, aspect ratios, "
                        "channels, classes, skipped files, duplicates, and a contact sheet after the crop and resize")
     p.add_argument("path", metavar="PATH", help="an image folder, or a .zip/.tar/.tar.gz of one")
     p.add_argument("--size", type=int, default=64, help="image side the contact sheet shows (default 64), as data.image_size")
     p.add_argument("--channels", type=int, choices=(1, 3), default=3, help="as data.channels (default 3)")
-    _fit_options(p)
-    p.add_argument("--labels", nargs="?", const=True, default=False, metavar="FILE",
-                   help="count the classes: the immediate subfolders, or FILE (a dataset.json or a CSV), as data.labels")
+    _picture_options(p, "count the classes: the immediate subfolders, or FILE (a dataset.json or a CSV), as data.labels")
     p.add_argument("--n", type=int, default=64, help="pictures on the contact sheet, drawn at random (default 64)")
     p.add_argument("--seed", type=int, default=0, help="which pictures the contact sheet draws (default 0)")
     p.add_argument("--out", metavar="DIR", help="where data.json, contact.png and histograms.png go (default ./data-<name>/)")
     p.add_argument("--force", action="store_true", help="replace the files of an earlier `dcgan data` in DIR")
-    p.set_defaults(func=cmd_data)
+    p.set_defaults(func=command("dcgan.tools.look", "look_command"))
 
     from dcgan.tools.anatomy import DEFAULT_LATENTS  # no TensorFlow behind it either
 
@@ -347,10 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fit_options(p) -> None:
-    """data.fit, data.resize and data.pad as options (dcgan prepare, dcgan data)."""
+def _picture_options(p, labels_help: str) -> None:
+    """data.fit, data.resize, data.pad and data.labels as options (dcgan prepare, dcgan data)."""
     from dcgan.core.schema import FITS, RESIZE_FILTERS
 
+    p.add_argument("--labels", nargs="?", const=True, default=False, metavar="FILE", help=labels_help)
     p.add_argument("--fit", choices=FITS, default="center", help="how a picture becomes square, as data.fit (default center)")
     p.add_argument("--resize", choices=RESIZE_FILTERS, default="area", help="the resize filter, as data.resize (default area)")
     p.add_argument("--pad", default="white", help="the letterbox of --fit pad and center-wide: white | black | edge | #rrggbb")

@@ -204,7 +204,7 @@ def test_export_into_a_run_another_process_writes_is_refused(tiny_run, tmp_path,
 def test_errors_are_one_line_and_exit_2(tiny_run, tmp_path, capsys):
     # a missing run, step or checkpoint: test_checkpoints.py, for every command that reads a run
     run_dir, _ = tiny_run
-    assert "--format 'onnx'" in cli_error(capsys, "export", run_dir, "--format", "onnx")
+    assert "--format 'tflite'" in cli_error(capsys, "export", run_dir, "--format", "tflite")
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a directory")
     assert "cannot write" in cli_error(capsys, "export", run_dir, "--out", blocker / "gen.keras")

@@ -4,7 +4,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from dcgan.cli import main
 from dcgan.tools.sample import latents
@@ -90,8 +89,3 @@ def test_without_tf2onnx_the_error_says_how_to_install(tiny_run, tmp_path, capsy
     monkeypatch.setattr(builtins, "__import__", no_tf2onnx)
     line = cli_error(capsys, "export", tiny_run[0], "--format", "onnx", "--out", tmp_path / "g.onnx")
     assert "pip install 'dcgan[onnx]'" in line and not (tmp_path / "g.onnx").exists()
-
-
-@pytest.mark.parametrize("fmt", ["tflite"])
-def test_an_unknown_format_is_one_line(tiny_run, capsys, fmt):
-    assert "choose one of keras, savedmodel, onnx" in cli_error(capsys, "export", tiny_run[0], "--format", fmt)

@@ -165,19 +165,6 @@ def write_keras(model, path: Path, provenance: dict) -> Path:
     return path
 
 
-def serving_endpoint(model):
-    """The function the SavedModel serves and its input signature: z, and a conditional generator's labels."""
-    import tensorflow as tf
-
-    from dcgan.models.registry import is_conditional
-
-    z = tf.TensorSpec([None, model.inputs[0].shape[-1]], tf.float32, name="z")
-    if is_conditional(model):
-        label = tf.TensorSpec([None], tf.int32, name="label")
-        return (lambda z, label: model([z, label], training=False)), [z, label]
-    return (lambda z: model(z, training=False)), [z]
-
-
 def write_savedmodel(model, path: Path, provenance: dict) -> Path:
     """Trace model(z[, label], training=False) into a temporary sibling directory, then move it in place."""
     import keras
@@ -185,6 +172,8 @@ def write_savedmodel(model, path: Path, provenance: dict) -> Path:
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    from dcgan.tools.handle import serving_endpoint
+
     archive.add_endpoint(ENDPOINT, *serving_endpoint(model))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     old = path.with_name(f".{path.name}.{os.getpid()}.old")

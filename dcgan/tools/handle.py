@@ -153,3 +153,16 @@ def restore_only(path: str, **objects) -> None:
         tf.train.Checkpoint(**objects).restore(path).expect_partial().assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # IndexError: a truncated data file
         raise DcganError(f"cannot restore checkpoint {path}: {first_line(e)}") from None
+
+
+def serving_endpoint(model):
+    """The function the SavedModel serves and its input signature: z, and a conditional generator's labels."""
+    import tensorflow as tf
+
+    from dcgan.models.registry import is_conditional
+
+    z = tf.TensorSpec([None, model.inputs[0].shape[-1]], tf.float32, name="z")
+    if is_conditional(model):
+        label = tf.TensorSpec([None], tf.int32, name="label")
+        return (lambda z, label: model([z, label], training=False)), [z, label]
+    return (lambda z: model(z, training=False)), [z]

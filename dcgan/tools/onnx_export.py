@@ -1,7 +1,7 @@
 """`dcgan export --format onnx`: the generator as an ONNX model that onnxruntime runs without TensorFlow or dcgan.
 
 Converted by tf2onnx (an optional extra: `pip install '.[onnx]'`) from the same traced function the SavedModel
-serves (`export.serving_endpoint`): inputs `z` float32 (batch, latent_dim) and, for a conditional generator, `label`
+serves (`handle.serving_endpoint`): inputs `z` float32 (batch, latent_dim) and, for a conditional generator, `label`
 int32 (batch,); output `images` float32 (batch, H, W, C) in [-1, 1], NHWC, which `(images + 1) * 127.5`, rounded and
 clipped, turns into the pixels `dcgan sample` writes. The model's metadata (metadata_props) says so in words and
 carries the provenance (run, step, which copy) and the class names, index = label.
@@ -33,7 +33,7 @@ def onnx_proto(model, provenance: dict):
     """The converted model, its batch axis named and its metadata set."""
     import tensorflow as tf
 
-    from dcgan.tools.export import serving_endpoint
+    from dcgan.tools.handle import serving_endpoint
 
     tf2onnx, onnx = _tf2onnx()
     serve, signature = serving_endpoint(model)

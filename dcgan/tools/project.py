@@ -61,61 +61,89 @@ def project(gen, net, targets: dict[str, np.ndarray], steps: int, starts: int, s
             lr: float = DEFAULTS["lr"], feature_weight: float = DEFAULTS["feature_weight"],
             pixel_weight: float = DEFAULTS["pixel_weight"], prior_weight: float = DEFAULTS["prior_weight"],
             video: bool = False) -> list[Projection]:
-    """Project each target (uint8 HWC) through gen (a GeneratorHandle) with feature network net."""
-    import tensorflow as tf
+    """Project each target (uint8 HWC) through gen (a GeneratorHandle) with feature network net.
 
+    Pictures are optimised together, up to MAX_LATENTS latents (pictures x classes x starts) at a time, each row
+    against its own picture: one traced step serves them all. Every picture gets the same starts (seeded by seed),
+    so a picture's result does not depend on which others share its batch.
+    """
     if steps < 1 or starts < 1:
         raise DcganError(f"--steps {steps} --starts {starts}: both must be at least 1")
-    d = gen.latent_dim
     classes = [label] if label is not None else (list(range(len(gen.classes))) if gen.classes else [None])
+    weights = (feature_weight, pixel_weight, prior_weight)
+    z0 = np.random.default_rng(seed).standard_normal((starts, gen.latent_dim)).astype(np.float32)
+    names = list(targets)
+    per_picture = len(classes) * starts
+    chunk = max(1, MAX_LATENTS // per_picture)
     results = []
-    for name, target in targets.items():
-        begin = time.perf_counter()
-        rng = np.random.default_rng(seed)
-        z0 = rng.standard_normal((starts, d)).astype(np.float32)
-        z = tf.Variable(np.tile(z0, (len(classes), 1)))  # every start in every class searched
-        labels = None if classes == [None] else tf.constant(np.repeat(classes, starts).astype(np.int32))
-        x = tf.constant(target[None].astype(np.float32) / 127.5 - 1.0)
-        f_target = net.embed(tf.constant(target[None].astype(np.float32)))
-        optimiser = tf.keras.optimizers.Adam(lr)
+    for i in range(0, len(names), chunk):
+        group = names[i : i + chunk]
+        results += _project_group(gen, net, group, np.stack([targets[n] for n in group]), z0, classes, steps, lr,
+                                  weights, video)
+    return results
 
-        def terms(images, z):
-            f = net.embed((images + 1.0) * 127.5)
-            feature = tf.reduce_mean(tf.square(f - f_target), axis=1)
-            pixel = tf.reduce_mean(tf.square(images - x), axis=[1, 2, 3])
-            prior = tf.square(tf.reduce_sum(tf.square(z), axis=1) / d - 1.0)
-            return feature, pixel, prior
 
-        @tf.function
-        def step():
-            with tf.GradientTape() as tape:
-                images = gen(z, labels)
-                feature, pixel, prior = terms(images, z)
-                loss = feature_weight * feature + pixel_weight * pixel + prior_weight * prior
-            optimiser.apply_gradients([(tape.gradient(tf.reduce_sum(loss), z), z)])
-            return loss, images
+MAX_LATENTS = 512  # latents optimised at once
 
-        history, snapshots = [], []
-        every = max(1, steps // VIDEO_FRAMES)
-        for i in range(steps):
-            loss, images = step()
-            history.append(loss.numpy())
-            if video and (i % every == 0 or i == steps - 1):
-                snapshots.append(images.numpy())
-        final = gen(z, labels)
-        feature, pixel, prior = (t.numpy() for t in terms(final, z))
-        total = feature_weight * feature + pixel_weight * pixel + prior_weight * prior
-        best = int(np.argmin(total))
-        to_uint8 = lambda a: np.clip(np.round((np.asarray(a) + 1.0) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
+
+def _project_group(gen, net, names, targets, z0, classes, steps, lr, weights, video) -> list[Projection]:
+    import tensorflow as tf
+
+    begin = time.perf_counter()
+    n, starts, d = len(names), len(z0), gen.latent_dim
+    rows = len(classes) * starts  # per picture: every start in every class
+    z = tf.Variable(np.tile(z0, (n * len(classes), 1)))  # picture-major, then class, then start
+    labels = None if classes == [None] else tf.constant(np.tile(np.repeat(classes, starts), n).astype(np.int32))
+    pixels = np.repeat(targets.astype(np.float32), rows, axis=0)
+    x = tf.constant(pixels / 127.5 - 1.0)
+    f_target = net.embed(tf.constant(pixels))
+    m, v = tf.Variable(tf.zeros_like(z)), tf.Variable(tf.zeros_like(z))  # Adam's moments (Kingma & Ba 2015)
+    feature_weight, pixel_weight, prior_weight = weights
+
+    def terms(images, z):
+        feature = tf.reduce_mean(tf.square(net.embed((images + 1.0) * 127.5) - f_target), axis=1)
+        pixel = tf.reduce_mean(tf.square(images - x), axis=[1, 2, 3])
+        prior = tf.square(tf.reduce_sum(tf.square(z), axis=1) / d - 1.0)
+        return feature, pixel, prior
+
+    @tf.function
+    def step(t):
+        with tf.GradientTape() as tape:
+            images = gen(z, labels)
+            feature, pixel, prior = terms(images, z)
+            loss = feature_weight * feature + pixel_weight * pixel + prior_weight * prior
+            total = tf.reduce_sum(loss)  # each row's loss depends on its own z only
+        grad = tape.gradient(total, z)
+        m.assign(0.9 * m + 0.1 * grad)
+        v.assign(0.999 * v + 0.001 * tf.square(grad))
+        z.assign_sub(lr * (m / (1.0 - 0.9**t)) / (tf.sqrt(v / (1.0 - 0.999**t)) + 1e-8))
+        return loss, images
+
+    history, snapshots = [], []
+    every = max(1, steps // VIDEO_FRAMES)
+    for i in range(steps):
+        loss, images = step(tf.constant(i + 1, tf.float32))
+        history.append(loss.numpy())
+        if video and (i % every == 0 or i == steps - 1):
+            snapshots.append(_to_uint8(images.numpy()))
+    final = gen(z, labels)
+    feature, pixel, prior = (t.numpy() for t in terms(final, z))
+    total = feature_weight * feature + pixel_weight * pixel + prior_weight * prior
+    images, zs, seconds = _to_uint8(final.numpy()), z.numpy(), (time.perf_counter() - begin) / n
+    results = []
+    for k, name in enumerate(names):
+        best = k * rows + int(np.argmin(total[k * rows : (k + 1) * rows]))
         results.append(Projection(
-            name, target, to_uint8(final[best]), z.numpy()[best],
-            None if labels is None else int(labels.numpy()[best]),
+            name, targets[k], images[best], zs[best], None if labels is None else int(labels.numpy()[best]),
             [float(h[best]) for h in history],
             {"feature": float(feature[best]), "pixel_mse": float(pixel[best]), "prior": float(prior[best]),
-             "z_norm": float(np.linalg.norm(z.numpy()[best])), "total": float(total[best]),
-             "start": best % starts},
-            [to_uint8(s[best]) for s in snapshots], time.perf_counter() - begin))
+             "z_norm": float(np.linalg.norm(zs[best])), "total": float(total[best]), "start": (best - k * rows) % starts},
+            [s[best] for s in snapshots], seconds))
     return results
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    return np.clip(np.round((np.asarray(a) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- the command
@@ -166,7 +194,7 @@ def project_command(args) -> str:
         atomic_write(folder / "projection.json", json.dumps(report, indent=1) + "\n")
         if args.video:
             frames = [image_grid(np.stack([r.target, f]), 1, 2) for f in r.frames]
-            if args.video.endswith(".gif"):
+            if args.video == "gif":
                 save_gif(folder / "optimisation.gif", frames, duration_ms=100)
             else:
                 from dcgan.core.video import save_mp4
