@@ -55,7 +55,9 @@ def test_a_hub_folder_carries_the_scores_and_its_snippet_runs_without_dcgan(tiny
 def test_a_conditional_hub_folder_names_its_classes_and_force_replaces_only_its_own(tiny_conditional_run, tmp_path,
                                                                                     capsys):
     run_dir, cfg = tiny_conditional_run
-    out = tmp_path / "hub"
+    run = tmp_path / "run"  # a copy never evaluated (other tests may score the shared run)
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("eval.json"))
+    run_dir, out = run, tmp_path / "hub"
     assert main(["export", str(run_dir), "--format", "hub", "--out", str(out)]) == 0
     classes = json.loads((out / "classes.json").read_text())["classes"]
     assert classes[7] == "Sneaker" and "Not evaluated" in (out / "README.md").read_text()

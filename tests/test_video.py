@@ -54,3 +54,12 @@ def test_video_frames_are_rgb_enlarged_and_even():
 def test_bad_video_requests_are_one_line(tiny_run, tmp_path, capsys, args, message):
     assert message in cli_error(capsys, "sample", tiny_run[0], *[str(tmp_path / a) if str(a).startswith("x.") else a
                                                                  for a in args])
+
+
+def test_a_conditional_walk_video_stays_in_its_class(tiny_conditional_run, tmp_path, capsys):
+    run_dir, _ = tiny_conditional_run
+    out = tmp_path / "bags.mp4"
+    status, said, err = run_cli(capsys, "sample", run_dir, "--class", "bag", "--interpolate", 2, "--frames", 2,
+                                "--out", out)
+    assert status == 0 and "of class Bag" in said, err
+    assert count_frames(out) == 5
