@@ -48,7 +48,7 @@ def main(argv=None) -> int:
                      "feature_median": statistics.median(feature), "feature_sd": statistics.stdev(feature),
                      "pixel_mse_mean": statistics.mean(pixel), "pixel_mse_median": statistics.median(pixel),
                      "seconds_per_image": seconds / args.n})
-    print(f"| images | n | feature distance, mean ± sd | median | pixel MSE ([-1, 1]), mean | median | s per image |")
+    print("| images | n | feature distance, mean ± sd | median | pixel MSE ([-1, 1]), mean | median | s per image |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['split']} | {r['n']} | {r['feature_mean']:.4g} ± {r['feature_sd']:.2g} | {r['feature_median']:.4g} | "
