@@ -122,7 +122,7 @@ class FolderReader(Reader):
         first_of = {}
         with self.pictures:
             for name, result, digest in image_folder.decode_images(self.pictures, self.files, self.size,
-                                                                   self.channels, self.fit, self.threads):
+                                                                   self.channels, self.fit, self.threads, digests=True):
                 if isinstance(result, str):
                     self.skipped[result] += 1
                     continue

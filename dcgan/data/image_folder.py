@@ -170,9 +170,9 @@ DECODE_THREADS = 0 if (os.cpu_count() or 1) <= 2 else min(8, os.cpu_count())
 
 
 def decode_images(pictures: Pictures, names: list[str], image_size: int, channels: int, fit: Fit = DEFAULT_FIT,
-                  threads: int | None = None):
-    """(name, uint8 image or the reason it was skipped, sha256 of the file's bytes or None) for each of names, in
-    the order pictures reads them, decoded on a thread pool (threads=0: in the calling thread).
+                  threads: int | None = None, digests: bool = False):
+    """(name, uint8 image or the reason it was skipped, with digests the sha256 of the file's bytes, else None) for
+    each of names, in the order pictures reads them, decoded on a thread pool (threads=0: in the calling thread).
 
     The files are read here, one at a time (an archive's members share its file); at most a few per thread are
     in flight, so memory stays bounded however long the list; closing the generator early (a limit reached)
@@ -182,13 +182,13 @@ def decode_images(pictures: Pictures, names: list[str], image_size: int, channel
     read = ((name, read_picture(source, image_size, fit)) for name, source in pictures.read(names))
     if threads <= 0:
         for name, encoded in read:
-            yield name, *_decoded(encoded, image_size, channels, fit)
+            yield name, *_decoded(encoded, image_size, channels, fit, digests)
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="dcgan-decode") as pool:
         pending = deque()
         try:
             for name, encoded in read:
-                pending.append((name, pool.submit(_decoded, encoded, image_size, channels, fit)))
+                pending.append((name, pool.submit(_decoded, encoded, image_size, channels, fit, digests)))
                 if len(pending) >= 4 * threads:
                     name0, future = pending.popleft()
                     yield name0, *future.result()
@@ -200,11 +200,11 @@ def decode_images(pictures: Pictures, names: list[str], image_size: int, channel
                 future.cancel()
 
 
-def _decoded(encoded, image_size: int, channels: int, fit: Fit):
-    """(image or skip reason, the bytes' sha256 or None) of what read_picture gave."""
+def _decoded(encoded, image_size: int, channels: int, fit: Fit, digest: bool):
+    """(image or skip reason, the bytes' sha256 when asked for, else None) of what read_picture gave."""
     if isinstance(encoded, str):
         return encoded, None
-    return decode_bytes(encoded, image_size, channels, fit), hashlib.sha256(encoded).hexdigest()
+    return decode_bytes(encoded, image_size, channels, fit), hashlib.sha256(encoded).hexdigest() if digest else None
 
 
 def decode_image(path: Path, image_size: int, channels: int, fit: Fit = DEFAULT_FIT):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from dcgan.data.datafiles import DataError
+from dcgan.data.pictures import read_label_file
 
 MAX_LABEL_FILE_BYTES = 256 << 20  # ~5 million entries
 
@@ -31,23 +32,11 @@ def labels_from_file(pictures, spec: str) -> FileLabels:
     """The labels data.labels names: a file inside the folder or archive (relative), or anywhere (absolute)."""
     where = Path(spec)
     if where.is_absolute():
-        raw, shown = _read_outside(where), str(where)
+        raw, shown = read_label_file(where, MAX_LABEL_FILE_BYTES), str(where)
     else:
         raw, shown = pictures.member(PurePosixPath(spec).as_posix(), MAX_LABEL_FILE_BYTES), f"{pictures.root}/{spec}"
     entries = _parse(raw, shown)
     return _match(entries, pictures.names, shown, skip={PurePosixPath(spec).as_posix()})
-
-
-def _read_outside(path: Path) -> bytes:
-    from dcgan.data.datafiles import open_regular
-
-    try:
-        with open_regular(path, MAX_LABEL_FILE_BYTES, "a label file") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise DataError(f"data.labels: {path} does not exist") from None
-    except DataError as e:
-        raise DataError(f"data.labels: {e}") from None
 
 
 def _parse(raw: bytes, shown: str) -> list[tuple[str, str | int]]:

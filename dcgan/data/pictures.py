@@ -47,6 +47,17 @@ def update_key(h, path: Path) -> None:
         h.update(f"{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}:{st.st_mode if st else -1}\n".encode())
 
 
+def read_label_file(path: Path, max_bytes: int) -> bytes:
+    """A label file on disk (a folder's member, or anywhere by an absolute path), bounded; one DataError line."""
+    try:
+        with open_regular(path, max_bytes, "a label file") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise DataError(f"data.labels: {path} does not exist") from None
+    except DataError as e:
+        raise DataError(f"data.labels: {e}") from None
+
+
 class Pictures:
     root: Path
     names: list[str]
@@ -86,14 +97,7 @@ class FolderPictures(Pictures):
             yield name, self.root / name  # opened (and checked) by the decoder, which knows the limits
 
     def member(self, name: str, max_bytes: int) -> bytes:
-        path = self.root / name
-        try:
-            with open_regular(path, max_bytes, "a label file") as f:
-                return f.read()
-        except FileNotFoundError:
-            raise DataError(f"data.labels: {path} does not exist") from None
-        except DataError as e:
-            raise DataError(f"data.labels: {e}") from None
+        return read_label_file(self.root / name, max_bytes)
 
 
 class ArchivePictures(Pictures):

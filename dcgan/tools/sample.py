@@ -303,29 +303,22 @@ def sample_latents(target, latents_file: str, step=None, grid=None, out=None, us
     if request.out is not None:
         check_output(request.out, is_dir=kind == "dir")
     with lock_run(checkpoint.run_dir, "dcgan sample") if inside(path, checkpoint.run_dir) else contextlib.nullcontext():
-        from dcgan.tools.handle import load_handle
-
-        gen = load_handle(checkpoint, ema=use_ema, cfg=cfg)
-        start = time.perf_counter()
-        images = gen.generate(z, labels, batch_size=batch_size)
-        seconds = time.perf_counter() - start
-        try:
-            write(request, path, images, labels, gen, 1.0)
-        except OSError as e:
-            raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
-    return Sampled(path, len(images), "" if labels is None else of_classes(labels.tolist(), gen.classes),
-                   gen.describe(), seconds)
+        return _sample(request, checkpoint, cfg, path, 1.0, use_ema, batch_size, given=(z, labels))
 
 
 def _sample(request: Request, checkpoint, cfg, path: Path, truncation: float, use_ema: bool | None,
-            batch_size: int) -> Sampled:
+            batch_size: int, given: tuple | None = None) -> Sampled:
+    """Generate and write what request asks for: from its seeds, or the (z, labels) given (--latents)."""
     from dcgan.tools.handle import load_handle  # TensorFlow: only once the request is known to be good
 
     gen = load_handle(checkpoint, ema=use_ema, cfg=cfg)
-    z = latents(request.seeds, gen.latent_dim, truncation)
-    if request.kind in WALKS:  # each cell's seeds in turn: cell k walks seeds k*(K+1) .. k*(K+1)+K
-        z = np.concatenate([walk(cell, request.frames) for cell in np.split(z, request.walks)])
-    z, labels = in_classes(z, request.classes)
+    if given is not None:
+        z, labels = given
+    else:
+        z = latents(request.seeds, gen.latent_dim, truncation)
+        if request.kind in WALKS:  # each cell's seeds in turn: cell k walks seeds k*(K+1) .. k*(K+1)+K
+            z = np.concatenate([walk(cell, request.frames) for cell in np.split(z, request.walks)])
+        z, labels = in_classes(z, request.classes)
     start = time.perf_counter()
     images = gen.generate(z, labels, batch_size=batch_size)
     seconds = time.perf_counter() - start
@@ -333,7 +326,8 @@ def _sample(request: Request, checkpoint, cfg, path: Path, truncation: float, us
         write(request, path, images, labels, gen, truncation)
     except OSError as e:
         raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
-    return Sampled(path, len(images), of_classes(request.classes, gen.classes), gen.describe(), seconds)
+    classes = request.classes if given is None else None if labels is None else labels.tolist()
+    return Sampled(path, len(images), of_classes(classes, gen.classes), gen.describe(), seconds)
 
 
 def of_classes(classes: list[int] | None, names: list[str] | None) -> str:
