@@ -3,48 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
 
 from dcgan import __version__
 from dcgan.core.errors import DcganError, first_line
-
-
-def _quiet_tensorflow() -> None:
-    """Import TensorFlow without its start-up noise, unless the user asks for it.
-
-    On a machine without a GPU every command would otherwise print the absl preamble, oneDNN and CUDA
-    info lines at import and a `failed call to cuInit` error at the first op. Only DCGAN_TF_LOGS=1 gets
-    TensorFlow's own logging untouched: TF_CPP_MIN_LOG_LEVEL, which users set to quiet TensorFlow, cannot
-    quiet the lines logged before absl is initialised (cudart_stub's "Could not find cuda drivers"), so
-    fd 2 is captured during the import whatever it says.
-    """
-    if os.environ.get("DCGAN_TF_LOGS") or "tensorflow" in sys.modules:  # imported already: its start-up is past
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    with _native_stderr_captured() as captured:
-        try:
-            import tensorflow as tf
-        except BaseException:
-            sys.stderr.write(captured())  # an import that fails keeps its explanation
-            raise
-    tf.get_logger().setLevel("ERROR")
-
-
-@contextlib.contextmanager
-def _native_stderr_captured():
-    """Point file descriptor 2 (where TensorFlow's C++ logs go) at a temporary file; yields a reader of it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+from dcgan.core.tfimport import quiet_tensorflow
 
 
 def cmd_train(args) -> int:
@@ -68,7 +32,7 @@ def cmd_train(args) -> int:
         cfg, run_dir = load_config(args.config, overrides), None
     if args.workers is not None and cfg.distribute.strategy != "multi_worker":
         raise DcganError(f"--workers needs distribute.strategy=multi_worker, not {cfg.distribute.strategy}")
-    _quiet_tensorflow()
+    quiet_tensorflow()
     # before any other TensorFlow work: MultiWorkerMirroredStrategy must be created at program start
     strategy = make_strategy(cfg.distribute)
     from dcgan.training.loop import train
@@ -87,7 +51,7 @@ def _generator_choice(p, verb: str) -> None:
 
 
 def cmd_sample(args) -> int:
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from dcgan.tools.sample import sample
 
     written = sample(args.run, step=args.step, seeds=args.seeds, n=args.n, grid=args.grid, out=args.out,
@@ -99,7 +63,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_export(args) -> int:
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from dcgan.tools.export import export
 
     print(export(args.run, fmt=args.format, out=args.out, step=args.step, use_ema=args.use_ema, force=args.force))
@@ -110,7 +74,7 @@ def cmd_benchmark(args) -> int:
     from dcgan.core.config import load_config
 
     cfg = load_config(args.config, args.set)
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from dcgan.tools import benchmark
 
     benchmark.run(cfg, windows=args.windows, window_steps=args.window_steps, sampling=not args.no_sampling,
@@ -119,7 +83,7 @@ def cmd_benchmark(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from dcgan.tools.evaluate import evaluate
 
     scores = evaluate(args.run, n=args.n, metrics=args.metrics, step=args.step, use_ema=args.use_ema,
@@ -131,7 +95,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_features(args) -> int:
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from dcgan.evaluation.features import train_classifier
 
     path, info = train_classifier(args.data, args.path, epochs=args.epochs)
@@ -147,7 +111,7 @@ def cmd_compare(args) -> int:
     p = make_plan(config=args.config, modes=args.modes, budget=args.budget, steps=args.steps, seconds=args.seconds,
                   seeds=args.seeds, name=args.name, overrides=args.set, eval_samples=args.eval_samples,
                   eval_every=args.eval_every)
-    _quiet_tensorflow()
+    quiet_tensorflow()
     print(compare(p, quiet=args.quiet))
     return 0
 
@@ -156,17 +120,18 @@ def cmd_inspect(args) -> int:
     from dcgan.tools.anatomy import inspect_run, resolve  # no TensorFlow behind them
 
     source = resolve(args.run, args.init, args.set, args.step, args.use_ema, args.n, args.out)  # bad arguments fail fast
-    _quiet_tensorflow()
+    quiet_tensorflow()
     print(inspect_run(source, args.use_ema, args.n))
     return 0
 
 
-def command(module: str, function: str):
+def command(module: str, function: str, tensorflow: bool = True):
     """A command that hands its arguments to module.function (imported once it runs) and prints what it returns."""
     def run(args) -> int:
         import importlib
 
-        _quiet_tensorflow()
+        if tensorflow:
+            quiet_tensorflow()
         print(getattr(importlib.import_module(module), function)(args))
         return 0
 
@@ -343,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where data.json, contact.png and histograms.png go (default ./data-<name>/)")
     p.add_argument("--force", action="store_true", help="replace the files of an earlier `dcgan data` in DIR")
     p.set_defaults(func=command("dcgan.tools.look", "look_command"))
+
+    p = sub.add_parser("studio", help="explore a folder of runs in the browser: runs, samples, walks, upsampling, comparisons")
+    p.add_argument("runs", nargs="?", default="runs", metavar="RUNS_DIR", help="the folder of runs (default runs/)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860; 0: any free port)")
+    p.set_defaults(func=command("dcgan.studio.server", "studio_command", tensorflow=False))  # the page first, TF after
 
     from dcgan.tools.anatomy import DEFAULT_LATENTS  # no TensorFlow behind it either
 

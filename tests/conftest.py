@@ -88,3 +88,22 @@ def tiny_conditional_run(tmp_path_factory):
                              "run.name=tiny-conditional", "train.ema_decay=0.9",
                              "model.generator.condition=cbn", "model.discriminator.condition=projection"])
     return train(cfg, quiet=True), cfg
+
+
+@pytest.fixture(scope="session")
+def studio_folder(tmp_path_factory, tiny_run, tiny_conditional_run):
+    """A folder of runs as `dcgan studio` finds them: copies of tiny_run and tiny_conditional_run, and a real
+    two-mode comparison of 2 steps a run (compare-modes/, with compare_result.json and spectra)."""
+    from dcgan.tools import compare, modes
+
+    root = tmp_path_factory.mktemp("studio") / "runs"
+    root.mkdir()
+    for run_dir, _ in (tiny_run, tiny_conditional_run):
+        shutil.copytree(run_dir, root / run_dir.name, ignore=shutil.ignore_patterns(".lock"))
+    mnist = write_mnist(tmp_path_factory.mktemp("studio-mnist"), two_classes=True)
+    plan = modes.make_plan(None, "transpose,subpixel", budget="steps", steps=2, eval_every=2, name="modes", eval_samples=16,
+                           overrides=[*mnist_sets(mnist), f"run.dir={root}", "train.eval_samples=16", "train.ema_decay=0.9"])
+    with pytest.MonkeyPatch.context() as mp:  # its feature classifier stays out of the session's cache
+        mp.setenv("DCGAN_CACHE", str(tmp_path_factory.mktemp("studio-cache")))
+        compare.compare(plan, quiet=True)
+    return root

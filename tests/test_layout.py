@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dcgan"
-LAYERS = ("core", "data", "models", "evaluation", "training", "tools")  # the pipeline, in order
+LAYERS = ("core", "data", "models", "evaluation", "training", "tools", "studio")  # the pipeline, in order
 MAX_LINES = 400
 
 

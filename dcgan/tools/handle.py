@@ -92,6 +92,35 @@ class GeneratorHandle:
         z = walk(latents(chosen, self.latent_dim, checked_truncation(truncation)), frames)
         return self.generate(*in_classes(z, labels), batch_size=batch_size)
 
+    def class_walk(self, seed: int, classes=(0, 1), frames: int = DEFAULT_FRAMES, truncation: float | None = None) -> np.ndarray:
+        """One latent (the seed's) walked from one class of a conditional run to another: frames + 1 uint8 images.
+
+        Frame t draws the label (1 - t) * onehot(a) + t * onehot(b): every class embedding of the generator (the
+        label joined to z, conditional BatchNorm's gammas and betas) is that mix of its two rows. The rows are
+        written in place for each frame and restored after, so a handle must not draw elsewhere meanwhile.
+        """
+        import keras
+
+        picks = [label for pick in classes for label in self.labels(str(pick))] if self.classes else []
+        if len(picks) != 2 or frames < 1:
+            raise DcganError("a class walk needs a conditional run, two classes and at least 1 frame")
+        a, b = picks
+        z = latents([seed], self.latent_dim, checked_truncation(truncation))
+        tables = [layer.embeddings for layer in self.model.layers if isinstance(layer, keras.layers.Embedding)]
+        saved = [table.numpy() for table in tables]
+        out = []
+        try:
+            for t in np.linspace(0.0, 1.0, frames + 1, dtype=np.float32):
+                for table, rows in zip(tables, saved):
+                    mixed = rows.copy()
+                    mixed[a] = (1 - t) * rows[a] + t * rows[b]
+                    table.assign(mixed)
+                out.append(self.generate(z, np.array([a], np.int32)))
+        finally:
+            for table, rows in zip(tables, saved):
+                table.assign(rows)
+        return np.concatenate(out)
+
 
 def describe_copy(step: int, ema: bool, chosen: bool) -> str:
     """'ckpt-900 (EMA generator, the run's choice)': which generator of which checkpoint pictures come from."""

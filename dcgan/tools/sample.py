@@ -312,13 +312,7 @@ def _sample(request: Request, checkpoint, cfg, path: Path, truncation: float, us
     from dcgan.tools.handle import load_handle  # TensorFlow: only once the request is known to be good
 
     gen = load_handle(checkpoint, ema=use_ema, cfg=cfg)
-    if given is not None:
-        z, labels = given
-    else:
-        z = latents(request.seeds, gen.latent_dim, truncation)
-        if request.kind in WALKS:  # each cell's seeds in turn: cell k walks seeds k*(K+1) .. k*(K+1)+K
-            z = np.concatenate([walk(cell, request.frames) for cell in np.split(z, request.walks)])
-        z, labels = in_classes(z, request.classes)
+    z, labels = given if given is not None else request_latents(request, gen.latent_dim, truncation)
     start = time.perf_counter()
     images = gen.generate(z, labels, batch_size=batch_size)
     seconds = time.perf_counter() - start
@@ -328,6 +322,30 @@ def _sample(request: Request, checkpoint, cfg, path: Path, truncation: float, us
         raise DcganError(f"cannot write {path}: {e.strerror or e}") from None
     classes = request.classes if given is None else None if labels is None else labels.tolist()
     return Sampled(path, len(images), of_classes(classes, gen.classes), gen.describe(), seconds)
+
+
+def request_latents(request: Request, latent_dim: int, truncation: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """The latents (and a conditional run's labels) of a request's seeds, in the order its picture shows them."""
+    z = latents(request.seeds, latent_dim, truncation)
+    if request.kind in WALKS:  # each cell's seeds in turn: cell k walks seeds k*(K+1) .. k*(K+1)+K
+        z = np.concatenate([walk(cell, request.frames) for cell in np.split(z, request.walks)])
+    return in_classes(z, request.classes)
+
+
+def grid_picture(request: Request, images: np.ndarray) -> np.ndarray:
+    """The grid PNG's pixels: the images in the request's layout."""
+    return fill_grid(images, *request.grid)
+
+
+def npz_record(request: Request, images: np.ndarray, labels: np.ndarray | None, gen: GeneratorHandle,
+               truncation: float) -> bytes:
+    """The .npz file's bytes: the images with the seed (and label) of each and the generator they came from."""
+    seeds = np.tile(np.asarray(request.seeds, np.int64), len(request.classes) if request.classes else 1)  # one per image
+    if request.latents_file is not None:  # no seeds: -1 each, and the latents themselves travel in the npz
+        seeds = np.full(len(images), -1, np.int64)
+    extra = {} if labels is None else dict(labels=labels, classes=np.asarray(gen.classes, np.str_))
+    return npz_bytes(images=images, seeds=seeds, **extra, step=np.int64(gen.checkpoint.step), ema=np.bool_(gen.ema),
+                     truncation=np.float32(truncation))
 
 
 def of_classes(classes: list[int] | None, names: list[str] | None) -> str:
@@ -353,20 +371,16 @@ def image_file(seed: int, label: int | None) -> str:
 
 def write(request: Request, path: Path, images: np.ndarray, labels: np.ndarray | None, gen: GeneratorHandle,
           truncation: float) -> None:
-    seeds = np.tile(np.asarray(request.seeds, np.int64), len(request.classes) if request.classes else 1)  # one per image
-    if request.latents_file is not None:  # no seeds: -1 each, and the latents themselves travel in the npz
-        seeds = np.full(len(images), -1, np.int64)
     if request.kind == "grid":
-        viz.save_png(path, fill_grid(images, *request.grid))
+        viz.save_png(path, grid_picture(request, images))
     elif request.kind == "dir":
+        seeds = np.tile(np.asarray(request.seeds, np.int64), len(request.classes) if request.classes else 1)
         for i, image in enumerate(images):
             name = (f"latent_{i:04d}.png" if request.latents_file is not None
                     else image_file(int(seeds[i]), None if labels is None else int(labels[i])))
             viz.save_png(path / name, image)
     elif request.kind == "npz":
-        extra = {} if labels is None else dict(labels=labels, classes=np.asarray(gen.classes, np.str_))
-        atomic_write(path, npz_bytes(images=images, seeds=seeds, **extra, step=np.int64(gen.checkpoint.step),
-                                     ema=np.bool_(gen.ema), truncation=np.float32(truncation)))
+        atomic_write(path, npz_record(request, images, labels, gen, truncation))
     elif request.kind in ANIMATIONS:
         frames = animation_frames(images, request)
         if request.kind == "gif":
