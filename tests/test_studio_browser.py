@@ -1,6 +1,6 @@
 """`dcgan studio` in a real headless Chromium (Debian's `chromium`, driven by Playwright): the picture the page
 shows is `dcgan sample`'s, pixel for pixel; a walk plays; the upsampling view inspects; a path outside the runs
-is refused. DCGAN_STUDIO_SHOTS=DIR keeps a screenshot of each view there (the README's come from this test)."""
+is refused. DCGAN_STUDIO_SHOTS=DIR keeps a screenshot of each view of the tiny runs there."""
 
 import os
 import shutil
@@ -165,7 +165,9 @@ def test_two_runs_side_by_side(page):
     pick(page, "compare-modes/transpose-seed0", "compare")
     page.select_option("#compare-with", "compare-modes/subpixel-seed0")
     wait_until(page, "() => document.getElementById('compare-b').dataset.query?.includes('subpixel')", timeout=WAIT_MS)
-    assert "fid" in page.text_content("#compare-scores")
+    wait_until(page, "() => document.getElementById('compare-scores').textContent.includes('fid')", timeout=WAIT_MS)
+    assert page.locator("#compare-scores th").all_text_contents() == ["score", "compare-modes/transpose-seed0",
+                                                                     "compare-modes/subpixel-seed0"]
     shot(page, "compare")
 
 

@@ -4,6 +4,7 @@ can neither read outside the folder of runs nor write into a run beyond `dcgan i
 import http.client
 import io
 import json
+import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -123,6 +124,7 @@ def test_a_class_walk_runs_from_one_class_to_the_other_at_one_latent(studio):
 
 def test_inspect_writes_what_the_command_writes_and_nothing_else(studio):
     run = studio.root / "compare-modes" / "transpose-seed0"
+    shutil.rmtree(run / "inspect", ignore_errors=True)  # the browser tests may have inspected the shared folder's run
     before = files_of(run)
     report = json.loads(get(studio, "/api/inspect?run=compare-modes/transpose-seed0")[2])
     assert report["generator"].startswith("ckpt-2 (") and "block0" in report["table"]
@@ -186,8 +188,6 @@ def test_a_bad_request_is_one_line_naming_what_is_wrong(studio, query, message):
 
 
 def test_a_new_checkpoint_is_seen_without_a_restart(studio):
-    import shutil
-
     run = studio.root / "tiny"
     ckpt = run / "checkpoints"
     for f in ckpt.glob("ckpt-6.*"):
