@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -24,18 +23,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from dcgan.tools.report import cpu_name
+
 
 VALUES = ("0.5", "0.75", "0.9", "0.6", "0.85", "0.7", "0.95", "0.55")  # truncations: each differs from the last
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def wait_until(page, predicate: str, arg=None, timeout_s: float = 120) -> None:
@@ -104,7 +95,7 @@ def main() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; Chromium {chromium}")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; Chromium {chromium}")
     print(f"URL printed {t_url:.2f} s after the command; page listing the runs at {t_page:.2f} s "
           f"(browser start {t_browser - start - t_url:.2f} s of it); first 64-image grid shown at {t_grid:.2f} s")
     print(f"redraw after a slider change ({len(redraws)} changes, 64 images): median {1000 * statistics.median(redraws):.0f} ms, "
