@@ -228,3 +228,17 @@ def test_a_missing_folder_or_a_taken_port_is_one_line(tmp_path, capsys, studio):
 
     assert "no such folder of runs" in cli_error(capsys, "studio", str(tmp_path / "none"))
     assert f"cannot listen on 127.0.0.1:{studio.port}" in cli_error(capsys, "studio", str(studio.root), "--port", str(studio.port))
+
+
+def test_the_best_checkpoint_is_drawn_and_inspected_as_its_path_would_be(studio, tmp_path):
+    run = studio.root / "compare-modes" / "transpose-seed0"
+    summary = json.loads(get(studio, "/api/run?run=compare-modes/transpose-seed0")[2])
+    assert summary["best_checkpoint"] == 2
+    out = tmp_path / "best.png"
+    assert run_sample(run / "checkpoints" / "best" / "ckpt-2", "--seeds", "0-5", "--out", out) == 0
+    status, headers, body = get(studio, "/api/grid.png?run=compare-modes/transpose-seed0&seeds=0-5&step=best")
+    assert status == 200 and body == out.read_bytes() and json.loads(headers["X-Dcgan"])["step"] == 2
+    report = json.loads(get(studio, "/api/inspect?run=compare-modes/transpose-seed0&step=best")[2])
+    assert report["generator"].startswith("ckpt-2 (")
+    status, message = error_of(studio, "/api/grid.png?run=tiny&step=best")
+    assert status == 400 and "no best checkpoint" in message

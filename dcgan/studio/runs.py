@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dcgan.core.errors import DcganError, first_line
 from dcgan.core.files import LOCK_FILE, read_bytes
-from dcgan.training.checkpoints import BEST_DIR, CHECKPOINT_DIR, read_best, run_steps
+from dcgan.training.checkpoints import BEST_DIR, CHECKPOINT_DIR, checkpoint_steps, read_best, run_steps
 from dcgan.training.rundir import CONFIG_FILE, METRICS_FILE, read_classes, read_metrics, read_run_config, record_kind
 
 MAX_DEPTH = 3  # RUNS/run, RUNS/compare-x/run, RUNS/group/compare-x/run
@@ -47,8 +47,10 @@ class Run:
 
     def summary(self) -> dict:
         cfg = self.config
+        best = checkpoint_steps(self.path / CHECKPOINT_DIR / BEST_DIR)  # kept apart from the rotating checkpoints
         out = {"id": self.id, "name": self.path.name, "comparison": self.comparison, "status": status(self),
-               "steps": self.steps, "step": self.steps[-1] if self.steps else 0, "problem": self.problem}
+               "steps": self.steps, "step": self.steps[-1] if self.steps else 0, "problem": self.problem,
+               "best_checkpoint": best[-1] if best else None}
         if cfg is None:
             return out
         modes = cfg.model.generator.upsampling

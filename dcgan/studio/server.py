@@ -129,8 +129,10 @@ class Query:
         text = self.text("step", "")
         if text in ("", "latest"):
             return None
+        if text == "best":
+            return text
         if not text.isdigit():
-            raise BadRequest(f"step={text[:40]!r}: not a step number")
+            raise BadRequest(f"step={text[:40]!r}: not a step number, latest or best")
         return int(text)
 
     def copy(self) -> bool | None:

@@ -42,10 +42,18 @@ class Generators:
         self.lock = threading.RLock()
         self._kept: collections.OrderedDict = collections.OrderedDict()
 
-    def get(self, rid: str, step: int | None = None, ema: bool | None = None):
+    def get(self, rid: str, step: int | str | None = None, ema: bool | None = None):
+        """The generator of a run's checkpoint: its latest (None), the one of a step, or its best by FID ('best')."""
         from dcgan.tools.handle import load_handle
 
         run = self.folder.run(rid)
+        if step == "best":
+            checkpoint = best_checkpoint(run)
+            key = (rid, "best", checkpoint.step, ema)
+            with self.lock:
+                if key not in self._kept:
+                    self._kept[key] = load_handle(checkpoint, ema=ema, cfg=run.config)
+                return self._keep(key)
         if step is not None and step not in run.steps:  # a checkpoint saved since the last walk of the folder
             run = self.folder.run(rid, fresh=True)
         if not run.steps:
@@ -57,10 +65,20 @@ class Generators:
         with self.lock:
             if key not in self._kept:
                 self._kept[key] = load_handle(run.path, step=step, ema=ema, cfg=run.config)
-                while len(self._kept) > KEPT_GENERATORS:
-                    self._kept.popitem(last=False)
-            self._kept.move_to_end(key)
-            return self._kept[key]
+            return self._keep(key)
+
+    def _keep(self, key):
+        self._kept.move_to_end(key)
+        while len(self._kept) > KEPT_GENERATORS:
+            self._kept.popitem(last=False)
+        return self._kept[key]
+
+
+def best_checkpoint(run: Run):
+    """The run's best checkpoint by FID (RUN/checkpoints/best), or one line saying it has none."""
+    from dcgan.training.checkpoints import run_checkpoint
+
+    return run_checkpoint(run.path, "best")
 
 
 def grid(gens: Generators, rid: str, seeds: str | None, classes: str | None = None, truncation: float = 1.0,
@@ -144,15 +162,20 @@ class Anatomies:
     def close(self) -> None:
         self._scratch.cleanup()
 
-    def get(self, run: Run, step: int | None, ema: bool | None) -> tuple[dict, bytes]:
+    def get(self, run: Run, step: int | str | None, ema: bool | None) -> tuple[dict, bytes]:
         from dcgan.tools.anatomy import FIGURE_FILE, REPORT_FILE, inspect_run, resolve
         from dcgan.tools.handle import describe_copy
 
         if not run.steps:
             raise DcganError(f"run {run.id}: no checkpoint yet")
-        step = run.steps[-1] if step is None else step
+        if step == "best":  # a checkpoint path names its step: resolve takes no --step with it
+            best = best_checkpoint(run)
+            target, step, asked = best.path, best.step, None
+        else:
+            step = run.steps[-1] if step is None else step
+            target, asked = run.path, step
         has_ema = run.config.train.ema_decay > 0
-        key = (run.id, step, ema)
+        key = (run.id, str(target), step, ema)
         with self.lock:
             if key in self._kept:
                 return self._kept[key]
@@ -161,7 +184,7 @@ class Anatomies:
             if cached is not None:
                 self._kept[key] = cached
                 return cached
-            source = resolve(str(run.path), None, (), step, ema)
+            source = resolve(str(target), None, (), asked, ema)
             if is_locked(run.path / LOCK_FILE):  # training: the run's folder is its trainer's alone
                 source.out = Path(self._scratch.name) / run.id.replace("/", "__") / f"ckpt-{step}-{ema}"
             inspection = inspect_run(source, ema)

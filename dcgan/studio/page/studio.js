@@ -75,7 +75,9 @@ async function selectRun(id, refreshed = false) {
 
 function fillSteps(run, keep) {
   const select = $("step"), before = select.value;
-  select.replaceChildren(...[...run.steps].reverse().map((s, i) => new Option(i === 0 ? `${s} (latest)` : `${s}`, i === 0 ? "" : s)));
+  const options = [...run.steps].reverse().map((s, i) => new Option(i === 0 ? `${s} (latest)` : `${s}`, i === 0 ? "" : s));
+  if (run.best_checkpoint !== null) options.push(new Option(`${run.best_checkpoint} (best FID)`, "best"));
+  select.replaceChildren(...options);
   if (keep && [...select.options].some((o) => o.value === before)) select.value = before;
 }
 
