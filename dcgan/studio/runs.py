@@ -7,7 +7,7 @@ a path outside it; the walk does not follow symbolic links, so a link cannot lea
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import re
 import stat
@@ -18,11 +18,11 @@ from pathlib import Path
 
 from dcgan.core.errors import DcganError, first_line
 from dcgan.core.files import LOCK_FILE, read_bytes
+from dcgan.tools.compare import RESULT_FILE, SESSIONS_FILE, read_result
 from dcgan.training.checkpoints import BEST_DIR, CHECKPOINT_DIR, checkpoint_steps, read_best, run_steps
 from dcgan.training.rundir import CONFIG_FILE, METRICS_FILE, read_classes, read_metrics, read_run_config, record_kind
 
 MAX_DEPTH = 3  # RUNS/run, RUNS/compare-x/run, RUNS/group/compare-x/run
-RESULT_FILE = "compare_result.json"  # what `dcgan compare` writes last into each of its runs
 FINAL_FILE = "generator.keras"  # what a run writes when it ends
 CURVE_POINTS = 400  # a loss curve sent to the page is thinned to about this many points
 RESCAN_S = 2.0  # how long a walk of the folder is trusted before the next lookup walks it again
@@ -142,17 +142,27 @@ def best_score(run: Run) -> dict | None:
 
 
 def comparison_result(run_dir: Path) -> dict | None:
+    """The run's compare_result.json; None for a run of no comparison, or one whose result is damaged."""
     try:
-        result = json.loads(read_bytes(run_dir / RESULT_FILE, 16 << 20, "a comparison's run result"))
-    except (FileNotFoundError, DcganError, ValueError, RecursionError):
+        return read_result(run_dir)
+    except DcganError:
         return None
-    return result if isinstance(result, dict) else None
 
 
 def metrics(run: Run) -> dict[str, list[dict]]:
-    """The run's metrics.jsonl by kind; an unreadable file reads as empty (the page says so via .problem)."""
+    """The run's metrics.jsonl by kind; an unreadable file reads as empty. Read again only when the file changed:
+    the page asks for every run's summary every few seconds."""
     try:
-        records = read_metrics(run.path / METRICS_FILE, "all")
+        st = os.stat(run.path / METRICS_FILE)
+    except OSError:
+        return {"train": [], "eval": [], "sampler": []}
+    return _metrics(str(run.path / METRICS_FILE), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _metrics(path: str, mtime_ns: int, size: int) -> dict[str, list[dict]]:  # the file's stat is the cache key
+    try:
+        records = read_metrics(path, "all")
     except DcganError:
         records = []
     kinds = {"train": [], "eval": [], "sampler": []}
@@ -173,7 +183,7 @@ def curves(run: Run) -> dict:
         for key, value in record.get("eval", {}).items():
             if isinstance(value, (int, float)):
                 scores.setdefault(key, []).append([record["step"], value])
-    return {"losses": losses, "scores": scores, "sampler": [{"step": r["step"], **r["sampler"]} for r in kinds["sampler"]]}
+    return {"losses": losses, "scores": scores}
 
 
 def newest_grid(run: Run) -> Path | None:
@@ -226,7 +236,7 @@ class RunsFolder:
             run = Run(rid, path, read_run_config(path), steps=run_steps(path))
         except DcganError as e:
             run = Run(rid, path, None, problem=first_line(e))
-        if (path / RESULT_FILE).is_file() or _is_file(path.parent / "compare_sessions.json") or \
+        if (path / RESULT_FILE).is_file() or _is_file(path.parent / SESSIONS_FILE) or \
                 path.parent.name.startswith("compare-"):
             run.comparison = path.parent.relative_to(self.root).as_posix() or "."
             self._comparisons.setdefault(run.comparison, []).append(rid)

@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from dcgan.core.errors import DcganError, first_line
+from dcgan.core.files import read_bytes
+from dcgan.core.yamlio import MAX_FILE_BYTES
 from dcgan.studio import views
 from dcgan.studio.runs import NotFound, RunsFolder, curves, newest_grid
+from dcgan.training.rundir import CONFIG_FILE
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 PAGE = {"/": ("index.html", "text/html; charset=utf-8"), "/studio.js": ("studio.js", "text/javascript; charset=utf-8"),
@@ -40,7 +42,6 @@ class Studio:
         self.folder = RunsFolder(root)
         self.gens = views.Generators(self.folder)
         self.anatomies = views.Anatomies()
-        self.started = time.time()
 
     # each answer: (status, media type, body, extra headers)
     def runs(self, q):
@@ -48,7 +49,7 @@ class Studio:
 
     def run(self, q):
         run = self.folder.run(q.text("run"))
-        config = (run.path / "config.yaml").read_text(errors="replace")
+        config = read_bytes(run.path / CONFIG_FILE, MAX_FILE_BYTES, "a run's config").decode(errors="replace")
         grid = newest_grid(run)
         return json_answer({**run.summary(), "config": config, "curves": curves(run), "grid": grid.name if grid else None})
 
@@ -57,9 +58,9 @@ class Studio:
         return HTTPStatus.OK, media, body, {}
 
     def grid(self, q, npz: bool = False):
-        png, record, about = views.grid(self.gens, q.text("run"), q.text("seeds", "") or None, q.text("classes", "") or None,
-                                        q.number("truncation", 1.0), q.step(), q.copy())
-        body, media, name = (record, "application/octet-stream", "samples.npz") if npz else (png, "image/png", "sample_grid.png")
+        body, about = views.grid(self.gens, q.text("run"), q.text("seeds", "") or None, q.text("classes", "") or None,
+                                 q.number("truncation", 1.0), q.step(), q.copy(), as_npz=npz)
+        media, name = ("application/octet-stream", "samples.npz") if npz else ("image/png", "sample_grid.png")
         headers = {"X-Dcgan": json.dumps(about)}
         if q.text("download", "") or npz:
             headers["Content-Disposition"] = f'attachment; filename="{name}"'

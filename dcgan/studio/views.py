@@ -21,7 +21,7 @@ import numpy as np
 from dcgan.core import viz
 from dcgan.core.errors import DcganError
 from dcgan.core.files import LOCK_FILE
-from dcgan.studio.runs import Run, RunsFolder, comparison_result, is_locked
+from dcgan.studio.runs import Run, RunsFolder, best_score, comparison_result, is_locked
 from dcgan.tools.latents import parse_seeds
 
 KEPT_GENERATORS = 6  # loaded generators kept in memory (the default model is 3 MB of weights)
@@ -82,9 +82,9 @@ def best_checkpoint(run: Run):
 
 
 def grid(gens: Generators, rid: str, seeds: str | None, classes: str | None = None, truncation: float = 1.0,
-         step: int | None = None, ema: bool | None = None) -> tuple[bytes, bytes, dict]:
-    """(PNG, npz, about): the grid `dcgan sample` draws for these arguments, and its npz. No seeds: the command's
-    default (64 seeds; 8 in each class of a conditional run); no classes: every class of a conditional run."""
+         step: int | None = None, ema: bool | None = None, as_npz: bool = False) -> tuple[bytes, dict]:
+    """(PNG, about): the grid `dcgan sample` draws for these arguments; as_npz: its npz instead. No seeds: the
+    command's default (64 seeds; 8 in each class of a conditional run); no classes: every class of a conditional run."""
     from dcgan.tools.sample import grid_picture, npz_record, parse_request, request_latents
 
     with gens.lock:
@@ -95,9 +95,8 @@ def grid(gens: Generators, rid: str, seeds: str | None, classes: str | None = No
             raise DcganError(f"{request.generated():,} images in one grid; the studio draws at most {MAX_GRID:,}")
         z, y = request_latents(request, gen.latent_dim, truncation)
         images = gen.generate(z, y)
-        png = viz.png_bytes(grid_picture(request, images))
-        npz = npz_record(request, images, y, gen, truncation)
-        return png, npz, {"generator": gen.describe(), "images": len(images), "rows": request.grid[0],
+        body = npz_record(request, images, y, gen, truncation) if as_npz else viz.png_bytes(grid_picture(request, images))
+        return body, {"generator": gen.describe(), "images": len(images), "rows": request.grid[0],
                           "cols": request.grid[1], "size": images.shape[1], "step": gen.step}
 
 
@@ -146,7 +145,7 @@ def scores(run: Run) -> dict:
     result = comparison_result(run.path)
     if result:
         return {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) and k != "run_dir"}
-    return {"best": run.summary().get("best")}
+    return {"best": best_score(run)}
 
 
 class Anatomies:

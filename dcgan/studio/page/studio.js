@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { runs: [], comparisons: [], run: null, tab: "run", walk: null, walkTimer: null, frame: 0 };
+const state = { runs: [], run: null, tab: "run", walk: null, walkTimer: null, frame: 0 };
 const COLOURS = ["#2f6fdf", "#d9480f", "#2b8a3e", "#862e9c", "#c2255c", "#1098ad", "#5c940d"];
 
 function showError(message) { $("error").textContent = message || ""; }
@@ -24,7 +24,6 @@ async function refreshRuns() {
   try {
     const data = await getJSON("/api/runs");
     state.runs = data.runs;
-    state.comparisons = data.comparisons;
     $("root").textContent = data.root;
     drawRunTable();
     const current = state.run && state.runs.find((r) => r.id === state.run.id);
