@@ -31,6 +31,7 @@ RUNS = {
     "default": ["distribute.strategy=default"],
     "mirrored": MIRRORED,
     "per_replica_bn": [*MIRRORED, "distribute.sync_batchnorm=false"],
+    "mirrored_micro": [*MIRRORED, "train.micro_batch=4"],
 }
 
 
@@ -57,9 +58,10 @@ def main() -> None:
             strategy = strategies[cfg.distribute.strategy]
             out[case][name] = {"replicas": strategy.num_replicas_in_sync, "losses": losses(cfg, strategy, steps)}
         # configs that two replicas can't run: a global batch they can't share equally, a one-device XLA step
-        for name, bad in (("odd_batch_error", "data.batch_size=15"), ("jit_error", "train.jit_compile=true")):
+        for name, bad in (("odd_batch_error", ["data.batch_size=15"]), ("jit_error", ["train.jit_compile=true"]),
+                          ("micro_error", ["data.batch_size=24", "train.micro_batch=8"])):
             try:
-                GAN(load_config(None, [*overrides, *MIRRORED, bad]), strategies["mirrored"])
+                GAN(load_config(None, [*overrides, *MIRRORED, *bad]), strategies["mirrored"])
             except ConfigError as e:
                 out[case][name] = str(e)
     print("RESULT " + json.dumps(out))

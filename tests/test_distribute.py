@@ -46,7 +46,11 @@ AUGMENTED = ("model.discriminator.norm=none", "train.augment=translation,cutout,
              "train.ada_interval=1", "train.ada_speed=32", "train.r1_gamma=1", "train.r1_every=2")
 
 
-CASES = {"plain": ("model.discriminator.norm=batch",), "augmented": AUGMENTED}
+# micro-batches of 4 on each of 2 replicas (2 passes each); without BatchNorm they add up to the one-pass step
+MICRO = ("model.generator.norm=none", "model.discriminator.norm=none")
+CASES = {"plain": ("model.discriminator.norm=batch",), "augmented": AUGMENTED, "micro": MICRO}
+RUNS = {"plain": ("default", "mirrored", "per_replica_bn"), "augmented": ("default", "mirrored"),
+        "micro": ("default", "mirrored_micro")}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def mirrored_runs(tmp_path_factory):
     mnist = write_mnist(tmp_path_factory.mktemp("mirrored") / "mnist")
     # per-replica BatchNorm only where D has BatchNorm (the augmented D has none)
     cases = {case: {"sets": ["data.name=mnist", f"data.path={mnist}", *TINY, *FAST, *extra],
-                    "runs": ["default", "mirrored", *(["per_replica_bn"] if case == "plain" else [])]}
+                    "runs": list(RUNS[case])}
              for case, extra in CASES.items()}
     proc = subprocess.run([sys.executable, str(HERE / "mirrored_run.py"), "3", json.dumps(cases)],
                           capture_output=True, text=True, timeout=300, env=_env())
@@ -67,8 +71,7 @@ def mirrored_runs(tmp_path_factory):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_mirrored_over_two_devices_matches_one_device(mirrored_runs, case):
-    out, extra = mirrored_runs[case], CASES[case]
-    runs = ("default", "mirrored", "per_replica_bn") if case == "plain" else ("default", "mirrored")
+    out, extra, runs = mirrored_runs[case], CASES[case], RUNS[case]
     assert [out[k]["replicas"] for k in runs] == [1, 2, 2][: len(runs)]
 
     metrics = (*METRICS, "d_real_sign", *(("ada_p",) if extra == AUGMENTED else ()))
@@ -77,14 +80,15 @@ def test_mirrored_over_two_devices_matches_one_device(mirrored_runs, case):
         return np.array([[step[m] for m in metrics] for step in out[name]["losses"]])
 
     # same global batch, same seed: the same numbers up to summation order
-    np.testing.assert_allclose(losses("mirrored"), losses("default"), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(losses(runs[1]), losses("default"), rtol=0, atol=1e-4)
     # per-replica BatchNorm normalises each half batch by its own statistics: a different model
-    if extra != AUGMENTED:
+    if case == "plain":
         assert np.abs(losses("per_replica_bn") - losses("default")).max() > 1e-3
-    else:  # p moved, so gated augmentation was part of what matched
+    elif case == "augmented":  # p moved, so gated augmentation was part of what matched
         assert len({step["ada_p"] for step in out["default"]["losses"]}) > 1
     assert "data.batch_size: 15 is not divisible by the 2 replicas" in out["odd_batch_error"]
     assert "train.jit_compile: XLA compiles the whole step for one device, not 2 replicas" in out["jit_error"]
+    assert "train.micro_batch: 8 does not divide each of the 2 replicas' 12 images" in out["micro_error"]
 
 
 def test_multi_worker_resumes_from_the_chiefs_checkpoints(tiny_config):

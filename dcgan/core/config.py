@@ -179,6 +179,10 @@ def _check_cross_fields(cfg: Config) -> None:
     if cfg.train.r1_gamma > 0 and cfg.model.discriminator.norm == "batch":
         raise ConfigError("train.r1_gamma: R1 penalises each real image's own gradient, and batch norm in the "
                           "discriminator mixes the images of a batch; set model.discriminator.norm=layer or none")
+    micro = cfg.train.micro_batch
+    if micro is not None and (micro > cfg.data.batch_size or cfg.data.batch_size % micro):
+        raise ConfigError(f"train.micro_batch: {micro} does not divide data.batch_size {cfg.data.batch_size} into "
+                          "equal passes; use a divisor of the batch")
     start_size, blocks = upsampling_plan(cfg.data.image_size)
     modes = cfg.model.generator.upsampling
     if isinstance(modes, list) and len(modes) != blocks:

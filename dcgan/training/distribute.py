@@ -125,6 +125,10 @@ def check_strategy(cfg, strategy) -> None:
     if cfg.data.batch_size % n:
         raise ConfigError(f"data.batch_size: {cfg.data.batch_size} is not divisible by the {n} replicas of this strategy; "
                           f"use a multiple of {n}")
+    micro = cfg.train.micro_batch
+    if micro is not None and (cfg.data.batch_size // n) % micro:
+        raise ConfigError(f"train.micro_batch: {micro} does not divide each of the {n} replicas' "
+                          f"{cfg.data.batch_size // n} images into equal passes; use a divisor of {cfg.data.batch_size // n}")
     # XLA compiles the step for one device; a TPU compiles every step with XLA anyway
     if cfg.train.jit_compile and n > 1 and not isinstance(strategy, tf.distribute.TPUStrategy):
         raise ConfigError(f"train.jit_compile: XLA compiles the whole step for one device, not {n} replicas; "

@@ -26,6 +26,7 @@ from dcgan.models import augment
 from dcgan.data import pipeline as datalib
 from dcgan.core.config import Config
 from dcgan.training.distribute import check_strategy
+from dcgan.training.microbatch import in_micro_batches
 from dcgan.core.errors import DcganError
 from dcgan.models.losses import discriminator_loss, generator_loss, r1_penalty, spectral_loss
 from dcgan.models.batchnorm import BatchNormRecalibration
@@ -168,17 +169,21 @@ class GAN(tf.Module):
         if real.dtype == tf.uint8:  # the pipeline ships pixels as bytes: scaling here is free, there it is not
             real = datalib.to_float(real)
         global_batch = self.cfg.data.batch_size
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         batch = tf.shape(real)[0]
         real_target = 1.0 - t.label_smoothing
         # this replica's rows, in the order experimental_distribute_dataset splits the real batch
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
-        latents = latents[replica * batch : (replica + 1) * batch]
-        params = extras["augment"][replica * batch : (replica + 1) * batch] if "augment" in extras else None
-        fake_labels = extras["fake_labels"][replica * batch : (replica + 1) * batch] if "fake_labels" in extras else None
+        inputs = dict(real=real, real_labels=real_labels, latents=latents[replica * batch : (replica + 1) * batch])
+        inputs["params"] = extras["augment"][replica * batch : (replica + 1) * batch] if "augment" in extras else None
+        inputs["fake_labels"] = extras["fake_labels"][replica * batch : (replica + 1) * batch] if "fake_labels" in extras else None
+        rows = global_batch // replicas
+        parts = max(rows // t.micro_batch, 1) if t.micro_batch else 1  # the config and strategy checks make it exact
+        d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
 
-        def gen(i):  # update i's generated images
-            z = latents[:, i]
-            return self.generator(z if fake_labels is None else [z, fake_labels[:, i]], training=True)
+        def gen(x, i):  # update i's generated images
+            z = x["latents"][:, i]
+            return self.generator(z if x["fake_labels"] is None else [z, x["fake_labels"][:, i]], training=True)
 
         def disc(images, labels, i):  # D's logits for update i's real or generated images, with their labels
             return self.discriminator(images if labels is None else [images, labels[:, i]], training=True)
@@ -186,65 +191,76 @@ class GAN(tf.Module):
         def average(per_example):
             return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
 
-        def seen(images, i, which):  # what D sees of update i's real (0) or generated (1) images
-            return images if params is None else self.augmenter(images, params[:, i, which])
+        def seen(x, images, i, which):  # what D sees of update i's real (0) or generated (1) images
+            return images if x["params"] is None else self.augmenter(images, x["params"][:, i, which])
 
-        def with_r1(d_loss, real_in, i):  # D's loss plus the R1 term (this replica's share of the batch mean)
+        def with_r1(x, d_loss, real_in, i):  # D's loss plus the R1 term (this replica's share of the batch mean)
             if t.r1_gamma == 0:
                 return d_loss
             with tf.name_scope("r1"):
                 def term():
-                    return average(0.5 * t.r1_gamma * t.r1_every * r1_penalty(lambda x: disc(x, real_labels, i), real_in))
+                    return average(0.5 * t.r1_gamma * t.r1_every * r1_penalty(lambda y: disc(y, x["real_labels"], i), real_in))
                 return d_loss + (term() if t.r1_every == 1 else tf.cond(extras["r1_now"], term, lambda: tf.constant(0.0)))
 
         def real_sign(logits):  # the overfitting signal: how many real images D calls real, in [-1, 1]
             return average(tf.sign(tf.reshape(tf.cast(logits, tf.float32), [-1])))
 
+        def extra_d_update(i):  # an extra discriminator update's gradients on (a micro-batch of) the batch
+            def update(x):
+                fake = gen(x, i)
+                with tf.GradientTape() as tape:
+                    real_in = seen(x, x["real"][:, i], i, 0)
+                    real_logits = disc(real_in, x["real_labels"], i)
+                    d_loss = average(discriminator_loss(t.loss, real_logits, disc(seen(x, fake, i, 1), x["fake_labels"], i), real_target))
+                    d_total = with_r1(x, d_loss, real_in, i)
+                    scaled = self._scale(self.d_optimizer, d_total)
+                return [tape.gradient(scaled, d_vars)], {"d_total": d_total, "sign": real_sign(real_logits)}
+            return update
+
         signs = []
         for i in range(t.d_steps - 1):  # extra discriminator updates (unrolled: d_steps is static)
-            fake = gen(i)
-            with tf.GradientTape() as tape:
-                real_in = seen(real[:, i], i, 0)
-                real_logits = disc(real_in, real_labels, i)
-                d_loss = average(discriminator_loss(t.loss, real_logits, disc(seen(fake, i, 1), fake_labels, i), real_target))
-                d_total = with_r1(d_loss, real_in, i)
-                scaled = self._scale(self.d_optimizer, d_total)
-            d_vars = self.discriminator.trainable_variables
-            self._apply(self.d_optimizer, tape.gradient(scaled, d_vars), d_vars, d_total)
-            signs.append(real_sign(real_logits))
+            (d_grads,), out = in_micro_batches(extra_d_update(i), inputs, rows, parts)
+            self._apply(self.d_optimizer, d_grads, d_vars, out["d_total"])
+            signs.append(out["sign"])
 
         last = t.d_steps - 1
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = gen(last)
-            real_in = seen(real[:, -1], last, 0)
-            real_logits = disc(real_in, real_labels, last)
-            fake_logits = disc(seen(fake, last, 1), fake_labels, last)
-            d_loss = average(discriminator_loss(t.loss, real_logits, fake_logits, real_target))
-            g_loss = average(generator_loss(t.loss, fake_logits))
-            with g_tape.stop_recording():  # the generator's gradient never needs it
-                d_total = with_r1(d_loss, real_in, last)
-            g_total, spectral = g_loss, None
-            if t.spectral_weight > 0:  # on the un-augmented images: augmentation would put its own edges in the spectrum
-                with d_tape.stop_recording(), tf.name_scope("spectral"):
-                    # this replica's batch against its real batch, its share of the mean over replicas
-                    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-                    spectral = spectral_loss(fake, real[:, -1]) / replicas
-                    g_total = g_loss + t.spectral_weight * spectral
-            d_scaled, g_scaled = self._scale(self.d_optimizer, d_total), self._scale(self.g_optimizer, g_total)
-        d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
-        d_grads, g_grads = d_tape.gradient(d_scaled, d_vars), g_tape.gradient(g_scaled, g_vars)
-        self._apply(self.d_optimizer, d_grads, d_vars, d_total + g_total)
-        self._apply(self.g_optimizer, g_grads, g_vars, d_total + g_total)
-        signs.append(real_sign(real_logits))
+
+        def last_update(x):  # the simultaneous D and G update's gradients on (a micro-batch of) the batch
+            with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+                fake = gen(x, last)
+                real_in = seen(x, x["real"][:, -1], last, 0)
+                real_logits = disc(real_in, x["real_labels"], last)
+                fake_logits = disc(seen(x, fake, last, 1), x["fake_labels"], last)
+                d_loss = average(discriminator_loss(t.loss, real_logits, fake_logits, real_target))
+                g_loss = average(generator_loss(t.loss, fake_logits))
+                with g_tape.stop_recording():  # the generator's gradient never needs it
+                    d_total = with_r1(x, d_loss, real_in, last)
+                g_total, out = g_loss, {}
+                if t.spectral_weight > 0:  # on the un-augmented images: augmentation would put its own edges in the spectrum
+                    with d_tape.stop_recording(), tf.name_scope("spectral"):
+                        # this replica's (micro-)batch against its real images, its share of the mean over replicas and parts
+                        out["spectral"] = spectral_loss(fake, x["real"][:, -1]) / (replicas * parts)
+                        g_total = g_loss + t.spectral_weight * out["spectral"]
+                d_scaled, g_scaled = self._scale(self.d_optimizer, d_total), self._scale(self.g_optimizer, g_total)
+            grads = [d_tape.gradient(d_scaled, d_vars), g_tape.gradient(g_scaled, g_vars)]
+            out.update(d_loss=d_loss, g_loss=g_loss, total=d_total + g_total, sign=real_sign(real_logits),
+                       d_real=average(tf.sigmoid(tf.reshape(tf.cast(real_logits, tf.float32), [-1]))),
+                       d_fake=average(tf.sigmoid(tf.reshape(tf.cast(fake_logits, tf.float32), [-1]))))
+            return grads, out
+
+        (d_grads, g_grads), out = in_micro_batches(last_update, inputs, rows, parts)
+        self._apply(self.d_optimizer, d_grads, d_vars, out["total"])
+        self._apply(self.g_optimizer, g_grads, g_vars, out["total"])
+        signs.append(out["sign"])
         logs = {
-            "d_loss": d_loss,  # the adversarial loss: without the R1 term, comparable with and without it
-            "g_loss": g_loss,
-            "d_real": average(tf.sigmoid(tf.reshape(tf.cast(real_logits, tf.float32), [-1]))),
-            "d_fake": average(tf.sigmoid(tf.reshape(tf.cast(fake_logits, tf.float32), [-1]))),
+            "d_loss": out["d_loss"],  # the adversarial loss: without the R1 term, comparable with and without it
+            "g_loss": out["g_loss"],
+            "d_real": out["d_real"],
+            "d_fake": out["d_fake"],
             "d_real_sign": tf.add_n(signs) / len(signs),  # over all of the step's discriminator updates
         }
-        if spectral is not None:
-            logs["spectral"] = spectral  # unweighted: the term before train.spectral_weight scales it
+        if "spectral" in out:
+            logs["spectral"] = out["spectral"]  # unweighted: the term before train.spectral_weight scales it
         return logs
 
     @staticmethod
