@@ -170,8 +170,8 @@ class TrainConfig:
     micro_batch: Union[int, None] = _f(
         None, "images per forward pass on each replica: every update's gradients are summed over batch/micro_batch "
         "passes run one after another, so the step holds the activations of micro_batch images, not of the batch "
-        "(high resolution in less memory; BatchNorm then normalises each pass by its own statistics; null = the "
-        "whole batch in one pass)", min=1, max=65536)
+        "(high resolution in less memory; BatchNorm then normalises each pass by its own statistics, and the spectral "
+        "term is the mean of the passes' terms, as over replicas; null = the whole batch in one pass)", min=1, max=65536)
     augment: list = _f(
         [], "DiffAugment ops applied to real and generated images whenever D sees them: translation (up to 1/8 "
         "of the size, zero padding), cutout (a half-size square set to 0), color (brightness, saturation, contrast); "

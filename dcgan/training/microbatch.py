@@ -5,7 +5,8 @@ generator keeps ~82 MB per image, 5.3 GB for a batch of 64. With `train.micro_ba
 parts and each part's forward and backward pass runs before the next part's starts, so the activations alive at
 any moment are one part's. The losses are means over the whole batch (`tf.nn.compute_average_loss` with the
 global batch size), so the parts' losses and gradients add up to the batch's: without BatchNorm the update is
-the same as in one pass up to float rounding (tested). BatchNorm normalises each part by its own statistics.
+the same as in one pass up to float rounding (tested). BatchNorm normalises each part by its own statistics, and
+the spectral term, which compares batch-mean spectra, is the mean of the parts' terms (as it is over replicas).
 """
 
 from __future__ import annotations
