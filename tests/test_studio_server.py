@@ -223,6 +223,23 @@ def test_the_command_serves_the_folder_and_stops_on_ctrl_c(studio_folder):
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "dcgan studio: interrupted"
 
 
+def test_ctrl_c_while_tensorflow_is_still_loading_stops_it_too(studio_folder):
+    """The warm-up (TensorFlow's import, the newest generator) runs beside the main thread, which only waits: an
+    interrupt at once lands there, not inside the import, and the process still exits, saying so."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "dcgan", "studio", str(studio_folder), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("dcgan studio: http://127.0.0.1:")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines() == ["dcgan studio: interrupted"]
+
+
 def test_a_missing_folder_or_a_taken_port_is_one_line(tmp_path, capsys, studio):
     from helpers import cli_error
 

@@ -29,6 +29,7 @@ PAGE = {"/": ("index.html", "text/html; charset=utf-8"), "/studio.js": ("studio.
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 COPIES = {"": None, "chosen": None, "ema": True, "raw": False}
 MAX_QUERY = 4096
+STOP_WAIT_S = 20  # on Ctrl-C, the longest wait for a drawing in flight (each of two locks)
 
 
 class BadRequest(DcganError):
@@ -225,17 +226,21 @@ def url_of(server: ThreadingHTTPServer) -> str:
 
 
 def warm_up(studio: Studio) -> None:
-    """Import TensorFlow and load the newest run's generator while the page is already being served."""
+    """Import TensorFlow and load the newest run's generator while the page is already being served.
+
+    Under the generators' lock, like every drawing, so that stopping can wait for it to finish.
+    """
     from dcgan.core.tfimport import quiet_tensorflow
 
-    quiet_tensorflow()
-    runs = [r for r in studio.folder.scan()[0].values() if r.steps and not r.problem]
-    if runs:
-        newest = max(runs, key=lambda r: (r.path / "checkpoints").stat().st_mtime)
-        try:
-            studio.gens.get(newest.id)
-        except DcganError:
-            pass  # the page will say why when it asks
+    with studio.gens.lock:
+        quiet_tensorflow()
+        runs = [r for r in studio.folder.scan()[0].values() if r.steps and not r.problem]
+        if runs:
+            newest = max(runs, key=lambda r: (r.path / "checkpoints").stat().st_mtime)
+            try:
+                studio.gens.get(newest.id)
+            except DcganError:
+                pass  # the page will say why when it asks
 
 
 def serve(root="runs", host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
@@ -243,17 +248,27 @@ def serve(root="runs", host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> st
     server, studio = make_server(root, host, port)
     count = len(studio.folder.scan()[0])
     print(f"dcgan studio: {url_of(server)} ({count} run{'s' * (count != 1)} under {root}; Ctrl-C to stop)", flush=True)
+    # The main thread only waits, so Ctrl-C lands there and never inside TensorFlow's import or a forward pass
+    # (an interrupt in the middle of those could leave the process hanging at exit).
     thread = threading.Thread(target=server.serve_forever, name="studio", daemon=True)
     thread.start()
+    threading.Thread(target=warm_up, args=(studio,), name="studio-warm-up", daemon=True).start()
     try:
-        warm_up(studio)
         while thread.is_alive():
             thread.join(1.0)
     finally:
         server.shutdown()
+        _finish_drawing(studio)
         server.server_close()
         studio.anatomies.close()
     return "dcgan studio: stopped"
+
+
+def _finish_drawing(studio: Studio) -> None:
+    """Wait (boundedly) for the TensorFlow work in flight, the warm-up, a grid or an inspection, and keep new work
+    from starting: the interpreter then exits with no thread inside TensorFlow."""
+    for lock in (studio.gens.lock, studio.anatomies.lock):
+        lock.acquire(timeout=STOP_WAIT_S)
 
 
 def studio_command(args) -> str:
