@@ -202,13 +202,31 @@ def test_a_new_checkpoint_is_seen_without_a_restart(studio):
             f.unlink()
 
 
-def test_the_command_serves_the_folder_and_stops_on_ctrl_c(studio_folder):
-    import signal
+def _studio_process(folder):
+    """`dcgan studio FOLDER` in a process of its own, its Python stacks dumped if it is aborted."""
+    import os
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "dcgan", "studio", str(studio_folder), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "dcgan", "studio", str(folder), "--port", "0"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONFAULTHANDLER="1"))
+
+
+def _stopped(proc) -> str:
+    """Ctrl-C; its stderr once it exits. One that hangs is aborted and fails the test with its threads' stacks."""
+    import signal
+    import subprocess
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        pytest.fail("dcgan studio did not stop within 60 s of Ctrl-C; its stacks:\n" + proc.communicate()[1][-6000:])
+
+
+def test_the_command_serves_the_folder_and_stops_on_ctrl_c(studio_folder):
+    proc = _studio_process(studio_folder)
     try:
         line = proc.stdout.readline()
         assert line.startswith("dcgan studio: http://127.0.0.1:") and "runs under" in line
@@ -218,25 +236,18 @@ def test_the_command_serves_the_folder_and_stops_on_ctrl_c(studio_folder):
         with urllib.request.urlopen(url + "api/grid.png?run=tiny&seeds=0-3") as response:
             assert response.headers["Content-Type"] == "image/png"
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        err = _stopped(proc)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "dcgan studio: interrupted"
 
 
 def test_ctrl_c_while_tensorflow_is_still_loading_stops_it_too(studio_folder):
     """The warm-up (TensorFlow's import, the newest generator) runs beside the main thread, which only waits: an
     interrupt at once lands there, not inside the import, and the process still exits, saying so."""
-    import signal
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-m", "dcgan", "studio", str(studio_folder), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _studio_process(studio_folder)
     try:
         assert proc.stdout.readline().startswith("dcgan studio: http://127.0.0.1:")
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        err = _stopped(proc)
     assert proc.returncode == 130 and err.strip().splitlines() == ["dcgan studio: interrupted"]
 
 
